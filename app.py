@@ -1,0 +1,101 @@
+"""Dataset Tracker: `create_app()` wires config, extensions, pages, API, errors and commands.
+
+Run `python app.py` (development server on port 8000) or `gunicorn app:app` (production).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask, jsonify
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+import api
+import auth
+import bootstrap
+import cli
+import config
+import errors
+import views
+from models import db
+from schema import Schema, SchemaError
+
+csrf = CSRFProtect()
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """The application: defaults, then the environment (and .env), then `test_config`."""
+    load_dotenv(Path(__file__).with_name(".env"))
+    app = Flask(__name__, instance_relative_config=True)
+    try:
+        app.config.from_mapping(config.from_environment(Path(app.instance_path)))
+        app.config.update(test_config or {})
+        schema = Schema.load(app.config["SCHEMA_PATH"])
+    except (config.ConfigError, SchemaError) as exc:
+        print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
+    app.extensions["schema"] = schema
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    csrf.init_app(app)
+    auth.login_manager.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    app.before_request(auth.require_login)
+    app.after_request(security_headers)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.context_processor(lambda: {"is_admin": auth.is_admin, "table_title": schema.title})
+    errors.register(app)
+    app.cli.add_command(cli.users)
+    app.cli.add_command(cli.tokens)
+
+    with app.app_context():
+        bootstrap.configure_engine(db.engine)
+        if not app.config.get("SKIP_DB_INIT"):
+            bootstrap.init_database(app, schema)
+    return app
+
+
+def security_headers(response):
+    """Headers on every response: no framing, no sniffing, no inline script."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def healthz():
+    """200 when the database answers; 503 (JSON) when it does not. No sign-in needed."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return jsonify({"status": "unavailable", "database": "unreachable"}), 503
+    return jsonify({"status": "ok", "database": "ok"})
+
+
+def __getattr__(name: str) -> Flask:
+    """`app:app` for gunicorn and `flask --app app`, created on first use so importing is cheap."""
+    if name == "app":
+        globals()["app"] = instance = create_app()
+        return instance
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    create_app().run(host="127.0.0.1", port=8000, debug=False)

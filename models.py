@@ -1,0 +1,158 @@
+"""Tables. The records table is schema-agnostic (one canonical text per row) so that adding a
+column to schema.json needs no database migration; see schema.py for the record format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Keys sort bytewise on both databases (and PostgreSQL's index stays usable for prefix search).
+KeyText = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Record(db.Model):
+    """One row of the shared table: its key and its canonical record text."""
+
+    __tablename__ = "datasets"
+    key: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    record: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)  # table version that last wrote this row
+
+
+class TableState(db.Model):
+    """The single row describing the table: its version, row count, and the fields its records use."""
+
+    __tablename__ = "table_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+    row_count: Mapped[int] = mapped_column(default=0)
+    fields: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of field names, in record order
+
+    @property
+    def field_names(self) -> list[str]:
+        return json.loads(self.fields)
+
+
+class ChangeRequest(db.Model):
+    """An upload's staged changes awaiting a decision, and what became of them."""
+
+    __tablename__ = "change_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    mode: Mapped[str] = mapped_column(String(16), default="full")
+    submitter: Mapped[str] = mapped_column(String(150), index=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    encoding: Mapped[str] = mapped_column(String(32), default="")
+    delimiter: Mapped[str] = mapped_column(String(4), default=",")
+    base_version: Mapped[int]
+    fields: Mapped[str] = mapped_column(Text)  # JSON list of the field names its records use
+    added: Mapped[int] = mapped_column(default=0)
+    modified: Mapped[int] = mapped_column(default=0)
+    deleted: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of messages
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(150))
+    decided_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    applied_version: Mapped[int | None]
+
+    @property
+    def field_names(self) -> list[str]:
+        return json.loads(self.fields)
+
+    @property
+    def warning_list(self) -> list[str]:
+        return json.loads(self.warnings or "[]")
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"added": self.added, "modified": self.modified, "deleted": self.deleted, "unchanged": self.unchanged}
+
+
+class PendingChange(db.Model):
+    """One staged row change of a change request: before and after are record texts (None when absent)."""
+
+    __tablename__ = "pending_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))  # add | modify | delete
+    key: Mapped[str] = mapped_column(KeyText)
+    line: Mapped[int | None]
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_pending_changes_change_action", "change_id", "action", "id"),
+        Index("ix_pending_changes_change_key", "change_id", "key"),
+    )
+
+
+class AuditEntry(db.Model):
+    """What happened, to which row, by whom: one per applied row change, and one per rejection or withdrawal."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("change_requests.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # add | modify | delete | reject | withdraw
+    key: Mapped[str | None] = mapped_column(KeyText)
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    submitter: Mapped[str | None] = mapped_column(String(150), index=True)
+    approver: Mapped[str | None] = mapped_column(String(150), index=True)
+    submitted_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    version: Mapped[int | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_audit_log_key_id", "key", "id"),)
+
+
+class User(UserMixin, db.Model):
+    """A built-in account; passwords are stored as salted hashes (werkzeug)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # first characters, to tell tokens apart in lists
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class LoginFailure(db.Model):
+    """A failed sign-in, kept briefly so every worker can throttle guessing."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

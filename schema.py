@@ -1,0 +1,472 @@
+"""The table's columns, read from schema.json (Frictionless Table Schema), and per-field parse/format.
+
+Every value that enters the database goes through `Field.canonical`: text in whatever form a
+spreadsheet wrote it, out in one canonical text form. Two values are equal exactly when their
+canonical texts are equal, which is what lets the diff compare plain strings.
+
+A row is stored as a *record*: its canonical values in schema order joined by `SEP`.
+
+>>> schema = Schema.from_dict({"primaryKey": "id", "fields": [
+...     {"name": "id", "type": "integer"}, {"name": "ok", "type": "boolean"}]})
+>>> schema.canonical_row(["1.0", "TRUE"])
+('1\\x1ftrue', [])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from diff import Row
+
+SEP = "\x1f"  # ASCII unit separator: never valid inside a value (see _check_text)
+TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0"})
+MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun",
+                                      "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+_INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class SchemaError(Exception):
+    """schema.json is missing, not JSON, or describes an impossible table."""
+
+
+class ValueProblem(ValueError):
+    """A cell's text cannot become a value of its field; the message says what is expected."""
+
+
+def pack(values: Iterable[str]) -> str:
+    """Canonical values → record text."""
+    return SEP.join(values)
+
+
+def unpack(record: str) -> list[str]:
+    """Record text → canonical values, in the order of the fields it was packed with."""
+    return record.split(SEP)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column: its name, type and constraints, and how its values are parsed and written."""
+
+    name: str
+    type: str = "string"
+    title: str = ""
+    description: str = ""
+    format: str = "default"
+    required: bool = False
+    unique: bool = False
+    enum: tuple[str, ...] = ()
+    pattern: str | None = None
+    minimum: Any = None
+    maximum: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    def parse(self, text: str) -> Any:
+        """Text as a spreadsheet wrote it → a Python value (None for an empty cell).
+
+        >>> Field("n", "number").parse("1,5")
+        Traceback (most recent call last):
+        ...
+        schema.ValueProblem: '1,5' is not a number (expected digits with a decimal point, e.g. 1234.5)
+        """
+        if text == "" or (self.type != "string" and text.strip() == ""):
+            return None
+        return _PARSERS[self.type](self, text)
+
+    def format_value(self, value: Any) -> str:
+        """A Python value → its canonical text."""
+        if value is None:
+            return ""
+        return _FORMATTERS[self.type](value)
+
+    def canonical(self, text: str, decimal_comma: bool = False) -> str:
+        """Parse, check constraints, format: the one text this value is stored and compared as."""
+        if decimal_comma and self.type == "number":
+            text = text.replace(".", "").replace(",", ".") if "," in text else text
+        value = self.parse(text)
+        self.check(value)
+        return self.format_value(value)
+
+    def check(self, value: Any) -> None:
+        """Raise ValueProblem when a parsed value breaks one of the field's constraints."""
+        if value is None:
+            if self.required:
+                raise ValueProblem("is required but empty")
+            return
+        if self.enum:
+            if self.format_value(value) not in self.enum:
+                allowed = ", ".join(self.enum)
+                raise ValueProblem(f"{self.format_value(value)!r} is not one of the allowed values: {allowed}")
+        if self._pattern is not None and not self._pattern.fullmatch(value):
+            raise ValueProblem(f"{value!r} does not match the pattern {self.pattern}")
+        if self.min_length is not None and len(value) < self.min_length:
+            raise ValueProblem(f"is {len(value)} characters long, at least {self.min_length} needed")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValueProblem(f"is {len(value):,} characters long, at most {self.max_length:,} allowed")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueProblem(f"{self.format_value(value)} is below the minimum {self.format_value(self.minimum)}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueProblem(f"{self.format_value(value)} is above the maximum {self.format_value(self.maximum)}")
+
+    def to_json(self, text: str) -> Any:
+        """Canonical text → the JSON value the API shows (numbers and booleans typed)."""
+        if text == "":
+            return None
+        if self.type == "integer":
+            return int(text)
+        if self.type == "number":
+            return float(text) if "." in text else int(text)
+        if self.type == "boolean":
+            return text == "true"
+        return text
+
+
+# --- parsers: text → value ------------------------------------------------------------------
+
+
+def _check_text(text: str) -> None:
+    if found := _CONTROL.search(text):
+        raise ValueProblem(f"contains an invisible control character (U+{ord(found.group()):04X}); delete it")
+
+
+def _parse_string(f: Field, text: str) -> str:
+    _check_text(text)
+    return text
+
+
+def _scientific_hint(text: str) -> str:
+    return (
+        f"{text!r} looks like a number Excel turned into scientific notation, which loses digits;"
+        " format the column as Text in Excel and type the full value"
+    )
+
+
+def _parse_integer(f: Field, text: str) -> int:
+    t = text.strip()
+    if _INTEGRAL.fullmatch(t):
+        return int(t.split(".")[0])
+    if _SCIENTIFIC.fullmatch(t):
+        raise ValueProblem(_scientific_hint(t))
+    raise ValueProblem(f"{text!r} is not a whole number (expected digits only, e.g. 1234)")
+
+
+def _parse_number(f: Field, text: str) -> Decimal:
+    t = text.strip()
+    if not _NUMBER.fullmatch(t):
+        raise ValueProblem(f"{text!r} is not a number (expected digits with a decimal point, e.g. 1234.5)")
+    try:
+        return Decimal(t)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise ValueProblem(f"{text!r} is not a number") from None
+
+
+def _parse_boolean(f: Field, text: str) -> bool:
+    t = text.strip().lower()
+    if t in TRUE_WORDS:
+        return True
+    if t in FALSE_WORDS:
+        return False
+    raise ValueProblem(f"{text!r} is not a yes/no value (expected TRUE or FALSE)")
+
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_YMD_SLASH = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})")
+_DMY_OR_MDY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+_DAY_MONTH_NAME = re.compile(r"(\d{1,2})[ -]([A-Za-z]{3,9})[ -,]*(\d{4}|\d{2})")
+_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})[ -](\d{1,2}),?[ -](\d{4})")
+_SERIAL = re.compile(r"\d{4,6}(?:\.\d+)?")
+DATE_FORMAT_HINT = "YYYY-MM-DD, e.g. 2024-03-31"
+
+
+def _month(name: str) -> int | None:
+    return MONTHS.get(name[:3].lower()) if name.isalpha() else None
+
+
+def _parse_date(f: Field, text: str) -> dt.date:
+    t = text.strip()
+    if " " in t and _ISO_DATE.match(t):  # Excel may append a midnight time to a date
+        head, _, tail = t.partition(" ")
+        if tail.strip() in ("00:00", "00:00:00", "0:00", "0:00:00"):
+            t = head
+    parts: tuple[int, int, int] | None = None
+    if m := _ISO_DATE.fullmatch(t) or _YMD_SLASH.fullmatch(t):
+        parts = (int(m[1]), int(m[2]), int(m[3]))
+    elif m := _DMY_OR_MDY.fullmatch(t):
+        a, b, year = int(m[1]), int(m[2]), int(m[3])
+        if a > 12 >= b:
+            parts = (year, b, a)
+        elif b > 12 >= a:
+            parts = (year, a, b)
+        elif a == b:
+            parts = (year, a, b)
+        else:
+            raise ValueProblem(
+                f"{text!r} is ambiguous: day/month or month/day? Write dates as {DATE_FORMAT_HINT}"
+            )
+    elif (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
+        year = int(m[3]) if len(m[3]) == 4 else 2000 + int(m[3])
+        parts = (year, _month(m[2]), int(m[1]))  # type: ignore[assignment]
+    elif (m := _MONTH_NAME_DAY.fullmatch(t)) and _month(m[1]):
+        parts = (int(m[3]), _month(m[1]), int(m[2]))  # type: ignore[assignment]
+    elif _SERIAL.fullmatch(t):
+        serial = float(t)
+        as_date = dt.date(1899, 12, 30) + dt.timedelta(days=int(serial))
+        raise ValueProblem(
+            f"{text!r} looks like an Excel date serial number ({as_date.isoformat()}?);"
+            f" format the column as a date and write {DATE_FORMAT_HINT}"
+        )
+    if parts is None:
+        raise ValueProblem(f"{text!r} is not a date (expected {DATE_FORMAT_HINT})")
+    try:
+        return dt.date(*parts)
+    except ValueError as exc:
+        raise ValueProblem(f"{text!r} is not a real date ({exc})") from None
+
+
+DATETIME_FORMAT_HINT = "YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00"
+
+
+def _parse_datetime(f: Field, text: str) -> dt.datetime:
+    t = text.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    try:
+        return dt.datetime.fromisoformat(t)
+    except ValueError:
+        pass
+    date_part, _, time_part = t.partition(" ")
+    if time_part:
+        try:
+            day = _parse_date(f, date_part)
+            clock = dt.time.fromisoformat(time_part if len(time_part.split(":")[0]) == 2 else "0" + time_part)
+            return dt.datetime.combine(day, clock)
+        except (ValueProblem, ValueError):
+            pass
+    raise ValueProblem(f"{text!r} is not a date and time (expected {DATETIME_FORMAT_HINT})")
+
+
+_PARSERS = {
+    "string": _parse_string,
+    "integer": _parse_integer,
+    "number": _parse_number,
+    "boolean": _parse_boolean,
+    "date": _parse_date,
+    "datetime": _parse_datetime,
+}
+
+
+def _format_number(value: Decimal) -> str:
+    text = format(value.normalize(), "f") if value != 0 else "0"
+    return text
+
+
+def _format_datetime(value: dt.datetime) -> str:
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+
+
+_FORMATTERS = {
+    "string": str,
+    "integer": str,
+    "number": _format_number,
+    "boolean": lambda v: "true" if v else "false",
+    "date": dt.date.isoformat,
+    "datetime": _format_datetime,
+}
+
+
+# --- the schema -----------------------------------------------------------------------------
+
+
+class Schema:
+    """The table's fields in order, its primary key, and the row-level conversions."""
+
+    def __init__(self, fields: Sequence[Field], key: str, title: str = "", name: str = "datasets"):
+        self.fields = tuple(fields)
+        self.names = tuple(f.name for f in self.fields)
+        self.key = key
+        self.key_index = self.names.index(key)
+        self.key_field = self.fields[self.key_index]
+        self.title = title or "Records"
+        self.name = name
+        self.string_indexes = tuple(i for i, f in enumerate(self.fields) if f.type == "string")
+
+    def __repr__(self) -> str:
+        return f"Schema(key={self.key!r}, names={self.names!r})"
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        """Read and check schema.json; SchemaError names the file and the problem."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise SchemaError(f"{path}: file not found") from None
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        try:
+            return cls.from_dict(data)
+        except SchemaError as exc:
+            raise SchemaError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Schema:
+        """Build from the parsed JSON of a Frictionless Table Schema."""
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), list) or not data["fields"]:
+            raise SchemaError('needs a non-empty "fields" list')
+        fields = [_field_from_dict(i, f) for i, f in enumerate(data["fields"], start=1)]
+        names = [f.name for f in fields]
+        seen: set[str] = set()
+        for name in names:
+            if name.casefold() in seen:
+                raise SchemaError(f"field name {name!r} is used twice")
+            seen.add(name.casefold())
+        key = data.get("primaryKey")
+        if isinstance(key, list):
+            if len(key) != 1:
+                raise SchemaError(f'"primaryKey" must name exactly one field (composite keys are not supported): {key}')
+            key = key[0]
+        if not isinstance(key, str) or key not in names:
+            raise SchemaError(f'"primaryKey" must name one of the fields {names}, got {key!r}')
+        missing = data.get("missingValues", [""])
+        if missing != [""]:
+            raise SchemaError('"missingValues" must be [""] (an empty cell is a missing value)')
+        key_field = fields[names.index(key)]
+        if key_field.type not in ("string", "integer"):
+            raise SchemaError(f"the primary key {key!r} must be of type string or integer, not {key_field.type}")
+        return cls(fields, key, title=str(data.get("title") or ""), name=str(data.get("name") or "datasets"))
+
+    # rows ------------------------------------------------------------------------------------
+
+    def canonical_row(self, values: Sequence[str], decimal_comma: bool = False) -> tuple[str, list[tuple[str, str]]]:
+        """Raw cell texts in schema order → (record, problems as (field name, message))."""
+        out: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for f, text in zip(self.fields, values, strict=True):
+            try:
+                out.append(f.canonical(text, decimal_comma))
+            except ValueProblem as exc:
+                problems.append((f.name, str(exc)))
+                out.append(text)
+        key = values[self.key_index]
+        if key != key.strip() and not any(name == self.key for name, _ in problems):
+            problems.append((self.key, f"key {key!r} has spaces around it; remove them"))
+        if key.strip() == "" and not any(name == self.key for name, _ in problems):
+            problems.append((self.key, "key is empty; every row needs one"))
+        return pack(out), problems
+
+    def rows_to_records(
+        self,
+        rows: Iterable[tuple[int, list[str]]],
+        known: Mapping[str, str],
+        report: Callable[[int, str, str], None],
+        decimal_comma: bool = False,
+        clean: Callable[[list[str]], list[str]] | None = None,
+    ) -> Iterator[Row]:
+        """Raw rows (line, cells in schema order) → canonical diff rows; `report(line, field, message)` hears of bad cells.
+
+        A row whose raw text already equals the stored record of its key (the common case for a
+        table downloaded and uploaded back) is passed through unparsed: stored records are
+        canonical, so parsing it again could only give the same text. `clean` (e.g. formula
+        unescaping) runs on the other rows before they are parsed.
+        """
+        ki = self.key_index
+        for line, values in rows:
+            record = SEP.join(values)
+            if known.get(values[ki]) == record:
+                yield Row(line, values[ki], record)
+                continue
+            if clean is not None:
+                values = clean(values)
+            record, row_problems = self.canonical_row(values, decimal_comma)
+            if row_problems:
+                for name, message in row_problems:
+                    report(line, name, message)
+                continue
+            yield Row(line, record.split(SEP)[ki], record)
+
+    def to_dict(self, record: str, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Record → {field: JSON value}, for the API and the audit; `names` = the fields it was packed with."""
+        values = unpack(record)
+        by_name = dict(zip(names or self.names, values, strict=False))
+        return {f.name: f.to_json(by_name.get(f.name, "")) for f in self.fields} | {
+            n: v for n, v in by_name.items() if n not in self.names
+        }
+
+    def repack(self, record: str, old_names: Sequence[str]) -> str:
+        """A record packed under an older field list → the same values under this schema (new fields empty)."""
+        by_name = dict(zip(old_names, unpack(record), strict=False))
+        return pack(by_name.get(n, "") for n in self.names)
+
+
+def _field_from_dict(position: int, data: Any) -> Field:
+    where = f"field {position}"
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"].strip():
+        raise SchemaError(f'{where}: needs a "name"')
+    name = data["name"]
+    where = f"field {position} ({name!r})"
+    if name != name.strip() or SEP in name or "," in name:
+        raise SchemaError(f"{where}: a name may not have surrounding spaces or commas")
+    ftype = data.get("type", "string")
+    if ftype not in TYPES:
+        raise SchemaError(f"{where}: unknown type {ftype!r} (use one of {', '.join(TYPES)})")
+    constraints = data.get("constraints", {})
+    if not isinstance(constraints, dict):
+        raise SchemaError(f'{where}: "constraints" must be an object')
+    unknown = set(constraints) - set(CONSTRAINTS)
+    if unknown:
+        raise SchemaError(f"{where}: unknown constraint {sorted(unknown)[0]!r} (use {', '.join(CONSTRAINTS)})")
+    probe = Field(name, ftype)
+    try:
+        bounds = {k: probe.parse(str(constraints[k])) for k in ("minimum", "maximum") if k in constraints}
+        enum = constraints.get("enum", [])
+        if not isinstance(enum, list):
+            raise SchemaError(f'{where}: "enum" must be a list')
+        enum_texts = tuple(probe.format_value(probe.parse(str(v).lower() if isinstance(v, bool) else str(v))) for v in enum)
+    except ValueProblem as exc:
+        raise SchemaError(f"{where}: constraint value {exc}") from None
+    pattern = constraints.get("pattern")
+    compiled = None
+    if pattern is not None:
+        if ftype != "string":
+            raise SchemaError(f'{where}: "pattern" applies to string fields only')
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise SchemaError(f"{where}: invalid pattern {pattern!r}: {exc}") from None
+    for k in ("minLength", "maxLength"):
+        if k in constraints and (not isinstance(constraints[k], int) or constraints[k] < 0):
+            raise SchemaError(f'{where}: "{k}" must be a whole number ≥ 0')
+    return Field(
+        name=name,
+        type=ftype,
+        title=str(data.get("title") or ""),
+        description=str(data.get("description") or ""),
+        format=str(data.get("format") or "default"),
+        required=bool(constraints.get("required", False)),
+        unique=bool(constraints.get("unique", False)),
+        enum=enum_texts,
+        pattern=pattern,
+        minimum=bounds.get("minimum"),
+        maximum=bounds.get("maximum"),
+        min_length=constraints.get("minLength"),
+        max_length=constraints.get("maxLength"),
+        _pattern=compiled,
+    )

@@ -1,0 +1,346 @@
+"""All SQL: bulk reads and writes of records, staged changes and audit entries, and paged queries.
+
+Bulk paths use the DB-API driver directly (PostgreSQL COPY, SQLite executemany) and set-based
+statements, never an ORM object per row. Callers own the transaction (`db.session`), except
+the snapshot readers, which use a connection of their own so that a long download does not hold
+the request's session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from diff import Diff
+from models import TableState, db
+
+COPY_BATCH = 50_000
+FETCH_BATCH = 20_000
+
+
+def is_postgres() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def _raw_cursor():
+    """A DB-API cursor inside the session's current transaction."""
+    return db.session.connection().connection.cursor()
+
+
+# --- table state -----------------------------------------------------------------------------
+
+
+def table_state() -> TableState:
+    state = db.session.get(TableState, 1)
+    if state is None:  # created at start-up; recreate defensively rather than fail
+        state = TableState(id=1, version=0, row_count=0, fields="[]")
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def bump_version() -> int:
+    """Increment the table version under a row lock: concurrent approvals serialise here."""
+    db.session.execute(text("UPDATE table_state SET version = version + 1 WHERE id = 1"))
+    return db.session.execute(text("SELECT version FROM table_state WHERE id = 1")).scalar_one()
+
+
+# --- snapshots (own connection) --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _snapshot_connection():
+    """A connection in a read transaction that sees one consistent version of the table."""
+    conn = db.engine.connect()
+    try:
+        if is_postgres():
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.begin()
+            raw = conn.connection.driver_connection
+        else:
+            raw = conn.connection.driver_connection
+            raw.execute("BEGIN")
+        yield raw
+    finally:
+        with contextlib.suppress(Exception):
+            conn.connection.driver_connection.rollback()
+        conn.close()
+
+
+def _iter_cursor(raw, sql: str, name: str) -> Iterator[tuple]:
+    """Rows of a query, fetched in batches (a server-side cursor on PostgreSQL)."""
+    cur = raw.cursor(name=name) if is_postgres() else raw.cursor()
+    if is_postgres():
+        cur.itersize = FETCH_BATCH
+    cur.execute(sql)
+    try:
+        while batch := cur.fetchmany(FETCH_BATCH):
+            yield from batch
+    finally:
+        cur.close()
+
+
+def _version(raw) -> tuple[int, int]:
+    cur = raw.cursor()
+    cur.execute("SELECT version, row_count FROM table_state WHERE id = 1")
+    version, row_count = cur.fetchone()
+    cur.close()
+    return version, row_count
+
+
+def read_current() -> tuple[int, dict[str, str]]:
+    """(table version, {key: record}) for the whole table, read in one snapshot."""
+    with _snapshot_connection() as raw:
+        version, _ = _version(raw)
+        records = dict(_iter_cursor(raw, "SELECT key, record FROM datasets", "current_records"))
+    return version, records
+
+
+@dataclass
+class ExportSnapshot:
+    """A table version and an iterator over its records in key order; close() ends the read."""
+
+    version: int
+    row_count: int
+    records: Iterator[str]
+    close: contextlib.ExitStack
+
+
+def open_export() -> ExportSnapshot:
+    """Start streaming the table: the version is known before the first row is sent."""
+    stack = contextlib.ExitStack()
+    raw = stack.enter_context(_snapshot_connection())
+    version, row_count = _version(raw)
+    rows = _iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
+    return ExportSnapshot(version, row_count, (r[0] for r in rows), stack)
+
+
+# --- staging ---------------------------------------------------------------------------------
+
+
+def _copy_text(value: str | int | None) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, int):
+        return str(value)
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def _pending_rows(change_id: int, result: Diff) -> Iterator[tuple]:
+    for row in result.added:
+        yield change_id, "add", row.key, row.line, None, row.record
+    for m in result.modified:
+        yield change_id, "modify", m.key, m.line, m.before, m.after
+    for key, record in result.deleted:
+        yield change_id, "delete", key, None, record, None
+
+
+def _batches(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def stage_rows(change_id: int, result: Diff) -> None:
+    """Write a diff's row changes as pending_changes of one change request, in bulk."""
+    columns = "change_id, action, key, line, before, after"
+    cur = _raw_cursor()
+    rows = _pending_rows(change_id, result)
+    if is_postgres():
+        for batch in _batches(rows, COPY_BATCH):
+            buf = io.StringIO("".join("\t".join(map(_copy_text, row)) + "\n" for row in batch))
+            cur.copy_expert(f"COPY pending_changes ({columns}) FROM STDIN", buf)
+    else:
+        for batch in _batches(rows, COPY_BATCH):
+            cur.executemany(f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?)", batch)
+    cur.close()
+
+
+def repack_pending(rewrite) -> None:
+    """Rewrite before/after of every pending request's staged rows with `rewrite(text, old_fields)`."""
+    requests = db.session.execute(text("SELECT id, fields FROM change_requests WHERE status = 'pending'")).all()
+    for change_id, fields in requests:
+        old = json.loads(fields)
+        rows = db.session.execute(
+            text("SELECT id, before, after FROM pending_changes WHERE change_id = :id"), {"id": change_id}
+        ).all()
+        updates = [
+            {"id": i, "before": rewrite(b, old) if b is not None else None, "after": rewrite(a, old) if a is not None else None}
+            for i, b, a in rows
+        ]
+        if updates:
+            db.session.execute(text("UPDATE pending_changes SET before = :before, after = :after WHERE id = :id"), updates)
+
+
+def repack_records(rewrite, old_fields: Sequence[str]) -> int:
+    """Rewrite every record with `rewrite(text, old_fields)` (after schema.json changed its columns)."""
+    rows = db.session.execute(text("SELECT key, record FROM datasets")).all()
+    updates = [{"key": k, "record": rewrite(r, old_fields)} for k, r in rows]
+    for batch in _batches(updates, COPY_BATCH):
+        db.session.execute(text("UPDATE datasets SET record = :record WHERE key = :key"), batch)
+    return len(updates)
+
+
+# --- approval --------------------------------------------------------------------------------
+
+
+def claim_pending(change_id: int, status: str, user: str, reason: str | None = None) -> bool:
+    """Move a pending request to `status`; False when it was no longer pending (someone was first)."""
+    result = db.session.execute(
+        text(
+            "UPDATE change_requests SET status = :status, decided_by = :user, decided_at = :now, reason = :reason"
+            " WHERE id = :id AND status = 'pending'"
+        ),
+        {"status": status, "user": user, "now": _now(), "reason": reason, "id": change_id},
+    )
+    return result.rowcount == 1
+
+
+def conflicting_keys(change_id: int, limit: int = 1000) -> list[str]:
+    """Keys whose current row is no longer the row this request was diffed against."""
+    rows = db.session.execute(
+        text(
+            "SELECT p.key FROM pending_changes p LEFT JOIN datasets d ON d.key = p.key"
+            " WHERE p.change_id = :id AND d.record IS DISTINCT FROM p.before ORDER BY p.key LIMIT :limit"
+        ),
+        {"id": change_id, "limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+def apply_pending(change_id: int, version: int, submitter: str, approver: str, submitted_at: dt.datetime) -> None:
+    """Apply every staged row change of a request and write one audit entry per row: set-based."""
+    params = {"id": change_id, "v": version}
+    db.session.execute(
+        text(
+            "DELETE FROM datasets WHERE key IN"
+            " (SELECT key FROM pending_changes WHERE change_id = :id AND action = 'delete')"
+        ),
+        params,
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO datasets (key, record, version)"
+            " SELECT key, after, :v FROM pending_changes WHERE change_id = :id AND action IN ('add', 'modify')"
+            " ON CONFLICT (key) DO UPDATE SET record = excluded.record, version = excluded.version"
+        ),
+        params,
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO audit_log"
+            " (change_id, action, key, before, after, submitter, approver, submitted_at, created_at, version)"
+            " SELECT change_id, action, key, before, after, :submitter, :approver, :submitted_at, :now, :v"
+            " FROM pending_changes WHERE change_id = :id ORDER BY id"
+        ),
+        params | {"submitter": submitter, "approver": approver, "submitted_at": submitted_at, "now": _now()},
+    )
+    db.session.execute(
+        text(
+            "UPDATE table_state SET row_count = row_count"
+            " + (SELECT count(*) FROM pending_changes WHERE change_id = :id AND action = 'add')"
+            " - (SELECT count(*) FROM pending_changes WHERE change_id = :id AND action = 'delete')"
+            " WHERE id = 1"
+        ),
+        params,
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --- paged reads -----------------------------------------------------------------------------
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
+    """(key, record, version) rows in key order; `q` matches the key or any text, case-insensitively."""
+    where, params = "", {"limit": limit, "offset": offset}
+    if q:
+        op = "ILIKE" if is_postgres() else "LIKE"
+        where = f" WHERE key {op} :q ESCAPE '\\' OR record {op} :q ESCAPE '\\'"
+        params["q"] = _like(q)
+    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"
+    return [tuple(r) for r in db.session.execute(text(sql), params)]
+
+
+def record(key: str) -> tuple[str, int] | None:
+    row = db.session.execute(text("SELECT record, version FROM datasets WHERE key = :k"), {"k": key}).first()
+    return (row[0], row[1]) if row else None
+
+
+def pending_page(change_id: int, action: str, offset: int, limit: int) -> list[tuple]:
+    """(key, line, before, after) of one kind of staged change, in upload order."""
+    rows = db.session.execute(
+        text(
+            "SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action"
+            " ORDER BY id LIMIT :limit OFFSET :offset"
+        ),
+        {"id": change_id, "action": action, "limit": limit, "offset": offset},
+    )
+    return [tuple(r) for r in rows]
+
+
+def pending_all(change_id: int, action: str) -> Iterator[tuple]:
+    """Every staged change of one kind (for the API), streamed."""
+    result = db.session.execute(
+        text("SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action ORDER BY id"),
+        {"id": change_id, "action": action},
+    )
+    for row in result:
+        yield tuple(row)
+
+
+@dataclass
+class AuditFilter:
+    key: str | None = None
+    user: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    change_id: int | None = None
+
+
+def audit_page(f: AuditFilter, before_id: int | None, limit: int) -> list:
+    """Audit entries newest first, joined with their request's field list; keyset-paged by id."""
+    clauses, params = [], {"limit": limit}
+    if f.key:
+        clauses.append("a.key = :key")
+        params["key"] = f.key
+    if f.user:
+        clauses.append("(a.submitter = :user OR a.approver = :user)")
+        params["user"] = f.user
+    if f.since:
+        clauses.append("a.created_at >= :since")
+        params["since"] = f.since
+    if f.until:
+        clauses.append("a.created_at < :until")
+        params["until"] = f.until
+    if f.change_id:
+        clauses.append("a.change_id = :change_id")
+        params["change_id"] = f.change_id
+    if before_id:
+        clauses.append("a.id < :before_id")
+        params["before_id"] = before_id
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = (
+        "SELECT a.id, a.change_id, a.action, a.key, a.before, a.after, a.submitter, a.approver,"
+        " a.submitted_at, a.created_at, a.version, a.note, c.fields"
+        f" FROM audit_log a LEFT JOIN change_requests c ON c.id = a.change_id{where} ORDER BY a.id DESC LIMIT :limit"
+    )
+    return list(db.session.execute(text(sql), params))
