@@ -92,7 +92,9 @@ def create_token(username: str) -> str:
 
 
 def user_for_token(token: str) -> User | None:
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token), ApiToken.revoked_at.is_(None)))
+    row = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _hash_token(token), ApiToken.revoked_at.is_(None))
+    )
     if row is None:
         return None
     row.last_used_at = utcnow()
@@ -150,7 +152,10 @@ def load_user_from_request(req) -> User | None:
 @login_manager.unauthorized_handler
 def unauthorized():
     if request.path.startswith("/api/"):
-        abort(401, "Send a valid API token: Authorization: Bearer TOKEN (create one with `flask --app app tokens create NAME`).")
+        abort(
+            401,
+            "Send a valid API token: Authorization: Bearer TOKEN (create one with `flask --app app tokens create NAME`).",
+        )
     flash(login_manager.login_message, "info")
     return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
 
@@ -183,7 +188,9 @@ def too_many_failures(username: str, address: str) -> bool:
     count = db.session.scalar(
         select(func.count())
         .select_from(LoginFailure)
-        .where(LoginFailure.created_at >= since, (LoginFailure.username == username) | (LoginFailure.address == address))
+        .where(
+            LoginFailure.created_at >= since, (LoginFailure.username == username) | (LoginFailure.address == address)
+        )
     )
     return (count or 0) >= limit
 
@@ -211,7 +218,9 @@ def login():
     if form.validate_on_submit():
         username, address = form.username.data.strip(), request.remote_addr or "?"
         if too_many_failures(username, address):
-            abort(429, "Too many failed sign-ins. Wait 15 minutes and try again, or ask an admin to reset your password.")
+            abort(
+                429, "Too many failed sign-ins. Wait 15 minutes and try again, or ask an admin to reset your password."
+            )
         user = find_user(username)
         if user and user.password_hash and check_password_hash(user.password_hash, form.password.data):
             login_user(user)

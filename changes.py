@@ -107,7 +107,7 @@ def stage(
     for dup in result.duplicates:
         problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
     if problems.total:
-        problems.sort(key=lambda p: (p.line or 0))
+        problems.sort(key=lambda p: p.line or 0)
         problems.raise_if_any()
     summary = {
         "added": len(result.added),
@@ -243,7 +243,9 @@ def _short(exc: SQLAlchemyError) -> str:
 # --- reading a request's rows ----------------------------------------------------------------
 
 
-def row_dicts(change: ChangeRequest, schema: Schema, action: str, rows: list[tuple] | Iterator[tuple]) -> Iterator[dict[str, Any]]:
+def row_dicts(
+    change: ChangeRequest, schema: Schema, action: str, rows: list[tuple] | Iterator[tuple]
+) -> Iterator[dict[str, Any]]:
     """Staged rows (key, line, before, after) → API objects: added/deleted rows, or modified {key, before, after, changed}."""
     names = change.field_names
     for key, line, before, after in rows:

@@ -81,7 +81,9 @@ def list_tokens(name: str | None) -> None:
     for token, username in auth.list_tokens(name):
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
-        click.echo(f"{token.id}\t{username}\t{token.prefix}…\tcreated {token.created_at:%Y-%m-%d %H:%M}\tlast used {used}\t{state}")
+        click.echo(
+            f"{token.id}\t{username}\t{token.prefix}…\tcreated {token.created_at:%Y-%m-%d %H:%M}\tlast used {used}\t{state}"
+        )
 
 
 @tokens.command("revoke")

@@ -37,7 +37,11 @@ def respond(status: int, message: str, **extra):
     """An error as JSON under /api, else as the friendly page."""
     if wants_json():
         return jsonify({"error": message, **extra}), status
-    return render_template("errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message), status
+    # 5xx pages do not touch the database (it may be the problem): no user menu there.
+    page = render_template(
+        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message, bare=status >= 500
+    )
+    return page, status
 
 
 def register(app: Flask) -> None:
@@ -61,7 +65,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return respond(400, "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again.")
+        return respond(
+            400, "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
+        )
 
     @app.errorhandler(ChangeError)
     def change_error(exc: ChangeError):
@@ -71,7 +77,9 @@ def register(app: Flask) -> None:
     def database_down(exc: OperationalError):
         db.session.rollback()
         log.error("database error: %s", exc)
-        return respond(503, "The database is not answering. Try again in a minute; if it persists, tell the administrator.")
+        return respond(
+            503, "The database is not answering. Try again in a minute; if it persists, tell the administrator."
+        )
 
     @app.errorhandler(InternalServerError)
     def server_error(exc: InternalServerError):

@@ -111,10 +111,9 @@ class Field:
             if self.required:
                 raise ValueProblem("is required but empty")
             return
-        if self.enum:
-            if self.format_value(value) not in self.enum:
-                allowed = ", ".join(self.enum)
-                raise ValueProblem(f"{self.format_value(value)!r} is not one of the allowed values: {allowed}")
+        if self.enum and self.format_value(value) not in self.enum:
+            allowed = ", ".join(self.enum)
+            raise ValueProblem(f"{self.format_value(value)!r} is not one of the allowed values: {allowed}")
         if self._pattern is not None and not self._pattern.fullmatch(value):
             raise ValueProblem(f"{value!r} does not match the pattern {self.pattern}")
         if self.min_length is not None and len(value) < self.min_length:
@@ -213,14 +212,10 @@ def _parse_date(f: Field, text: str) -> dt.date:
         a, b, year = int(m[1]), int(m[2]), int(m[3])
         if a > 12 >= b:
             parts = (year, b, a)
-        elif b > 12 >= a:
-            parts = (year, a, b)
-        elif a == b:
+        elif b > 12 >= a or a == b:
             parts = (year, a, b)
         else:
-            raise ValueProblem(
-                f"{text!r} is ambiguous: day/month or month/day? Write dates as {DATE_FORMAT_HINT}"
-            )
+            raise ValueProblem(f"{text!r} is ambiguous: day/month or month/day? Write dates as {DATE_FORMAT_HINT}")
     elif (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
         year = int(m[3]) if len(m[3]) == 4 else 2000 + int(m[3])
         parts = (year, _month(m[2]), int(m[1]))  # type: ignore[assignment]
@@ -439,7 +434,9 @@ def _field_from_dict(position: int, data: Any) -> Field:
         enum = constraints.get("enum", [])
         if not isinstance(enum, list):
             raise SchemaError(f'{where}: "enum" must be a list')
-        enum_texts = tuple(probe.format_value(probe.parse(str(v).lower() if isinstance(v, bool) else str(v))) for v in enum)
+        enum_texts = tuple(
+            probe.format_value(probe.parse(str(v).lower() if isinstance(v, bool) else str(v))) for v in enum
+        )
     except ValueProblem as exc:
         raise SchemaError(f"{where}: constraint value {exc}") from None
     pattern = constraints.get("pattern")

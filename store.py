@@ -74,11 +74,17 @@ def _snapshot_connection():
 
 
 def _iter_cursor(raw, sql: str, name: str) -> Iterator[tuple]:
-    """Rows of a query, fetched in batches (a server-side cursor on PostgreSQL)."""
-    cur = raw.cursor(name=name) if is_postgres() else raw.cursor()
+    """Run a query now; return its rows fetched in batches (a server-side cursor on PostgreSQL)."""
     if is_postgres():
+        cur = raw.cursor(name=name)
         cur.itersize = FETCH_BATCH
+    else:
+        cur = raw.cursor()
     cur.execute(sql)
+    return _drain(cur)
+
+
+def _drain(cur) -> Iterator[tuple]:
     try:
         while batch := cur.fetchmany(FETCH_BATCH):
             yield from batch
@@ -163,7 +169,7 @@ def stage_rows(change_id: int, result: Diff) -> None:
             cur.copy_expert(f"COPY pending_changes ({columns}) FROM STDIN", buf)
     else:
         for batch in _batches(rows, COPY_BATCH):
-            cur.executemany(f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?)", batch)
+            cur.executemany(f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?)", batch)  # noqa: S608 - constant columns
     cur.close()
 
 
@@ -176,11 +182,17 @@ def repack_pending(rewrite) -> None:
             text("SELECT id, before, after FROM pending_changes WHERE change_id = :id"), {"id": change_id}
         ).all()
         updates = [
-            {"id": i, "before": rewrite(b, old) if b is not None else None, "after": rewrite(a, old) if a is not None else None}
+            {
+                "id": i,
+                "before": rewrite(b, old) if b is not None else None,
+                "after": rewrite(a, old) if a is not None else None,
+            }
             for i, b, a in rows
         ]
         if updates:
-            db.session.execute(text("UPDATE pending_changes SET before = :before, after = :after WHERE id = :id"), updates)
+            db.session.execute(
+                text("UPDATE pending_changes SET before = :before, after = :after WHERE id = :id"), updates
+            )
 
 
 def repack_records(rewrite, old_fields: Sequence[str]) -> int:
@@ -276,7 +288,7 @@ def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
         op = "ILIKE" if is_postgres() else "LIKE"
         where = f" WHERE key {op} :q ESCAPE '\\' OR record {op} :q ESCAPE '\\'"
         params["q"] = _like(q)
-    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"
+    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"  # noqa: S608 - `where` is built from constants
     return [tuple(r) for r in db.session.execute(text(sql), params)]
 
 
@@ -300,7 +312,9 @@ def pending_page(change_id: int, action: str, offset: int, limit: int) -> list[t
 def pending_all(change_id: int, action: str) -> Iterator[tuple]:
     """Every staged change of one kind (for the API), streamed."""
     result = db.session.execute(
-        text("SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action ORDER BY id"),
+        text(
+            "SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action ORDER BY id"
+        ),
         {"id": change_id, "action": action},
     )
     for row in result:
@@ -338,9 +352,12 @@ def audit_page(f: AuditFilter, before_id: int | None, limit: int) -> list:
         clauses.append("a.id < :before_id")
         params["before_id"] = before_id
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    # `where` is built from constant clauses only; every value is a bound parameter.
     sql = (
         "SELECT a.id, a.change_id, a.action, a.key, a.before, a.after, a.submitter, a.approver,"
         " a.submitted_at, a.created_at, a.version, a.note, c.fields"
-        f" FROM audit_log a LEFT JOIN change_requests c ON c.id = a.change_id{where} ORDER BY a.id DESC LIMIT :limit"
+        " FROM audit_log a LEFT JOIN change_requests c ON c.id = a.change_id"
+        + where
+        + " ORDER BY a.id DESC LIMIT :limit"
     )
     return list(db.session.execute(text(sql), params))

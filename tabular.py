@@ -105,7 +105,9 @@ def detect_encoding(stream: IO[bytes]) -> str:
         raise FileProblems([Problem(None, None, "the file is empty")])
     for magic, what in _SIGNATURES.items():
         if head.startswith(magic):
-            raise FileProblems([Problem(None, None, f"this is {what}, not a CSV file; save it as CSV UTF-8 and upload that")])
+            raise FileProblems(
+                [Problem(None, None, f"this is {what}, not a CSV file; save it as CSV UTF-8 and upload that")]
+            )
     if head.startswith(codecs.BOM_UTF8):
         encoding = "utf-8-sig"
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -169,7 +171,9 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
         cells.pop()
     problems = ProblemList()
     if not cells:
-        raise FileProblems([Problem(1, None, "the first line is empty; it must be the header row with the column names")])
+        raise FileProblems(
+            [Problem(1, None, "the first line is empty; it must be the header row with the column names")]
+        )
     lookup = _header_lookup(schema)
     position: dict[str, int] = {}
     for i, cell in enumerate(cells):
@@ -179,7 +183,9 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
             continue
         name = lookup.get(_norm(cell))
         if name is None:
-            problems.add(1, cell.strip(), f"unknown column {cell.strip()!r}; expected one of: {', '.join(schema.names)}")
+            problems.add(
+                1, cell.strip(), f"unknown column {cell.strip()!r}; expected one of: {', '.join(schema.names)}"
+            )
         elif name in position:
             problems.add(1, name, f"column {name!r} appears twice (columns {position[name] + 1} and {i + 1})")
         else:
@@ -239,7 +245,11 @@ def _data_rows(reader, order: list[int], width: int, problems: ProblemList) -> I
                 elif not any(c.strip() for c in cells):
                     continue
                 else:
-                    problems.add(line, None, f"has {len(cells)} cells but the header has {width}; check for a stray or missing separator")
+                    problems.add(
+                        line,
+                        None,
+                        f"has {len(cells)} cells but the header has {width}; check for a stray or missing separator",
+                    )
                     continue
             elif not any(cells):
                 continue

@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import func, select
 from wtforms import IntegerField, RadioField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 import auth
@@ -43,8 +44,8 @@ class UploadForm(FlaskForm):
     mode = RadioField(
         "The file holds",
         choices=[
-            ("full", "the whole table: rows missing from it are deleted"),
-            ("partial", "only some rows: add and update them, delete nothing"),
+            SelectChoice("full", "the whole table: rows missing from it are deleted"),
+            SelectChoice("partial", "only some rows: add and update them, delete nothing"),
         ],
         default="full",
     )
@@ -69,7 +70,9 @@ def index():
     page, offset, size = page_args()
     rows = store.records_page(q, offset, size + 1)
     state = store.table_state()
-    pending = db.session.scalar(select(func.count()).select_from(ChangeRequest).where(ChangeRequest.status == "pending"))
+    pending = db.session.scalar(
+        select(func.count()).select_from(ChangeRequest).where(ChangeRequest.status == "pending")
+    )
     return render_template(
         "index.html",
         rows=[(key, unpack(record), version) for key, record, version in rows[:size]],
@@ -118,8 +121,7 @@ def upload():
     """Upload an edited table; on success go to the review page of the new change request."""
     form = UploadForm()
     if not form.validate_on_submit():
-        status = 400 if request.method == "POST" else 200
-        return render_template("upload.html", form=form, state=store.table_state()), status
+        return render_upload(form, 400 if request.method == "POST" else 200)
     file = form.file.data
     try:
         result = changes.stage(
@@ -134,16 +136,22 @@ def upload():
         )
     except tabular.FileProblems as exc:
         db.session.rollback()
-        return render_template("upload.html", form=form, problems=exc.problems, total=exc.total,
-                               state=store.table_state()), 422  # fmt: skip
+        return render_upload(form, 422, problems=exc.problems, total=exc.total)
     except changes.ConfirmDeletions as exc:
         db.session.rollback()
-        return render_template("upload.html", form=form, confirm=exc, state=store.table_state()), 422
+        return render_upload(form, 422, confirm=exc)
     if result.change is None:
-        flash(f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged.", "info")
+        flash(
+            f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged.",
+            "info",
+        )
         return redirect(url_for("views.index"))
     flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
     return redirect(url_for("views.change", change_id=result.change.id))
+
+
+def render_upload(form: UploadForm, status: int, **extra):
+    return render_template("upload.html", form=form, state=store.table_state(), schema=schema(), **extra), status
 
 
 # --- change requests -------------------------------------------------------------------------
@@ -179,7 +187,6 @@ def change(change_id: int):
         rows=views,
         has_next=len(rows) > size,
         page=page,
-        is_admin=auth.is_admin(current_user),
         is_submitter=current_user.username == cr.submitter,
         reject_form=RejectForm(),
         action_form=ActionForm(),
@@ -291,4 +298,6 @@ def tokens():
             return redirect(url_for("views.tokens"))
         new_token = auth.create_token(current_user.username)
         db.session.commit()
-    return render_template("tokens.html", form=form, tokens=auth.list_tokens(current_user.username), new_token=new_token)
+    return render_template(
+        "tokens.html", form=form, tokens=auth.list_tokens(current_user.username), new_token=new_token
+    )

@@ -1,0 +1,207 @@
+"""Fixtures: every test gets a fresh database, on SQLite and on PostgreSQL.
+
+PostgreSQL runs when TEST_DATABASE_URL is set (e.g. postgresql://postgres@127.0.0.1:5432/test);
+each test gets its own schema in a database created for this run. With REQUIRE_POSTGRES=1 (CI)
+a missing or unreachable PostgreSQL fails the run instead of skipping those tests.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import config
+from app import create_app
+from models import db
+
+PG_BASE = os.environ.get("TEST_DATABASE_URL", "") and config.database_url(os.environ["TEST_DATABASE_URL"], Path("."))
+REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES") == "1"
+HEADER = "id,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url"
+
+
+def pytest_collection_modifyitems(config, items):
+    if REQUIRE_PG and not PG_BASE:
+        raise pytest.UsageError("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A PostgreSQL database for this test run (dropped at the end), or None when not configured."""
+    if not PG_BASE:
+        yield None
+        return
+    name = f"dt_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL required but unreachable: {exc}")
+        yield None
+        return
+    url = PG_BASE.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path, pg_database):
+    """A URL to an empty database of each kind (a fresh schema on PostgreSQL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if pg_database is None:
+        if REQUIRE_PG:
+            pytest.fail("PostgreSQL tests are required (REQUIRE_POSTGRES=1)")
+        pytest.skip("PostgreSQL not configured (set TEST_DATABASE_URL)")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{pg_database}?options=-csearch_path%3D{schema},public"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_app(database_url, monkeypatch):
+    """Build an app on the test database; extra config overrides the defaults."""
+    monkeypatch.setenv("SECRET_KEY", "test-secret")
+    apps = []
+
+    def factory(**config):
+        settings = {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "ADMIN_USERS": ["boss"],
+            "WTF_CSRF_ENABLED": False,
+            "PAGE_SIZE": 5,
+        } | config
+        instance = create_app(settings)
+        apps.append(instance)
+        return instance
+
+    yield factory
+    for instance in apps:
+        with instance.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    instance = make_app()
+    with instance.app_context():
+        import auth
+
+        for name in ("alice", "bob"):
+            auth.create_user(name, f"{name}-password")
+        auth.set_password("boss", "boss-password")
+        db.session.commit()
+    return instance
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Browser:
+    """A test client signed in as one user, with helpers for the common steps."""
+
+    def __init__(self, app, username: str):
+        self.app = app
+        self.client = app.test_client()
+        self.username = username
+        response = self.client.post("/login", data={"username": username, "password": f"{username}-password"})
+        assert response.status_code == 302, response.text
+
+    def get(self, *args, **kwargs):
+        return self.client.get(*args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        return self.client.post(*args, **kwargs)
+
+    def upload(self, text: str | bytes, mode: str = "full", filename: str = "table.csv", **fields):
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        form = {"file": (io.BytesIO(data), filename), "mode": mode, "comment": fields.pop("comment", "")} | fields
+        return self.client.post("/upload", data=form, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def login(app):
+    """login("alice") → a Browser signed in as alice."""
+    return lambda username: Browser(app, username)
+
+
+class Api:
+    """A JSON API client holding a bearer token."""
+
+    def __init__(self, app, username: str):
+        import auth
+
+        with app.app_context():
+            self.token = auth.create_token(username)
+            db.session.commit()
+        self.client = app.test_client()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, url, **kwargs):
+        return self.client.get(url, headers=self.headers, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.client.post(url, headers=self.headers, **kwargs)
+
+    def upload(self, text: str | bytes, filename: str = "table.csv", **form):
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        return self.post("/api/v1/changes", data={"file": (io.BytesIO(data), filename), **form},
+                         content_type="multipart/form-data")  # fmt: skip
+
+
+@pytest.fixture
+def api(app):
+    """api("alice") → an API client with a fresh token of alice's."""
+    return lambda username: Api(app, username)
+
+
+def row(key: str, name: str = "Name", **values) -> str:
+    """One CSV line of the default schema, with sensible defaults."""
+    defaults = {
+        "description": "",
+        "owner": "owner@example.com",
+        "team": "Data",
+        "source_system": "SAP",
+        "update_frequency": "daily",
+        "contains_pii": "false",
+        "row_count": "10",
+        "created": "2024-01-31",
+        "url": "https://example.com/d",
+    } | values
+    cells = [key, name] + [defaults[n] for n in HEADER.split(",")[2:]]
+    return ",".join(f'"{c}"' if re.search(r'[,"\n]', c) else c for c in cells)
+
+
+def table(*rows: str) -> str:
+    """A CSV file of the default schema."""
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+@pytest.fixture
+def seeded(app, api):
+    """A table with three approved rows (DS-1..DS-3); returns the admin's API client."""
+    alice, boss = api("alice"), api("boss")
+    r = alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR"), row("DS-3", "Finance")))
+    assert r.status_code == 201, r.text
+    r = boss.post(f"/api/v1/changes/{r.json['id']}/approve")
+    assert r.status_code == 200, r.text
+    return boss
