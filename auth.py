@@ -97,8 +97,10 @@ def user_for_token(token: str) -> User | None:
     )
     if row is None:
         return None
-    row.last_used_at = utcnow()
-    db.session.commit()
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):  # not a write per call
+        row.last_used_at = now
+        db.session.commit()
     return db.session.get(User, row.user_id)
 
 
