@@ -117,7 +117,8 @@ def stage(
     }
     if not result.changed:
         return StageResult(None, version, summary, upload.encoding)
-    _guard_mass_deletion(len(result.deleted), len(current), confirm_deletions, mass_delete_percent)
+    header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
+    _guard_mass_deletion(len(result.deleted), len(current), confirm_deletions, mass_delete_percent, header_only)
     warnings = damage.warnings(result, schema)
     change = ChangeRequest(
         submitter=submitter,
@@ -138,17 +139,34 @@ def stage(
     return StageResult(change, version, summary, upload.encoding, warnings)
 
 
-def _guard_mass_deletion(deletions: int, table_rows: int, confirmed: int | None, percent: int) -> None:
+def _guard_mass_deletion(
+    deletions: int, table_rows: int, confirmed: int | None, percent: int, header_only: bool
+) -> None:
+    """Refuse (ConfirmDeletions) a header-only file or more than `percent`% deletions unless exactly confirmed."""
     if not deletions or confirmed == deletions:
         return
-    if deletions * 100 > table_rows * percent:
-        share = deletions * 100 / table_rows
-        raise ConfirmDeletions(
-            f"This upload would delete {deletions:,} of {table_rows:,} rows ({share:.0f}%). "
-            f"If that is intended, confirm the deletion of exactly {deletions:,} rows and upload again; "
-            "if not, check that you uploaded the whole table (or choose a partial upload).",
-            deletions,
+    if not header_only and deletions * 100 <= table_rows * percent:
+        return
+    if header_only:
+        what = (
+            f"This file has a header row but no data rows: as the whole table it would delete all {deletions:,} rows."
         )
+    else:
+        share = deletions * 100 / table_rows
+        what = (
+            f"This upload would delete {deletions:,} of {table_rows:,} rows ({share:.0f}%; "
+            f"more than {percent}% must be confirmed)."
+        )
+    wrong = (
+        f" You confirmed {confirmed:,} deletions, which is not the number this file deletes."
+        if confirmed is not None
+        else ""
+    )
+    raise ConfirmDeletions(
+        f"{what}{wrong} If that is intended, confirm the deletion of exactly {deletions:,} rows and upload again; "
+        "if not, check that you uploaded the whole table (or choose a partial upload).",
+        deletions,
+    )
 
 
 def get(change_id: int) -> ChangeRequest:
@@ -311,9 +329,6 @@ def audit_dicts(entries: list, schema: Schema) -> list[dict[str, Any]]:
     return out
 
 
-def _iso(value: dt.datetime | str | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns text from raw SQL
-        return value.replace(" ", "T") + ("Z" if "+" not in value else "")
-    return value.isoformat() + "Z"
+def _iso(value: dt.datetime | None) -> str | None:
+    """A naive UTC datetime → ISO 8601 with Z."""
+    return None if value is None else value.isoformat() + "Z"

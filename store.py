@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, text
 
 from diff import Diff
 from models import TableState, db
@@ -360,4 +360,5 @@ def audit_page(f: AuditFilter, before_id: int | None, limit: int) -> list:
         + where
         + " ORDER BY a.id DESC LIMIT :limit"
     )
-    return list(db.session.execute(text(sql), params))
+    typed = text(sql).columns(submitted_at=DateTime, created_at=DateTime)  # SQLite hands back text otherwise
+    return list(db.session.execute(typed, params))
