@@ -1,4 +1,4 @@
-"""Start-up work on the database: tables, the table-state row, schema changes, the first admin.
+"""Start-up work on the database: migrations, the table-state row, schema changes, the first admin.
 
 Runs in every process that creates the app (each gunicorn worker), so it holds a lock while it
 works: a PostgreSQL advisory lock, or a file lock beside the SQLite database.
@@ -14,8 +14,10 @@ import secrets
 import sys
 from pathlib import Path
 
+from alembic import command
+from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +28,8 @@ from schema import Schema
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_ID = 74_204_311
+# The migration whose tables equal what db.create_all() made before the app had migrations.
+BASELINE_REVISION = "0001"
 
 
 def configure_engine(engine: Engine) -> None:
@@ -64,9 +68,9 @@ def _startup_lock(engine: Engine, instance_path: Path):
 
 
 def init_database(app: Flask, schema: Schema) -> None:
-    """Create what is missing and bring stored records in line with schema.json; idempotent."""
+    """Migrate the tables to the newest revision and bring stored records in line with schema.json; idempotent."""
     with _startup_lock(db.engine, Path(app.instance_path)):
-        db.create_all()
+        upgrade_schema(app)
         _ensure_search_index()
         state = db.session.get(TableState, 1)
         if state is None:
@@ -75,6 +79,29 @@ def init_database(app: Flask, schema: Schema) -> None:
             _migrate_fields(state, schema)
         _create_first_admins(app)
         db.session.commit()
+
+
+def upgrade_schema(app: Flask) -> None:
+    """Run the Alembic migrations up to head (what `flask --app app db upgrade` does).
+
+    A database created by `db.create_all()` before the app had migrations has the tables of the
+    baseline revision but no `alembic_version`: it is stamped as the baseline, then upgraded.
+    A database already at head is left alone without running the migration environment.
+    """
+    config = app.extensions["migrate"].migrate.get_config()
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with db.engine.connect() as conn:  # read directly: MigrationContext would log on every start
+        tables = inspect(conn)
+        current = set()
+        if tables.has_table("alembic_version"):
+            current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        legacy = not current and tables.has_table("datasets")
+    if current == heads:
+        return
+    if legacy:
+        log.warning("tables made before migrations existed: stamping them as revision %s", BASELINE_REVISION)
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, "head")
 
 
 def _ensure_search_index() -> None:
