@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """The application: defaults, then the environment (and .env), then `test_config`."""
     load_dotenv(Path(__file__).with_name(".env"))
     app = Flask(__name__, instance_relative_config=True)
+    app.json.sort_keys = False  # row objects keep schema.json's field order
     try:
         app.config.from_mapping(config.from_environment(Path(app.instance_path)))
         app.config.update(test_config or {})

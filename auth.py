@@ -130,6 +130,9 @@ def revoke_tokens(username: str, token_id: int | None = None) -> int:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    # The API is exempt from CSRF, so it must not accept the session cookie: bearer tokens only.
+    if request.path.startswith("/api/"):
+        return None
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 
