@@ -28,14 +28,20 @@ from diff import Row
 SEP = "\x1f"  # ASCII unit separator: never valid inside a value (see _check_text)
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
-TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1"})
-FALSE_WORDS = frozenset({"false", "no", "n", "f", "0"})
-MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun",
-                                      "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}  # fmt: skip
+# Excel writes TRUE/FALSE in the user's language: WAHR/FALSCH, VRAI/FAUX, VERDADERO/FALSO, WAAR/ONWAAR.
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "wahr", "vrai", "verdadero", "vero", "waar"})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0", "falsch", "faux", "falso", "onwaar"})
+_MONTH_NAMES = ["january", "february", "march", "april", "may", "june",
+                "july", "august", "september", "october", "november", "december"]  # fmt: skip
+MONTHS = {n: i for i, full in enumerate(_MONTH_NAMES, start=1) for n in (full, full[:3])} | {"sept": 9}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 _INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+\s*")  # 1234,5 or 1.234,5
+_EXCEL_SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?E[+-]\d{2,3}")  # how Excel shows long numbers: 1.23E+15
+_MAYBE_ESCAPED = re.compile("(?:^|\x1f)'")
+SHOW_CHARS = 60
 
 
 class SchemaError(Exception):
@@ -44,6 +50,21 @@ class SchemaError(Exception):
 
 class ValueProblem(ValueError):
     """A cell's text cannot become a value of its field; the message says what is expected."""
+
+
+def show(text: str, limit: int = SHOW_CHARS) -> str:
+    """A value quoted for a message, shortened when long (a 5 MB cell must not become a 5 MB message).
+
+    >>> show("abc"), show("x" * 100, 5)
+    ("'abc'", "'xxxxx…' (100 characters)")
+    """
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}"[:-1] + f"…' ({len(text):,} characters)"
+
+
+def _never(text: str) -> None:
+    return None
 
 
 def pack(values: Iterable[str]) -> str:
@@ -98,9 +119,18 @@ class Field:
         return _FORMATTERS[self.type](value)
 
     def canonical(self, text: str, decimal_comma: bool = False) -> str:
-        """Parse, check constraints, format: the one text this value is stored and compared as."""
-        if decimal_comma and self.type == "number":
-            text = text.replace(".", "").replace(",", ".") if "," in text else text
+        """Parse, check constraints, format: the one text this value is stored and compared as.
+
+        `decimal_comma` (a `;`-separated file from European Excel): numbers may be written
+        `1234,5` or `1.234,5`.
+
+        >>> Field("n", "number").canonical("1.234,50", decimal_comma=True)
+        '1234.5'
+        """
+        if decimal_comma and self.type == "number" and "," in text:
+            if not _DECIMAL_COMMA.fullmatch(text):
+                raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal comma, e.g. 1234,5)")
+            text = text.replace(".", "").replace(",", ".")
         value = self.parse(text)
         self.check(value)
         return self.format_value(value)
@@ -111,15 +141,15 @@ class Field:
             if self.required:
                 raise ValueProblem("is required but empty")
             return
-        if self.enum and self.format_value(value) not in self.enum:
-            allowed = ", ".join(self.enum)
-            raise ValueProblem(f"{self.format_value(value)!r} is not one of the allowed values: {allowed}")
-        if self._pattern is not None and not self._pattern.fullmatch(value):
-            raise ValueProblem(f"{value!r} does not match the pattern {self.pattern}")
-        if self.min_length is not None and len(value) < self.min_length:
-            raise ValueProblem(f"is {len(value)} characters long, at least {self.min_length} needed")
         if self.max_length is not None and len(value) > self.max_length:
             raise ValueProblem(f"is {len(value):,} characters long, at most {self.max_length:,} allowed")
+        if self.min_length is not None and len(value) < self.min_length:
+            raise ValueProblem(f"is {len(value)} characters long, at least {self.min_length} needed")
+        if self.enum and self.format_value(value) not in self.enum:
+            allowed = ", ".join(self.enum)
+            raise ValueProblem(f"{show(self.format_value(value))} is not one of the allowed values: {allowed}")
+        if self._pattern is not None and not self._pattern.fullmatch(value):
+            raise ValueProblem(f"{show(value)} does not match the pattern {self.pattern}")
         if self.minimum is not None and value < self.minimum:
             raise ValueProblem(f"{self.format_value(value)} is below the minimum {self.format_value(self.minimum)}")
         if self.maximum is not None and value > self.maximum:
@@ -153,7 +183,7 @@ def _parse_string(f: Field, text: str) -> str:
 
 def _scientific_hint(text: str) -> str:
     return (
-        f"{text!r} looks like a number Excel turned into scientific notation, which loses digits;"
+        f"{show(text)} looks like a number Excel turned into scientific notation, which loses digits;"
         " format the column as Text in Excel and type the full value"
     )
 
@@ -164,17 +194,17 @@ def _parse_integer(f: Field, text: str) -> int:
         return int(t.split(".")[0])
     if _SCIENTIFIC.fullmatch(t):
         raise ValueProblem(_scientific_hint(t))
-    raise ValueProblem(f"{text!r} is not a whole number (expected digits only, e.g. 1234)")
+    raise ValueProblem(f"{show(text)} is not a whole number (expected digits only, e.g. 1234)")
 
 
 def _parse_number(f: Field, text: str) -> Decimal:
     t = text.strip()
     if not _NUMBER.fullmatch(t):
-        raise ValueProblem(f"{text!r} is not a number (expected digits with a decimal point, e.g. 1234.5)")
+        raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal point, e.g. 1234.5)")
     try:
         return Decimal(t)
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise ValueProblem(f"{text!r} is not a number") from None
+        raise ValueProblem(f"{show(text)} is not a number") from None
 
 
 def _parse_boolean(f: Field, text: str) -> bool:
@@ -183,20 +213,21 @@ def _parse_boolean(f: Field, text: str) -> bool:
         return True
     if t in FALSE_WORDS:
         return False
-    raise ValueProblem(f"{text!r} is not a yes/no value (expected TRUE or FALSE)")
+    raise ValueProblem(f"{show(text)} is not a yes/no value (expected TRUE or FALSE)")
 
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _YMD_SLASH = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})")
+_DMY_DOTS = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 _DMY_OR_MDY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
-_DAY_MONTH_NAME = re.compile(r"(\d{1,2})[ -]([A-Za-z]{3,9})[ -,]*(\d{4}|\d{2})")
-_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})[ -](\d{1,2}),?[ -](\d{4})")
+_DAY_MONTH_NAME = re.compile(r"(\d{1,2})[ -]([A-Za-z]{3,9})\.?[ ,-]+(\d{4}|\d{2})")  # 5 Jan 2024, 31-Jan-24
+_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?[ -](\d{1,2}),?[ -](\d{4})")  # Jan 5, 2024
 _SERIAL = re.compile(r"\d{4,6}(?:\.\d+)?")
 DATE_FORMAT_HINT = "YYYY-MM-DD, e.g. 2024-03-31"
 
 
 def _month(name: str) -> int | None:
-    return MONTHS.get(name[:3].lower()) if name.isalpha() else None
+    return MONTHS.get(name.lower())
 
 
 def _parse_date(f: Field, text: str) -> dt.date:
@@ -208,16 +239,21 @@ def _parse_date(f: Field, text: str) -> dt.date:
     parts: tuple[int, int, int] | None = None
     if m := _ISO_DATE.fullmatch(t) or _YMD_SLASH.fullmatch(t):
         parts = (int(m[1]), int(m[2]), int(m[3]))
+    elif m := _DMY_DOTS.fullmatch(t):  # 31.01.2024: the dotted form is day first wherever it is used
+        parts = (int(m[3]), int(m[2]), int(m[1]))
     elif m := _DMY_OR_MDY.fullmatch(t):
         a, b, year = int(m[1]), int(m[2]), int(m[3])
         if a > 12 >= b:
             parts = (year, b, a)
         elif b > 12 >= a or a == b:
             parts = (year, a, b)
-        else:
-            raise ValueProblem(f"{text!r} is ambiguous: day/month or month/day? Write dates as {DATE_FORMAT_HINT}")
+        elif a <= 12 and b <= 12:
+            first, second = dt.date(2000, b, 1).strftime("%B"), dt.date(2000, a, 1).strftime("%B")
+            raise ValueProblem(
+                f"{show(text)} is ambiguous: {a} {first} or {second} {b}? Write dates as {DATE_FORMAT_HINT}"
+            )
     elif (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
-        year = int(m[3]) if len(m[3]) == 4 else 2000 + int(m[3])
+        year = int(m[3]) if len(m[3]) == 4 else int(m[3]) + (2000 if int(m[3]) < 30 else 1900)  # Excel's rule
         parts = (year, _month(m[2]), int(m[1]))  # type: ignore[assignment]
     elif (m := _MONTH_NAME_DAY.fullmatch(t)) and _month(m[1]):
         parts = (int(m[3]), _month(m[1]), int(m[2]))  # type: ignore[assignment]
@@ -225,15 +261,15 @@ def _parse_date(f: Field, text: str) -> dt.date:
         serial = float(t)
         as_date = dt.date(1899, 12, 30) + dt.timedelta(days=int(serial))
         raise ValueProblem(
-            f"{text!r} looks like an Excel date serial number ({as_date.isoformat()}?);"
+            f"{show(text)} looks like an Excel date serial number ({as_date.isoformat()}?);"
             f" format the column as a date and write {DATE_FORMAT_HINT}"
         )
     if parts is None:
-        raise ValueProblem(f"{text!r} is not a date (expected {DATE_FORMAT_HINT})")
+        raise ValueProblem(f"{show(text)} is not a date (expected {DATE_FORMAT_HINT})")
     try:
         return dt.date(*parts)
     except ValueError as exc:
-        raise ValueProblem(f"{text!r} is not a real date ({exc})") from None
+        raise ValueProblem(f"{show(text)} is not a real date ({exc})") from None
 
 
 DATETIME_FORMAT_HINT = "YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00"
@@ -255,7 +291,7 @@ def _parse_datetime(f: Field, text: str) -> dt.datetime:
             return dt.datetime.combine(day, clock)
         except (ValueProblem, ValueError):
             pass
-    raise ValueProblem(f"{text!r} is not a date and time (expected {DATETIME_FORMAT_HINT})")
+    raise ValueProblem(f"{show(text)} is not a date and time (expected {DATETIME_FORMAT_HINT})")
 
 
 _PARSERS = {
@@ -351,21 +387,39 @@ class Schema:
     # rows ------------------------------------------------------------------------------------
 
     def canonical_row(self, values: Sequence[str], decimal_comma: bool = False) -> tuple[str, list[tuple[str, str]]]:
-        """Raw cell texts in schema order → (record, problems as (field name, message))."""
+        """Raw cell texts in schema order → (record, problems as (field name, message)).
+
+        >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
+        >>> schema.canonical_row(["1.23E+15", "x"])[1]  # doctest: +ELLIPSIS
+        [('id', "key '1.23E+15' looks like a number Excel turned into scientific notation..."), ('n', "'x' is not a whole number...")]
+        """
         out: list[str] = []
         problems: list[tuple[str, str]] = []
-        for f, text in zip(self.fields, values, strict=True):
+        ki = self.key_index
+        key_problem = self.key_problem(values[ki])
+        for i, (f, text) in enumerate(zip(self.fields, values, strict=True)):
             try:
+                if i == ki and key_problem:
+                    raise ValueProblem(key_problem)
                 out.append(f.canonical(text, decimal_comma))
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
                 out.append(text)
-        key = values[self.key_index]
-        if key != key.strip() and not any(name == self.key for name, _ in problems):
-            problems.append((self.key, f"key {key!r} has spaces around it; remove them"))
-        if key.strip() == "" and not any(name == self.key for name, _ in problems):
-            problems.append((self.key, "key is empty; every row needs one"))
         return pack(out), problems
+
+    def key_problem(self, key: str) -> str | None:
+        """What spreadsheets do to keys: leave them empty, pad them with spaces, write them as 1.23E+15."""
+        stripped = key.strip()
+        if not stripped:
+            return "key is empty; every row needs one"
+        if _EXCEL_SCIENTIFIC.fullmatch(stripped):
+            return "key " + _scientific_hint(stripped)
+        if key != stripped and self.key_field.type == "string":
+            return (
+                f"key {show(key)} has spaces around it, which would make it a different key from {show(stripped)};"
+                " remove the spaces"
+            )
+        return None
 
     def rows_to_records(
         self,
@@ -380,12 +434,14 @@ class Schema:
         A row whose raw text already equals the stored record of its key (the common case for a
         table downloaded and uploaded back) is passed through unparsed: stored records are
         canonical, so parsing it again could only give the same text. `clean` (e.g. formula
-        unescaping) runs on the other rows before they are parsed.
+        unescaping) runs on the other rows before they are parsed, so a row with a cell starting
+        with `'` (perhaps an escaped formula) always takes that path.
         """
         ki = self.key_index
+        escaped = _MAYBE_ESCAPED.search if clean is not None else _never
         for line, values in rows:
             record = SEP.join(values)
-            if known.get(values[ki]) == record:
+            if known.get(values[ki]) == record and ("'" not in record or not escaped(record)):
                 yield Row(line, values[ki], record)
                 continue
             if clean is not None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from schema import SEP, Schema
+from schema import SEP, Schema, show
 
 DELIMITERS = (",", ";", "\t", "|")
 SAMPLE_BYTES = 256 * 1024
@@ -31,6 +31,13 @@ _SIGNATURES = {
     b"\xff\xd8\xff": "a JPEG image",
     b"GIF8": "a GIF image",
     b"\xd0\xcf\x11\xe0": "an old Excel (.xls) or Word document",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"RIFF": "a WebP image or another RIFF file",
+    b"\x1f\x8b": "a gzip archive",
+    b"Rar!": "a RAR archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+    b"{\\rtf": "an RTF document",
 }
 
 csv.field_size_limit(64 * 1024 * 1024)  # a single big cell is allowed; its field's maxLength decides
@@ -93,53 +100,148 @@ class CsvUpload:
 
 # --- reading ---------------------------------------------------------------------------------
 
+ENCODING_LABELS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 with BOM",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16 (little-endian, no BOM)",
+    "utf-16-be": "UTF-16 (big-endian, no BOM)",
+    "cp1252": "Windows-1252",
+}
+_CP1252_UNDEFINED = re.compile(b"[\x81\x8d\x8f\x90\x9d]")
+_BINARY_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0c\x1a") + b"\x7f"
+
+
+def encoding_label(encoding: str) -> str:
+    """The name a user knows an encoding by, for the review page.
+
+    >>> encoding_label("utf-8-sig"), encoding_label("cp1252"), encoding_label("xlsx")
+    ('UTF-8 with BOM', 'Windows-1252', 'xlsx')
+    """
+    return ENCODING_LABELS.get(encoding, encoding)
+
 
 def detect_encoding(stream: IO[bytes]) -> str:
     """Name the encoding of a text file: BOM first, else UTF-8 if every byte decodes, else Windows-1252.
 
-    Reads the whole stream once in chunks (cheap next to parsing) and rewinds it.
-    Raises FileProblems for empty and binary files.
+    Reads the whole stream once in chunks (cheap next to parsing) and rewinds it. Raises
+    FileProblems for empty files, known binary formats (PDF, images, zip), binary garbage and
+    bytes that are text in neither UTF-8 nor Windows-1252. A stray control character inside
+    otherwise good text is left for the cell check, which can name its line and column.
+
+    >>> detect_encoding(io.BytesIO("név,€".encode("cp1252"))), detect_encoding(io.BytesIO(b"id"))
+    ('cp1252', 'utf-8')
     """
-    head = stream.read(8)
+    head = stream.read(SAMPLE_BYTES)
     if not head:
         raise FileProblems([Problem(None, None, "the file is empty")])
     for magic, what in _SIGNATURES.items():
         if head.startswith(magic):
-            raise FileProblems(
-                [Problem(None, None, f"this is {what}, not a CSV file; save it as CSV UTF-8 and upload that")]
-            )
-    if head.startswith(codecs.BOM_UTF8):
-        encoding = "utf-8-sig"
-    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        stream.seek(0)
-        return "utf-16"
-    else:
-        encoding = "utf-8"
-    stream.seek(0)
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    while chunk := stream.read(CHUNK_BYTES):
-        if b"\x00" in chunk:
-            line += chunk[: chunk.index(b"\x00")].count(b"\n")
             stream.seek(0)
-            raise FileProblems([Problem(line, None, "contains NUL bytes: this is a binary file, not CSV text")])
-        if encoding != "cp1252":
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError:
-                encoding = "cp1252"
-        line += chunk.count(b"\n")
+            raise FileProblems(
+                [Problem(1, None, f"this is {what}, not a CSV file; save it as CSV UTF-8 and upload that")]
+            )
+    stream.seek(0)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if utf16 := _bomless_utf16(head[:64]):
+        return utf16
+    controls = len(head) - len(head.translate(None, _BINARY_BYTES))
+    if controls > 2 and controls * 50 > len(head):  # over 2% control bytes: no spreadsheet writes that
+        where = min(i for i in (head.find(bytes([b])) for b in _BINARY_BYTES) if i >= 0)
+        raise FileProblems(
+            [
+                Problem(
+                    _line_at(head, where),
+                    None,
+                    "this is a binary file, not CSV text (it is full of control characters and NUL bytes); "
+                    "save the table as CSV UTF-8 and upload that",
+                )
+            ]
+        )
+    encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    while chunk := stream.read(CHUNK_BYTES):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            encoding = _check_cp1252(stream, offset + exc.start)
+            break
+        offset += len(chunk)
+    else:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            encoding = _check_cp1252(stream, offset)
     stream.seek(0)
     return encoding
 
 
+def _bomless_utf16(head: bytes) -> str | None:
+    """UTF-16 without a BOM: text whose every other byte is NUL."""
+    head = head[: len(head) - len(head) % 2]
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if not odd.strip(b"\x00") and b"\x00" not in even:
+        return "utf-16-le"
+    if not even.strip(b"\x00") and b"\x00" not in odd:
+        return "utf-16-be"
+    return None
+
+
+def _check_cp1252(stream: IO[bytes], bad_utf8: int) -> str:
+    """A file that is not UTF-8 is read as Windows-1252, unless it has bytes that encoding lacks."""
+    stream.seek(0)
+    while chunk := stream.read(CHUNK_BYTES):
+        if _CP1252_UNDEFINED.search(chunk):
+            line = _line_of_offset(stream, bad_utf8)
+            raise FileProblems(
+                [
+                    Problem(
+                        line,
+                        None,
+                        "is neither UTF-8 nor Windows-1252 text from this line on (is it a binary file?);"
+                        " save the table as CSV UTF-8 and upload that",
+                    )
+                ]
+            )
+    stream.seek(0)
+    return "cp1252"
+
+
+def _line_of_offset(stream: IO[bytes], offset: int) -> int:
+    stream.seek(0)
+    line = 1
+    while offset > 0 and (chunk := stream.read(min(CHUNK_BYTES, offset))):
+        line += _line_at(chunk, len(chunk)) - 1
+        offset -= len(chunk)
+    stream.seek(0)
+    return line
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """Physical line (1-based) of a byte offset, counting LF, CRLF and lone CR endings."""
+    before = data[:offset]
+    return 1 + before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n")
+
+
 def _header_cells(text: str, delimiter: str) -> list[str]:
-    first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-    return first
+    """The first record of a sample under one delimiter ([] when it is not CSV under it)."""
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error:
+        return []
 
 
 def sniff_delimiter(sample: str, schema: Schema) -> str:
-    """The delimiter under which the header names the most schema columns (ties: the most cells)."""
+    """The delimiter under which the header names the most schema columns (ties: the most cells).
+
+    >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "ok"}]})
+    >>> [sniff_delimiter(h, schema) for h in ("id,ok", "ID; OK", "ok\\tid", "id|ok")]
+    [',', ';', '\\t', '|']
+    """
     wanted = _header_lookup(schema)
 
     def score(delimiter: str) -> tuple[int, int]:
@@ -150,7 +252,7 @@ def sniff_delimiter(sample: str, schema: Schema) -> str:
 
 
 def _norm(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    return " ".join(name.replace("\ufeff", "").split()).casefold()
 
 
 def _header_lookup(schema: Schema) -> dict[str, str]:
@@ -160,11 +262,18 @@ def _header_lookup(schema: Schema) -> dict[str, str]:
     return lookup
 
 
+MAX_UNKNOWN_LISTED = 10
+
+
 def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
     """Header cells → (position of each schema field in the file, number of meaningful columns).
 
     Names match after trimming, case-insensitively, by field name or title. Trailing empty header
     cells (Excel's `,,,`) are ignored. Raises FileProblems naming every bad header cell.
+
+    >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "ok", "title": "Is OK"}]})
+    >>> map_header([" is ok ", "ID", "", ""], schema)
+    ([1, 0], 2)
     """
     cells = list(cells)
     while cells and not cells[-1].strip():
@@ -175,21 +284,35 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
             [Problem(1, None, "the first line is empty; it must be the header row with the column names")]
         )
     lookup = _header_lookup(schema)
+    expected = ", ".join(schema.names)
     position: dict[str, int] = {}
+    unknown: list[tuple[int, str]] = []
     for i, cell in enumerate(cells):
-        label = f"column {i + 1}"
         if not cell.strip():
-            problems.add(1, label, "header cell is empty; every column needs a name")
+            problems.add(1, f"column {i + 1}", "header cell is empty; every column needs a name")
             continue
         name = lookup.get(_norm(cell))
         if name is None:
-            problems.add(
-                1, cell.strip(), f"unknown column {cell.strip()!r}; expected one of: {', '.join(schema.names)}"
-            )
+            unknown.append((i, cell.strip()))
         elif name in position:
             problems.add(1, name, f"column {name!r} appears twice (columns {position[name] + 1} and {i + 1})")
         else:
             position[name] = i
+    if len(unknown) > MAX_UNKNOWN_LISTED:
+        first = ", ".join(show(c) for _, c in unknown[:5])
+        problems.add(
+            1,
+            f"column {unknown[0][0] + 1}",
+            f"the header has {len(cells):,} columns and {len(unknown):,} of them are not columns of this table"
+            f" (first: {first}, …); is this the right file? Expected the columns: {expected}",
+        )
+    else:
+        for i, cell in unknown:
+            if "\n" in cell or "\r" in cell:
+                message = f"header cell {show(cell)} runs over several lines: a quote (\") in it is never closed"
+            else:
+                message = f"unknown column {show(cell)}; expected one of: {expected}"
+            problems.add(1, f"column {i + 1}", message)
     for name in schema.names:
         if name not in position and not any(p.column == name for p in problems):
             problems.add(1, name, f"column {name!r} is missing from the header")
@@ -207,27 +330,53 @@ def read_csv(stream: IO[bytes], schema: Schema) -> CsvUpload:
 
     Raises FileProblems for what is wrong with the file as a whole (empty, binary, bad header);
     row-level problems (ragged rows) are collected in `upload.problems` while iterating.
+
+    >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "ok"}]})
+    >>> upload = read_csv(io.BytesIO(b'\\xef\\xbb\\xbfok;id\\r\\n"a;\\r\\nb";1\\r\\n;;\\r\\n;2\\r\\n'), schema)
+    >>> upload.encoding, upload.delimiter, list(upload.rows)
+    ('utf-8-sig', ';', [(2, ['1', 'a;\\r\\nb']), (5, ['2', ''])])
     """
     encoding = detect_encoding(stream)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
-    sample = text.read(SAMPLE_BYTES)
-    if not sample.strip():
-        raise FileProblems([Problem(None, None, "the file is empty")])
-    delimiter = "\t" if encoding == "utf-16" and "\t" in sample.partition("\n")[0] else sniff_delimiter(sample, schema)
-    text.seek(0)
-    reader = csv.reader(text, delimiter=delimiter)
     try:
+        sample = text.read(SAMPLE_BYTES)
+        if not sample.strip():
+            raise FileProblems([Problem(None, None, "the file is empty")])
+        first_line = sample[: min((i for i in (sample.find("\n"), sample.find("\r")) if i >= 0), default=None)]
+        if encoding.startswith("utf-16") and "\t" in first_line:
+            delimiter = "\t"  # Excel's "Unicode Text"
+        else:
+            delimiter = sniff_delimiter(sample, schema)
+        text.seek(0)
+        reader = csv.reader(text, delimiter=delimiter)
         header = next(reader)
+    except UnicodeDecodeError as exc:
+        what = ENCODING_LABELS.get(encoding, encoding)
+        raise FileProblems(
+            [Problem(1, None, f"cannot be read as {what} text ({exc.reason}); save the table as CSV UTF-8")]
+        ) from None
     except csv.Error as exc:
         raise FileProblems([Problem(1, None, f"the header row is not valid CSV: {exc}")]) from None
+    except StopIteration:
+        raise FileProblems([Problem(None, None, "the file is empty")]) from None
     order, width = map_header(header, schema)
+    names = [""] * width
+    for name, position in zip(schema.names, order, strict=True):
+        names[position] = name
     upload = CsvUpload(encoding=encoding, delimiter=delimiter, rows=iter(()))
-    upload.rows = _data_rows(reader, order, width, upload.problems)
+    upload.rows = _data_rows(reader, order, width, upload.problems, names)
     return upload
 
 
-def _data_rows(reader, order: list[int], width: int, problems: ProblemList) -> Iterator[tuple[int, list[str]]]:
-    """Yield (first physical line, cells in schema order); skip blank rows; report ragged ones."""
+def _data_rows(
+    reader, order: list[int], width: int, problems: ProblemList, names: Sequence[str] = ()
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first physical line, cells in schema order); skip blank rows; report ragged ones.
+
+    `names` are the field names by position in the file, for naming the column of a short row.
+    This is the per-row hot path of an upload: a well-formed row costs a length check, `any`
+    and (when the file's columns are not in schema order) one itemgetter call.
+    """
     pick: Callable[[list[str]], list[str]]
     if order == list(range(width)):
         pick = _identity
@@ -241,23 +390,33 @@ def _data_rows(reader, order: list[int], width: int, problems: ProblemList) -> I
             previous_end = reader.line_num
             if len(cells) != width:
                 if len(cells) > width and not any(c.strip() for c in cells[width:]):
-                    cells = cells[:width]
-                elif not any(c.strip() for c in cells):
-                    continue
-                else:
-                    problems.add(
-                        line,
-                        None,
-                        f"has {len(cells)} cells but the header has {width}; check for a stray or missing separator",
-                    )
+                    cells = cells[:width]  # Excel's trailing empty columns
+                if len(cells) != width or not any(c.strip() for c in cells):
+                    if any(c.strip() for c in cells):
+                        problems.add(line, *_ragged(cells, width, names, previous_end - line + 1))
                     continue
             elif not any(cells):
                 continue
             yield line, pick(cells)
     except csv.Error as exc:
-        problems.add(reader.line_num, None, f"not valid CSV here: {exc} (an unclosed quote?)")
+        problems.add(reader.line_num, None, f"not valid CSV here: {exc}")
     except UnicodeDecodeError as exc:
-        problems.add(previous_end + 1, None, f"cannot be read as text ({exc.reason}); save the file as CSV UTF-8")
+        problems.add(previous_end + 1, None, f"cannot be read as text ({exc.reason}); save the table as CSV UTF-8")
+
+
+def _ragged(cells: list[str], width: int, names: Sequence[str], lines: int) -> tuple[str | None, str]:
+    """(column, message) for a row whose number of cells differs from the header's."""
+    if lines > 1 and any("\n" in c or "\r" in c for c in cells):
+        hint = f'; it runs over {lines} lines, so a quote (") in it is probably never closed'
+    elif len(cells) > width:
+        hint = f"; check for a stray separator or an unquoted separator inside a value (extra: {show(cells[width])})"
+    else:
+        hint = "; check for a missing separator"
+    if len(cells) > width:
+        return f"column {width + 1}", f"has {len(cells):,} cells but the header has {width}{hint}"
+    column = names[len(cells)] if len(cells) < len(names) else None
+    missing = f" (no value for {column!r} or the columns after it)" if column else ""
+    return column, f"has {len(cells)} cells but the header has {width}{missing}{hint}"
 
 
 def _identity(cells: list[str]) -> list[str]:
