@@ -26,7 +26,6 @@ from diff import Diff
 from schema import Schema, show, unpack
 
 MAX_WARNINGS = 20
-EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number
 _DIGITS = re.compile(r"\d+")
 _LONG_DIGITS = re.compile(r"[+-]?\d{12,}")  # Excel's General format shows 12+ digits as 1.23457E+11
 _SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE][+-]?\d+")
@@ -53,25 +52,31 @@ def _damage(old: str, new: str) -> str | None:
     """What Excel seems to have done to a value, or None when the change looks like an edit.
 
     >>> _damage("1234567890123456789", "1.23457E+18")
-    "long number '1234567890123456789' became '1.23457E+18'; Excel keeps only 15 digits of a number"
+    "long number '1234567890123456789' became '1.23457E+18', which looks rounded by Excel; format the column as Text"
     >>> _damage("1234567890123456789", "1234567890123460000") is not None, _damage("12", "13")
     (True, None)
     """
     if _DATE_LIKE.fullmatch(old) and _SERIAL.fullmatch(new):
         return f"date {show(old)} became {show(new)}, which looks like an Excel date serial number"
     if _LONG_DIGITS.fullmatch(old) and (_SCIENTIFIC.fullmatch(new) or _rounded(old, new)):
-        return f"long number {show(old)} became {show(new)}; Excel keeps only {EXCEL_DIGITS} digits of a number"
+        return f"long number {show(old)} became {show(new)}, which looks rounded by Excel; format the column as Text"
     if _DIGITS.fullmatch(old) and old.startswith("0") and new == old.lstrip("0"):
         return f"{show(old)} lost its leading zeros (now {show(new)})"
     return None
 
 
 def _rounded(old: str, new: str) -> bool:
-    """`new` is `old` rounded to Excel's 15 significant digits, the rest written as zeros."""
-    if len(old) != len(new) or len(old.lstrip("+-")) <= EXCEL_DIGITS or not _LONG_DIGITS.fullmatch(new):
+    """`new` is `old` with its last digits rounded to zeros, as Excel does to long numbers.
+
+    >>> _rounded("1234567890123456789", "1234567890123460000"), _rounded("1234567890123456", "1234570000000000")
+    (True, True)
+    >>> _rounded("1234567890123456", "1234567890123999"), _rounded("1234567890123456", "9234567890123450")
+    (False, False)
+    """
+    if len(old) != len(new) or not _LONG_DIGITS.fullmatch(new):
         return False
-    digits = len(old.lstrip("+-"))
-    return new.endswith("0" * (digits - EXCEL_DIGITS)) and abs(int(old) - int(new)) < 10 ** (digits - EXCEL_DIGITS)
+    zeros = len(new) - len(new.rstrip("0"))
+    return zeros > 0 and abs(int(old) - int(new)) <= 5 * 10 ** (zeros - 1)
 
 
 def _lost_leading_zeros(result: Diff, schema: Schema) -> list[str]:

@@ -94,6 +94,7 @@ class Field:
     maximum: Any = None
     min_length: int | None = None
     max_length: int | None = None
+    missing_values: frozenset[str] = frozenset({""})
     _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -108,7 +109,7 @@ class Field:
         ...
         schema.ValueProblem: '1,5' is not a number (expected digits with a decimal point, e.g. 1234.5)
         """
-        if text == "" or (self.type != "string" and text.strip() == ""):
+        if text in self.missing_values or (self.type != "string" and text.strip() == ""):
             return None
         return _PARSERS[self.type](self, text)
 
@@ -150,10 +151,20 @@ class Field:
             raise ValueProblem(f"{show(self.format_value(value))} is not one of the allowed values: {allowed}")
         if self._pattern is not None and not self._pattern.fullmatch(value):
             raise ValueProblem(f"{show(value)} does not match the pattern {self.pattern}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueProblem(f"{self.format_value(value)} is below the minimum {self.format_value(self.minimum)}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueProblem(f"{self.format_value(value)} is above the maximum {self.format_value(self.maximum)}")
+        if self.minimum is not None or self.maximum is not None:
+            self._check_range(value)
+
+    def _check_range(self, value: Any) -> None:
+        try:
+            if self.minimum is not None and value < self.minimum:
+                raise ValueProblem(f"{self.format_value(value)} is below the minimum {self.format_value(self.minimum)}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueProblem(f"{self.format_value(value)} is above the maximum {self.format_value(self.maximum)}")
+        except TypeError:  # a date-time with a time zone against a bound without one, or the reverse
+            raise ValueProblem(
+                f"{self.format_value(value)} cannot be compared with the limits of this column"
+                " (write it with a time zone exactly when the limits have one)"
+            ) from None
 
     def to_json(self, text: str) -> Any:
         """Canonical text → the JSON value the API shows (numbers and booleans typed)."""
@@ -188,10 +199,18 @@ def _scientific_hint(text: str) -> str:
     )
 
 
+MAX_DIGITS = 300  # longer numbers are not data a spreadsheet holds (and int() refuses over 4300)
+
+
 def _parse_integer(f: Field, text: str) -> int:
     t = text.strip()
     if _INTEGRAL.fullmatch(t):
-        return int(t.split(".")[0])
+        whole = t.split(".")[0]
+        if len(whole) > MAX_DIGITS:
+            raise ValueProblem(
+                f"{show(text)} has more than {MAX_DIGITS} digits; that is not a number this column holds"
+            )
+        return int(whole)
     if _SCIENTIFIC.fullmatch(t):
         raise ValueProblem(_scientific_hint(t))
     raise ValueProblem(f"{show(text)} is not a whole number (expected digits only, e.g. 1234)")
@@ -202,9 +221,12 @@ def _parse_number(f: Field, text: str) -> Decimal:
     if not _NUMBER.fullmatch(t):
         raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal point, e.g. 1234.5)")
     try:
-        return Decimal(t)
+        value = Decimal(t)
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         raise ValueProblem(f"{show(text)} is not a number") from None
+    if len(t) > MAX_DIGITS or abs(value.adjusted()) > MAX_DIGITS:  # 1e999999999 would be written out in full
+        raise ValueProblem(f"{show(text)} is too large or too small a number for this column")
+    return value
 
 
 def _parse_boolean(f: Field, text: str) -> bool:
@@ -362,7 +384,11 @@ class Schema:
         """Build from the parsed JSON of a Frictionless Table Schema."""
         if not isinstance(data, dict) or not isinstance(data.get("fields"), list) or not data["fields"]:
             raise SchemaError('needs a non-empty "fields" list')
-        fields = [_field_from_dict(i, f) for i, f in enumerate(data["fields"], start=1)]
+        missing = data.get("missingValues", [""])
+        if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+            raise SchemaError('"missingValues" must be a list of texts, e.g. ["", "NA"]')
+        missing_values = frozenset(["", *missing])
+        fields = [_field_from_dict(i, f, missing_values) for i, f in enumerate(data["fields"], start=1)]
         names = [f.name for f in fields]
         seen: set[str] = set()
         for name in names:
@@ -376,9 +402,6 @@ class Schema:
             key = key[0]
         if not isinstance(key, str) or key not in names:
             raise SchemaError(f'"primaryKey" must name one of the fields {names}, got {key!r}')
-        missing = data.get("missingValues", [""])
-        if missing != [""]:
-            raise SchemaError('"missingValues" must be [""] (an empty cell is a missing value)')
         key_field = fields[names.index(key)]
         if key_field.type not in ("string", "integer"):
             raise SchemaError(f"the primary key {key!r} must be of type string or integer, not {key_field.type}")
@@ -412,6 +435,8 @@ class Schema:
         stripped = key.strip()
         if not stripped:
             return "key is empty; every row needs one"
+        if key in self.key_field.missing_values:
+            return f"key {show(key)} means “no value” in this table (missingValues); every row needs a key"
         if _EXCEL_SCIENTIFIC.fullmatch(stripped):
             return "key " + _scientific_hint(stripped)
         if key != stripped and self.key_field.type == "string":
@@ -467,7 +492,7 @@ class Schema:
         return pack(by_name.get(n, "") for n in self.names)
 
 
-def _field_from_dict(position: int, data: Any) -> Field:
+def _field_from_dict(position: int, data: Any, missing_values: frozenset[str] = frozenset({""})) -> Field:
     where = f"field {position}"
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"].strip():
         raise SchemaError(f'{where}: needs a "name"')
@@ -521,5 +546,6 @@ def _field_from_dict(position: int, data: Any) -> Field:
         maximum=bounds.get("maximum"),
         min_length=constraints.get("minLength"),
         max_length=constraints.get("maxLength"),
+        missing_values=missing_values,
         _pattern=compiled,
     )

@@ -183,6 +183,7 @@ def change(change_id: int):
     return render_template(
         "change.html",
         cr=cr,
+        encoding=tabular.encoding_label(cr.encoding),
         kind=kind,
         rows=views,
         has_next=len(rows) > size,
