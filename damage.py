@@ -26,6 +26,7 @@ from diff import Diff
 from schema import Schema, show, unpack
 
 MAX_WARNINGS = 20
+EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number (6 when it shows 1.23457E+15)
 _DIGITS = re.compile(r"\d+")
 _LONG_DIGITS = re.compile(r"[+-]?\d{12,}")  # Excel's General format shows 12+ digits as 1.23457E+11
 _SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE][+-]?\d+")
@@ -60,7 +61,7 @@ def _damage(old: str, new: str) -> str | None:
         return f"date {show(old)} became {show(new)}, which looks like an Excel date serial number"
     if _LONG_DIGITS.fullmatch(old) and (_SCIENTIFIC.fullmatch(new) or _rounded(old, new)):
         return f"long number {show(old)} became {show(new)}, which looks rounded by Excel; format the column as Text"
-    if _DIGITS.fullmatch(old) and old.startswith("0") and new == old.lstrip("0"):
+    if _DIGITS.fullmatch(old) and old.startswith("0") and new and new == old.lstrip("0"):
         return f"{show(old)} lost its leading zeros (now {show(new)})"
     return None
 
@@ -76,7 +77,13 @@ def _rounded(old: str, new: str) -> bool:
     if len(old) != len(new) or not _LONG_DIGITS.fullmatch(new):
         return False
     zeros = len(new) - len(new.rstrip("0"))
-    return zeros > 0 and abs(int(old) - int(new)) <= 5 * 10 ** (zeros - 1)
+    significant = len(new.lstrip("+-")) - zeros
+    return (
+        zeros > 0
+        and significant <= EXCEL_DIGITS
+        and significant < len(old.lstrip("+-").rstrip("0"))
+        and abs(int(old) - int(new)) <= 5 * 10 ** (zeros - 1)
+    )
 
 
 def _lost_leading_zeros(result: Diff, schema: Schema) -> list[str]:
