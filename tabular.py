@@ -309,7 +309,7 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
     else:
         for i, cell in unknown:
             if "\n" in cell or "\r" in cell:
-                message = f"header cell {show(cell)} runs over several lines: a quote (\") in it is never closed"
+                message = f'header cell {show(cell)} runs over several lines: a quote (") in it is never closed'
             else:
                 message = f"unknown column {show(cell)}; expected one of: {expected}"
             problems.add(1, f"column {i + 1}", message)
@@ -406,17 +406,22 @@ def _data_rows(
 
 def _ragged(cells: list[str], width: int, names: Sequence[str], lines: int) -> tuple[str | None, str]:
     """(column, message) for a row whose number of cells differs from the header's."""
-    if lines > 1 and any("\n" in c or "\r" in c for c in cells):
-        hint = f'; it runs over {lines} lines, so a quote (") in it is probably never closed'
-    elif len(cells) > width:
-        hint = f"; check for a stray separator or an unquoted separator inside a value (extra: {show(cells[width])})"
-    else:
-        hint = "; check for a missing separator"
+    count = f"has {len(cells):,} cells but the header has {width}"
+    broken = next((i for i, c in enumerate(cells) if "\n" in c or "\r" in c), None) if lines > 1 else None
+    if broken is not None:
+        column = names[broken] if broken < len(names) else f"column {broken + 1}"
+        return column, (
+            f'the quote (") that opens this value is never closed, so the row runs over {lines:,} lines'
+            f" and {count}; close the quote, or remove it"
+        )
     if len(cells) > width:
-        return f"column {width + 1}", f"has {len(cells):,} cells but the header has {width}{hint}"
+        return f"column {width + 1}", (
+            f"{count}; check for a stray separator or an unquoted separator inside a value"
+            f" (extra: {show(cells[width])})"
+        )
     column = names[len(cells)] if len(cells) < len(names) else None
     missing = f" (no value for {column!r} or the columns after it)" if column else ""
-    return column, f"has {len(cells)} cells but the header has {width}{missing}{hint}"
+    return column, f"{count}{missing}; check for a missing separator"
 
 
 def _identity(cells: list[str]) -> list[str]:

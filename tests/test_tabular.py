@@ -284,8 +284,8 @@ GOOD_ROW = "DS-{},Name,,o@example.com,,,,,,,"
         ("DS-1,Name,,o@example.com\n", [(2, "team", "has 4 cells but the header has 11 (no value for 'team'")]),
         ("\n,,,,,,,,,,\n,,,,,,,,,,,,,,,\n,,,\n" + GOOD_ROW.format(1) + "\n\n", []),  # blank rows
         (GOOD_ROW.format(1) + '\nDS-2,"open,,o@example.com,,,,,,,\nDS-3,x,,o,,,,,,,\n',
-         [(3, "description", "has 2 cells but the header has 11 (no value for 'description' or the columns after it); "
-                             "it runs over 2 lines, so a quote")]),
+         [(3, "name", 'the quote (") that opens this value is never closed, so the row runs over 2 lines and has 2 '
+                      "cells but the header has 11; close the quote, or remove it")]),
     ],
 )  # fmt: skip
 def test_ragged_rows(body, problems):

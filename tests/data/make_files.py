@@ -220,9 +220,19 @@ OTHER = {
     ).encode("utf-8"),
 }
 
+# Excel damage: a table, and the same table after a round trip through Excel with the key column
+# and a long number formatted as numbers (tests/test_upload_files.py: the review page warns).
+DAMAGE_BASE = [row("00123"), row("DS-2", row_count="1234567890123456789"), *[row(f"DS-{i}") for i in range(3, 11)]]
+DAMAGE = {
+    "damage_base.csv": table(*DAMAGE_BASE),
+    "damage_excel.csv": table(
+        row("123"), row("DS-2", row_count="1234567890123460000"), *[row(f"DS-{i}") for i in range(3, 11)]
+    ),
+}
+
 
 def main() -> None:
-    files = {**GOOD, **OTHER, **BAD}
+    files = {**GOOD, **OTHER, **BAD, **DAMAGE}
     for name, data in files.items():
         (HERE / name).write_bytes(data)
     print(f"wrote {len(files)} files to {HERE}")
