@@ -107,6 +107,7 @@ ENCODING_LABELS = {
     "utf-16-le": "UTF-16 (little-endian, no BOM)",
     "utf-16-be": "UTF-16 (big-endian, no BOM)",
     "cp1252": "Windows-1252",
+    "mac_roman": "Mac Roman",
 }
 _CP1252_UNDEFINED = re.compile(b"[\x81\x8d\x8f\x90\x9d]")
 _BINARY_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0c\x1a") + b"\x7f"
@@ -166,14 +167,14 @@ def detect_encoding(stream: IO[bytes]) -> str:
         try:
             decoder.decode(chunk)
         except UnicodeDecodeError as exc:
-            encoding = _check_cp1252(stream, offset + exc.start)
+            encoding = _legacy_encoding(stream, head, offset + exc.start)
             break
         offset += len(chunk)
     else:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            encoding = _check_cp1252(stream, offset)
+            encoding = _legacy_encoding(stream, head, offset)
     stream.seek(0)
     return encoding
 
@@ -191,8 +192,16 @@ def _bomless_utf16(head: bytes) -> str | None:
     return None
 
 
-def _check_cp1252(stream: IO[bytes], bad_utf8: int) -> str:
-    """A file that is not UTF-8 is read as Windows-1252, unless it has bytes that encoding lacks."""
+def _legacy_encoding(stream: IO[bytes], head: bytes, bad_utf8: int) -> str:
+    """The encoding of a file that is not UTF-8: what Excel's plain "CSV" formats write.
+
+    Lines ending in a lone CR come from Excel for Mac's "CSV (Macintosh)", which writes Mac Roman;
+    everything else from Excel for Windows' "CSV (Comma delimited)", which writes Windows-1252
+    (unless the file has bytes that encoding lacks).
+    """
+    if b"\r" in head and b"\n" not in head:
+        stream.seek(0)
+        return "mac_roman"
     stream.seek(0)
     while chunk := stream.read(CHUNK_BYTES):
         if _CP1252_UNDEFINED.search(chunk):

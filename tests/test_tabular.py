@@ -65,6 +65,7 @@ def problems_of(data: bytes, schema: Schema = SCHEMA) -> list[tuple]:
         ("tab.tsv", "utf-8", "\t", [2, 3, 4]),
         ("pipe.csv", "utf-8", "|", [2, 3, 4]),
         ("mac_cr.csv", "utf-8", ",", [2, 3, 4]),
+        ("mac_roman.csv", "mac_roman", ",", [2, 3, 4]),
         ("reordered_titles.csv", "utf-8", ",", [2, 3, 4]),
         ("excel_trailing.csv", "utf-8-sig", ",", [2, 3, 4]),
     ],
@@ -136,6 +137,8 @@ def test_decimal_comma_that_is_not_a_number(cell, message):
         ("id\tname\nDS-1\tx\n".encode("utf-16-le"), "utf-16-le"),
         ("id\tname\nDS-1\tx\n".encode("utf-16-be"), "utf-16-be"),
         ("id,name\nDS-1,Café €5 Ñandú\n".encode("cp1252"), "cp1252"),
+        ("id,name\rDS-1,Café €5 Ñandú\r".encode("mac_roman"), "mac_roman"),
+        ("id,name\rDS-1,Zoë\r".encode(), "utf-8"),
         # a file that is UTF-8 until its last byte is not UTF-8
         (("id,name\n" + "DS-1,Zoë\n" * 1000).encode() + b"DS-2,Caf\xe9\n", "cp1252"),
         # a UTF-8 sequence cut off at the end of the file
@@ -165,6 +168,7 @@ def test_encoding_detection_reads_past_the_first_chunk(monkeypatch):
         ("utf-16", "UTF-16"),
         ("utf-16-le", "UTF-16 (little-endian, no BOM)"),
         ("cp1252", "Windows-1252"),
+        ("mac_roman", "Mac Roman"),
         ("something-else", "something-else"),
     ],
 )

@@ -101,6 +101,8 @@ GOOD = {
     "pipe.csv": good_text("|", newline="\n", bools="digits", dates="mmm d, yyyy").encode("utf-8"),
     # Excel "CSV (Macintosh)" and old Mac tools end lines with a lone CR.
     "mac_cr.csv": good_text(newline="\r", dates="ymd_slash").encode("utf-8"),
+    # Excel for Mac "CSV (Macintosh)": Mac Roman, lone CR line ends.
+    "mac_roman.csv": good_text(newline="\r", dates="us").encode("mac_roman"),
     # Columns in another order, named by their titles, with odd case and spaces.
     "reordered_titles.csv": good_text(
         header=[f"  {TITLES[f].upper()} " if i % 2 else TITLES[f].lower() for i, f in enumerate(FIELDS)],
