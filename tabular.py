@@ -418,7 +418,7 @@ def _ragged(cells: list[str], width: int, names: Sequence[str], lines: int) -> t
     count = f"has {len(cells):,} cells but the header has {width}"
     broken = next((i for i, c in enumerate(cells) if "\n" in c or "\r" in c), None) if lines > 1 else None
     if broken is not None:
-        column = names[broken] if broken < len(names) else f"column {broken + 1}"
+        column = (names[broken] if broken < len(names) else "") or f"column {broken + 1}"
         return column, (
             f'the quote (") that opens this value is never closed, so the row runs over {lines:,} lines'
             f" and {count}; close the quote, or remove it"
@@ -428,7 +428,7 @@ def _ragged(cells: list[str], width: int, names: Sequence[str], lines: int) -> t
             f"{count}; check for a stray separator or an unquoted separator inside a value"
             f" (extra: {show(cells[width])})"
         )
-    column = names[len(cells)] if len(cells) < len(names) else None
+    column = (names[len(cells)] if len(cells) < len(names) else "") or None
     missing = f" (no value for {column!r} or the columns after it)" if column else ""
     return column, f"{count}{missing}; check for a missing separator"
 
