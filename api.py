@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -50,15 +50,28 @@ def export():
     return views.csv_response()
 
 
+@bp.route("/export.xlsx")
+def export_xlsx():
+    """The whole table as an Excel workbook; the version is in X-Dataset-Version."""
+    return views.xlsx_response()
+
+
+@bp.route("/uploads/errors/<int:report_id>")
+def error_file(report_id: int):
+    """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
+    return views.send_error_file(report_id)
+
+
 @bp.route("/changes", methods=["POST"])
 def upload():
-    """Stage an upload (multipart: file, mode, comment, confirm_deletions)."""
+    """Stage an upload (multipart: file, mode, comment, confirm_deletions, sheet for workbooks)."""
     file = request.files.get("file")
     if file is None:
         return error(400, "Send the table as a multipart form field named 'file'.")
     confirm = request.form.get("confirm_deletions", "").strip()
     if confirm and not confirm.isdigit():
         return error(400, "confirm_deletions must be a whole number.")
+    sheet = request.form.get("sheet", "").strip() or None
     try:
         result = changes.stage(
             file.stream,
@@ -69,14 +82,19 @@ def upload():
             comment=request.form.get("comment", ""),
             confirm_deletions=int(confirm) if confirm else None,
             mass_delete_percent=current_app.config["MASS_DELETE_PERCENT"],
+            sheet=sheet,
         )
     except tabular.FileProblems as exc:
         db.session.rollback()
+        report = changes.save_error_file(
+            file.stream, schema(), exc, owner=current_user.username, filename=file.filename or "", sheet=sheet
+        )
         return error(
             422,
             f"The file was not staged: {exc.total} problem(s) found.",
             errors=[p.as_dict() for p in exc.problems],
             total_errors=exc.total,
+            error_file=url_for("views.error_file", report_id=report) if report else None,
         )
     except changes.ConfirmDeletions as exc:
         db.session.rollback()

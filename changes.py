@@ -7,6 +7,7 @@ here knows about HTTP except the status each error suggests.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -17,9 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import damage
 import diff
+import errorfile
 import store
 import tabular
-from models import AuditEntry, ChangeRequest, db
+import workbook
+from models import AuditEntry, ChangeRequest, ErrorReport, db, utcnow
 from schema import Schema, unpack
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ def stage(
     comment: str = "",
     confirm_deletions: int | None = None,
     mass_delete_percent: int = 20,
+    sheet: str | None = None,
 ) -> StageResult:
     """Diff an uploaded file against the table and stage the differences as one pending request.
 
@@ -97,11 +101,15 @@ def stage(
     """
     if mode not in MODES:
         raise ChangeError(f"mode must be 'full' or 'partial', not {mode!r}")
-    upload = tabular.open_upload(stream, schema, filename)
+    upload = tabular.open_upload(KeepOpen(stream), schema, filename, sheet)
     version, current = store.read_current()
     problems = upload.problems
     rows = schema.rows_to_records(
-        upload.rows, current, problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema)
+        upload.rows,
+        current,
+        problems.add,
+        decimal_comma=upload.decimal_comma,
+        clean=None if upload.encoding == workbook.ENCODING else tabular.unescaper(schema),  # no ' escaping in xlsx
     )
     result = diff.compare(current, rows, full=mode == "full")
     for dup in result.duplicates:
@@ -167,6 +175,79 @@ def _guard_mass_deletion(
         "if not, check that you uploaded the whole table (or choose a partial upload).",
         deletions,
     )
+
+
+# --- error files: a refused upload with an `errors` column, for its owner --------------------
+
+
+class KeepOpen(io.BufferedIOBase):
+    """An upload as the readers see it. Their text wrapper closes what it wraps when it is
+    collected; through this the upload stays open, to be read again for its error file."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(-1 if size is None else size)
+
+    read1 = read
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        """Leave the upload open (the request closes it)."""
+
+
+ERROR_FILE_DAYS = 1
+
+
+def save_error_file(
+    stream: IO[bytes],
+    schema: Schema,
+    refused: tabular.FileProblems,
+    *,
+    owner: str,
+    filename: str = "",
+    sheet: str | None = None,
+) -> int | None:
+    """Keep the refused upload with an `errors` column for its owner (a day); return its id, or
+    None when the file is not a table to annotate. Deletes expired ones; commits."""
+    annotated = errorfile.annotate(stream, schema, refused.problems, refused.total, sheet)
+    if annotated is None:
+        return None
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < utcnow() - dt.timedelta(ERROR_FILE_DAYS)))
+    report = ErrorReport(
+        owner=owner, filename=f"{stem or 'upload'}-errors{annotated.suffix}"[-255:], content=annotated.content
+    )
+    db.session.add(report)
+    db.session.commit()
+    return report.id
+
+
+def error_file(report_id: int, user: str) -> ErrorReport:
+    """An error file, for its owner only (to anyone else it does not exist)."""
+    report = db.session.get(ErrorReport, report_id)
+    if report is None or report.owner != user or report.created_at < utcnow() - dt.timedelta(ERROR_FILE_DAYS):
+        raise NotFound(
+            "There is no such error file, or it has expired (they are kept for a day). Upload the file again."
+        )
+    return report
 
 
 def get(change_id: int) -> ChangeRequest:

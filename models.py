@@ -8,7 +8,7 @@ import json
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Keys sort bytewise on both databases (and PostgreSQL's index stays usable for prefix search).
@@ -156,3 +156,18 @@ class LoginFailure(db.Model):
     username: Mapped[str] = mapped_column(String(150), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ErrorReport(db.Model):
+    """A refused upload with an `errors` column added, for its owner to download; kept for a day.
+
+    Kept in the database, not in a worker's memory or temporary files: the download may reach
+    another worker than the upload did.
+    """
+
+    __tablename__ = "error_reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(150), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -301,6 +301,8 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
             problems.add(1, f"column {i + 1}", "header cell is empty; every column needs a name")
             continue
         name = lookup.get(_norm(cell))
+        if name is None and _norm(cell) == "errors":
+            continue  # the column errorfile.py adds to a refused file: ignored, so the fixed file uploads as it is
         if name is None:
             unknown.append((i, cell.strip()))
         elif name in position:
@@ -329,8 +331,14 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
     return [position[name] for name in schema.names], len(cells)
 
 
-def open_upload(stream: IO[bytes], schema: Schema, filename: str = "") -> CsvUpload:
-    """Open an uploaded file, whatever a spreadsheet saved it as; see read_csv."""
+def open_upload(stream: IO[bytes], schema: Schema, filename: str = "", sheet: str | None = None) -> CsvUpload:
+    """Open an uploaded file, whatever a spreadsheet saved it as: a zip file goes to
+    workbook.read_xlsx (`sheet` picks the sheet), anything else to read_csv. Decided by content,
+    not by `filename`."""
+    import workbook  # imports this module; imported here so that neither needs the other at import time
+
+    if workbook.is_workbook(stream):
+        return workbook.read_xlsx(stream, schema, sheet)
     return read_csv(stream, schema)
 
 

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -17,6 +29,7 @@ import auth
 import changes
 import store
 import tabular
+import workbook
 from models import ChangeRequest, db
 from schema import unpack
 
@@ -50,6 +63,7 @@ class UploadForm(FlaskForm):
         default="full",
     )
     confirm_deletions = IntegerField("Confirm the number of deletions", validators=[Optional()])
+    sheet = StringField("Sheet (Excel workbooks only)", validators=[Optional(), Length(max=100)])
 
 
 class RejectForm(FlaskForm):
@@ -102,6 +116,36 @@ def download():
     return csv_response()
 
 
+def xlsx_response() -> Response:
+    """The whole table as an Excel workbook named after its version (built first, then sent)."""
+    snapshot = store.open_export()
+    with snapshot.close:
+        if snapshot.row_count >= workbook.EXCEL_MAX_ROWS:
+            abort(
+                422, f"The table has {snapshot.row_count:,} rows, more than an Excel sheet holds; download it as CSV."
+            )
+        try:
+            file = workbook.xlsx_file(snapshot.records, schema())
+        except workbook.NotForExcel as exc:
+            abort(422, str(exc))
+    if file.seek(0, io.SEEK_END) <= workbook.SPOOL_BYTES:  # small: send from memory, close the file now
+        with file:
+            file.seek(0)
+            file = io.BytesIO(file.read())
+    file.seek(0)
+    response = send_file(
+        file, workbook.MIMETYPE, as_attachment=True, download_name=f"{schema().name}-v{snapshot.version}.xlsx"
+    )
+    response.headers["X-Dataset-Version"] = str(snapshot.version)
+    return response
+
+
+@bp.route("/download.xlsx")
+def download_xlsx():
+    """Download the whole table as an Excel workbook."""
+    return xlsx_response()
+
+
 @bp.route("/records/<path:key>")
 def record(key: str):
     """One record: its current values and its full history."""
@@ -133,10 +177,14 @@ def upload():
             comment=form.comment.data or "",
             confirm_deletions=form.confirm_deletions.data,
             mass_delete_percent=current_app.config["MASS_DELETE_PERCENT"],
+            sheet=form.sheet.data or None,
         )
     except tabular.FileProblems as exc:
         db.session.rollback()
-        return render_upload(form, 422, problems=exc.problems, total=exc.total)
+        report = changes.save_error_file(
+            file.stream, schema(), exc, owner=current_user.username, filename=file.filename or "", sheet=form.sheet.data
+        )
+        return render_upload(form, 422, problems=exc.problems, total=exc.total, error_file=report)
     except changes.ConfirmDeletions as exc:
         db.session.rollback()
         return render_upload(form, 422, confirm=exc)
@@ -148,6 +196,18 @@ def upload():
         return redirect(url_for("views.index"))
     flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
     return redirect(url_for("views.change", change_id=result.change.id))
+
+
+@bp.route("/uploads/errors/<int:report_id>")
+def error_file(report_id: int):
+    """Your refused upload with an `errors` column added (yours only; kept for a day)."""
+    return send_error_file(report_id)
+
+
+def send_error_file(report_id: int) -> Response:
+    report = changes.error_file(report_id, current_user.username)
+    mimetype = workbook.MIMETYPE if report.filename.endswith(".xlsx") else "text/csv"
+    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=report.filename)
 
 
 def render_upload(form: UploadForm, status: int, **extra):

@@ -1,0 +1,192 @@
+"""A refused upload given back to its owner with an `errors` column, to fix in a spreadsheet and upload again.
+
+Pure Python (no Flask, no SQL). The `errors` column is put first, so every cell of the user's
+file keeps its column, even in a row with a stray or missing separator. Each row's cell lists
+that row's problems; problems with the whole file or its header go on the first data row.
+`tabular.map_header` ignores a column named `errors`, so the fixed file uploads as it is (and a
+refused error file gets a fresh `errors` column in place of the old one).
+
+A CSV comes back as CSV (UTF-8 with BOM, the file's own separator, CRLF); a workbook comes back as
+a workbook of its sheet, cells typed as they were.
+
+>>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
+>>> upload = io.BytesIO(b"id;n\\r\\nA;1\\r\\nB;two\\r\\n")
+>>> report = annotate(upload, schema, [Problem(3, "n", "'two' is not a whole number")])
+>>> report.content.decode("utf-8-sig"), report.suffix
+("errors;id;n\\r\\n;A;1\\r\\nn: 'two' is not a whole number;B;two\\r\\n", '.csv')
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import tabular
+import workbook
+from schema import Schema
+from tabular import FileProblems, Problem
+
+ERRORS_COLUMN = "errors"
+MAX_BYTES = 64 * 1024 * 1024  # larger uploads get their problem list, but no error file
+
+
+@dataclass(frozen=True)
+class ErrorFile:
+    """The annotated file: its bytes and its file name suffix (.csv, .txt for tab-separated, .xlsx)."""
+
+    content: bytes
+    suffix: str
+
+
+def annotate(
+    stream: IO[bytes],
+    schema: Schema,
+    problems: Sequence[Problem],
+    total: int | None = None,
+    sheet: str | None = None,
+) -> ErrorFile | None:
+    """The uploaded file with an `errors` column; None when it is no table to annotate
+    (empty, binary, a damaged workbook, larger than MAX_BYTES). Rewinds the stream first.
+
+    `problems` are those of the refused upload (lines as its rows start, the header is line 1);
+    `total` counts them all when only the first ones are listed.
+    """
+    if stream.seek(0, io.SEEK_END) > MAX_BYTES:
+        return None
+    stream.seek(0)
+    try:
+        if workbook.is_workbook(stream):
+            out = io.BytesIO()
+            rows = ((n, n, values) for n, values in workbook.sheet_values(stream, sheet))
+            workbook.write_rows(_annotated(rows, schema, problems, total), "errors", out)
+            return ErrorFile(out.getvalue(), ".xlsx")
+        return _annotate_csv(stream, schema, problems, total)
+    except FileProblems:
+        return None
+
+
+def _annotate_csv(
+    stream: IO[bytes], schema: Schema, problems: Sequence[Problem], total: int | None
+) -> ErrorFile | None:
+    encoding = tabular.detect_encoding(stream)
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        sample = text.read(tabular.SAMPLE_BYTES)
+        first_line = sample.splitlines()[0] if sample else ""
+        if encoding.startswith("utf-16") and "\t" in first_line:
+            delimiter = "\t"  # as tabular.read_csv decides
+        else:
+            delimiter = tabular.sniff_delimiter(sample, schema)
+        text.seek(0)
+        out = _Chunks()
+        writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+        writer.writerows(_annotated(_records(csv.reader(text, delimiter=delimiter)), schema, problems, total))
+    except (csv.Error, UnicodeDecodeError):
+        return None  # not readable the way the upload was: better no error file than a mangled one
+    finally:
+        text.detach()  # leave the upload open
+    if not out.parts:
+        return None
+    suffix = ".txt" if delimiter == "\t" else ".csv"  # Excel opens tab-separated text as .txt
+    return ErrorFile(codecs.BOM_UTF8 + out.getvalue(), suffix)
+
+
+class _Chunks:
+    """A text sink for csv.writer that encodes as it goes."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, s: str) -> None:
+        self.parts.append(s.encode("utf-8"))
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _records(reader) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of each CSV record, counted as tabular counts them."""
+    previous_end = 0
+    for cells in reader:
+        yield previous_end + 1, reader.line_num, cells
+        previous_end = reader.line_num
+
+
+def _is_errors_column(cell: Any, schema: Schema) -> bool:
+    """The column this module adds (unless the table has a column of that name itself)."""
+    if not isinstance(cell, str) or " ".join(cell.split()).casefold() != ERRORS_COLUMN:
+        return False
+    return all(ERRORS_COLUMN not in (f.name.casefold(), f.title.casefold()) for f in schema.fields)
+
+
+def _where(p: Problem) -> str:
+    if p.line is None:
+        place = "whole file"
+    elif p.line == 1:
+        place = "header"
+    else:
+        place = f"line {p.line}"
+    return f"{place}, {p.column}: {p.message}" if p.column else f"{place}: {p.message}"
+
+
+def _annotated(
+    rows: Iterable[tuple[int, int, list[Any]]], schema: Schema, problems: Sequence[Problem], total: int | None
+) -> Iterator[list[Any]]:
+    """[errors cell, *cells] for the header and every row; a row's cell lists the problems on its lines.
+
+    Problems with the file or its header, and a note when only the first problems are listed,
+    go on the first data row (on a row of their own when the file has none). Blank rows at the
+    end are dropped (Excel may keep a million formatted empty rows).
+    """
+    notes = [_where(p) for p in problems if p.line is None or p.line <= 1]
+    if total is not None and total > len(problems):
+        notes.append(
+            f"only the first {len(problems):,} of {total:,} problems are marked; fix them and upload again to see the rest"
+        )
+    by_line = sorted((p for p in problems if p.line is not None and p.line > 1), key=lambda p: p.line or 0)
+    rows = iter(rows)
+    header = next(rows, None)
+    if header is None:
+        return
+    drop = {i for i, cell in enumerate(header[2]) if _is_errors_column(cell, schema)}
+
+    def cells(values: list[Any]) -> list[Any]:
+        return [v for i, v in enumerate(values) if i not in drop] if drop else values
+
+    yield [ERRORS_COLUMN, *cells(header[2])]
+    held: list[list[Any]] = []  # blank rows, written only when a row with content follows
+    last: tuple[list[str], list[Any]] | None = None  # the previous row, kept back for late problems
+    taken = 0
+    for _, end, values in rows:
+        messages = []
+        while taken < len(by_line) and (by_line[taken].line or 0) <= end:
+            p = by_line[taken]
+            messages.append(f"{p.column}: {p.message}" if p.column else p.message)
+            taken += 1
+        values = cells(values)
+        if not messages and not any(v not in (None, "") for v in values):
+            held.append(values)
+            continue
+        if last is not None:
+            yield _row(*last)
+        else:
+            messages[:0] = notes
+            notes = []
+        yield from (["", *blank] for blank in held)
+        held.clear()
+        last = (messages, values)
+    leftover = [_where(p) for p in by_line[taken:]]
+    if last is None:
+        if notes or leftover:
+            yield _row(notes + leftover, [])
+        return
+    last[0].extend(leftover)
+    yield _row(*last)
+
+
+def _row(messages: list[str], values: list[Any]) -> list[Any]:
+    return [tabular.escape_formula("; ".join(messages)), *values]
