@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -37,7 +37,10 @@ def respond(status: int, message: str, **extra):
     """An error as JSON under /api, else as the friendly page."""
     if wants_json():
         return jsonify({"error": message, **extra}), status
-    # 5xx pages do not touch the database (it may be the problem): no user menu there.
+    # 5xx pages do not touch the database (it may be the problem): no user menu there, and no
+    # user lookup either (Flask-Login's template context would load the signed-in user).
+    if status >= 500 and "_login_user" not in g:
+        g._login_user = current_app.login_manager.anonymous_user()
     page = render_template(
         "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message, bare=status >= 500
     )
