@@ -269,11 +269,13 @@ def _parse_date(f: Field, text: str) -> dt.date:
             parts = (year, b, a)
         elif b > 12 >= a or a == b:
             parts = (year, a, b)
-        elif a <= 12 and b <= 12:
+        elif 1 <= a <= 12 and 1 <= b <= 12:
             first, second = dt.date(2000, b, 1).strftime("%B"), dt.date(2000, a, 1).strftime("%B")
             raise ValueProblem(
                 f"{show(text)} is ambiguous: {a} {first} or {second} {b}? Write dates as {DATE_FORMAT_HINT}"
             )
+        else:
+            parts = (year, a, b)  # not a real date either way; dt.date says why
     elif (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
         year = int(m[3]) if len(m[3]) == 4 else int(m[3]) + (2000 if int(m[3]) < 30 else 1900)  # Excel's rule
         parts = (year, _month(m[2]), int(m[1]))  # type: ignore[assignment]

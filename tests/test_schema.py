@@ -107,6 +107,9 @@ def test_accepted_inputs_become_canonical_text(type_, text, canonical):
         ("date", "45322", "'45322' looks like an Excel date serial number (2024-01-31?); format the column as a"
                           " date and write YYYY-MM-DD, e.g. 2024-03-31"),
         ("date", "2024-02-30", "'2024-02-30' is not a real date (day is out of range for month)"),
+        ("date", "00/05/2024", "'00/05/2024' is not a real date (month must be in 1..12)"),
+        ("date", "05/00/2024", "'05/00/2024' is not a real date (day is out of range for month)"),
+        ("date", "13/13/2024", "'13/13/2024' is not a real date (month must be in 1..12)"),
         ("date", "31/01/24", "'31/01/24' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
         ("date", "Janfoo 5 2024", "'Janfoo 5 2024' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
         ("date", "yesterday", "'yesterday' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
