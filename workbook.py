@@ -26,6 +26,7 @@ so CSV is the fast path for big tables (and the only one past Excel's 1,048,576 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import tempfile
@@ -373,11 +374,10 @@ def sheet_values(stream: IO[bytes], sheet: str | None = None) -> Iterator[tuple[
 
 def write_rows(rows: Iterable[Sequence[Any]], title: str, out: IO[bytes]) -> None:
     """Write rows of cell values (as `sheet_values` gives them) as a one-sheet workbook; text stays text."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(_sheet_title(title))
-    for values in rows:
-        sheet.append([_raw_cell(sheet, v) for v in values])
-    book.save(out)
+    with _new_sheet(title) as (book, sheet):
+        for values in rows:
+            sheet.append([_raw_cell(sheet, v) for v in values])
+        book.save(out)
 
 
 def _raw_cell(sheet, value: Any) -> CellValue:
@@ -404,25 +404,41 @@ def write_xlsx(records: Iterable[str], schema: Schema, out: IO[bytes]) -> int:
     time zone or fractions of a second) and written as text cells otherwise. Raises NotForExcel
     when a row or a value does not fit in a workbook.
     """
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(_sheet_title(schema.name))
-    sheet.freeze_panes = "A2"
-    sheet.append([_string_cell(sheet, name) for name in schema.names])
     cells = [_cell_writer(f) for f in schema.fields]
     count = 0
-    for count, record in enumerate(records, start=1):
-        if count >= EXCEL_MAX_ROWS:
-            raise NotForExcel(
-                f"The table has more rows than an Excel sheet can hold ({EXCEL_MAX_ROWS - 1:,} plus the header);"
-                " download it as CSV instead."
-            )
-        try:
-            sheet.append([cell(sheet, value) for cell, value in zip(cells, record.split(SEP), strict=True)])
-        except NotForExcel as exc:
-            key = record.split(SEP)[schema.key_index]
-            raise NotForExcel(f"Row {key!r}: {exc} Download the table as CSV instead.") from None
-    book.save(out)
+    with _new_sheet(schema.name) as (book, sheet):
+        sheet.freeze_panes = "A2"
+        sheet.append([_string_cell(sheet, name) for name in schema.names])
+        for count, record in enumerate(records, start=1):
+            if count >= EXCEL_MAX_ROWS:
+                raise NotForExcel(
+                    f"The table has more rows than an Excel sheet can hold ({EXCEL_MAX_ROWS - 1:,} plus the header);"
+                    " download it as CSV instead."
+                )
+            try:
+                sheet.append([cell(sheet, value) for cell, value in zip(cells, record.split(SEP), strict=True)])
+            except NotForExcel as exc:
+                key = record.split(SEP)[schema.key_index]
+                raise NotForExcel(f"Row {key!r}: {exc} Download the table as CSV instead.") from None
+        book.save(out)
     return count
+
+
+@contextlib.contextmanager
+def _new_sheet(title: str) -> Iterator[tuple[Workbook, Any]]:
+    """A write-only workbook with one sheet. When writing fails, the sheet's temporary file is
+    closed and deleted (openpyxl would otherwise keep it until the process ends)."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_sheet_title(title))
+    try:
+        yield book, sheet
+    except BaseException:
+        if sheet._writer is not None and not sheet.closed:
+            with contextlib.suppress(OSError, ValueError):
+                sheet.close()
+            with contextlib.suppress(OSError, ValueError):
+                sheet._writer.cleanup()
+        raise
 
 
 def xlsx_file(records: Iterable[str], schema: Schema) -> IO[bytes]:
