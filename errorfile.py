@@ -176,7 +176,7 @@ def _annotated(
         else:
             messages[:0] = notes
             notes = []
-        yield from (["", *blank] for blank in held)
+        yield from (["", *blank] if blank else [] for blank in held)
         held.clear()
         last = (messages, values)
     leftover = [_where(p) for p in by_line[taken:]]
