@@ -361,6 +361,9 @@ def test_the_sheet_can_be_chosen_on_the_page_and_in_the_api(app, login, api, via
     assert "no sheet named &#39;Summary&#39;" in refused.text or "no sheet named 'Summary'" in refused.text
     staged = client.upload(data, filename="two.xlsx", sheet="Data")
     assert staged.status_code in (201, 302), staged.text
+    if via == "page":
+        review = client.get(staged.headers["Location"]).text
+        assert "two.xlsx (read as xlsx;" in review and "separated by" not in review
     assert api("boss").get("/api/v1/changes/1").json["added"][0]["name"] == "From the second sheet"
 
 

@@ -16,6 +16,9 @@ depends_on = None
 
 
 def upgrade():
+    # A database that bootstrap stamped as 0001 (made by db.create_all()) may have the table already.
+    if sa.inspect(op.get_bind()).has_table('error_reports'):
+        return
     op.create_table('error_reports',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('owner', sa.String(length=150), nullable=False),
