@@ -59,7 +59,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CHARS = 32_767  # a cell holds at most this many characters
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number; longer ones are written as text
-MAX_SHARED_STRINGS_BYTES = 1024 * 1024 * 1024  # the only part read into memory: refuse zip bombs
+# Zip bombs: the shared strings are the one part held in memory; the rest is streamed, but a
+# sheet that unpacks to terabytes would still keep a worker busy for hours.
+MAX_SHARED_STRINGS_BYTES = 1024**3
+MAX_UNPACKED_BYTES = 8 * 1024**3  # a million rows of 11 columns unpack to about 1 GB
 SPOOL_BYTES = 32 * 1024 * 1024
 BATCH_ROWS = 1000
 _EARLIEST_DATE = dt.date(1900, 3, 1)  # Excel's dates before this are off by one (its 1900 leap year)
@@ -72,13 +75,14 @@ _DAMAGED = (
     zlib.error,
     EOFError,
     OSError,
-    KeyError,
+    LookupError,  # KeyError, IndexError, an unknown encoding named in the XML
     ValueError,
     TypeError,
-    IndexError,
     AttributeError,
     ParseError,
     InvalidFileException,
+    NotImplementedError,  # a compression method zipfile does not know
+    RuntimeError,  # an encrypted zip member
 )  # what openpyxl and zipfile raise on a damaged or hostile file; no other path reaches them
 _OTHER_ZIPS = (
     ("word/", "a Word document"),
@@ -176,9 +180,12 @@ def _open(stream: IO[bytes]):
     stream.seek(0)
     try:
         with zipfile.ZipFile(stream) as archive:
-            names = archive.namelist()
+            members = archive.infolist()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
+    names = [m.filename for m in members]
+    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+        raise FileProblems([_too_big(MAX_UNPACKED_BYTES)])
     if "[Content_Types].xml" not in names or not any(n.startswith("xl/") for n in names):
         what = next((w for prefix, w in _OTHER_ZIPS if any(n.startswith(prefix) for n in names)), "a zip archive")
         raise FileProblems(
@@ -197,16 +204,18 @@ def _open(stream: IO[bytes]):
             reader = _Reader(stream, read_only=True, data_only=True, keep_links=False)
             reader.read()
     except _TooBig:
-        raise FileProblems(
-            [
-                Problem(
-                    None, None, "the workbook unpacks to more than 1 GB of text; save it as CSV UTF-8 and upload that"
-                )
-            ]
-        ) from None
+        raise FileProblems([_too_big(MAX_SHARED_STRINGS_BYTES)]) from None
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
     return reader.wb
+
+
+def _too_big(limit: int) -> Problem:
+    return Problem(
+        None,
+        None,
+        f"the workbook unpacks to more than {limit // 1024**3} GB; save the table as CSV UTF-8 and upload that",
+    )
 
 
 def _damaged(exc: BaseException) -> Problem:

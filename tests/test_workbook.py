@@ -207,6 +207,30 @@ def plain_zip() -> bytes:
     return out.getvalue()
 
 
+def rezipped(change) -> bytes:
+    """typed.xlsx with its members passed through `change(name, content) -> content`."""
+    source = zipfile.ZipFile(DATA / "typed.xlsx")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in source.namelist():
+            archive.writestr(name, change(name, source.read(name)))
+    source.close()
+    return out.getvalue()
+
+
+def unknown_compression() -> bytes:
+    """typed.xlsx with every member marked as compressed by a method zipfile does not know (99: AES)."""
+    data = bytearray((DATA / "typed.xlsx").read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        for info in archive.infolist():
+            data[info.header_offset + 8 : info.header_offset + 10] = (99).to_bytes(2, "little")
+    start = 0
+    while (start := data.find(b"PK\x01\x02", start)) >= 0:
+        data[start + 10 : start + 12] = (99).to_bytes(2, "little")
+        start += 4
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -215,8 +239,14 @@ def plain_zip() -> bytes:
         (plain_zip(), "this is a zip archive, not an Excel workbook (.xlsx)"),
         (b"PK\x03\x04" + b"\x00" * 100, "the Excel workbook is damaged and cannot be read"),
         (xlsx(), "the sheet 'Sheet1' is empty"),
+        (unknown_compression(), "the Excel workbook is damaged and cannot be read"),
+        (
+            rezipped(lambda n, c: b'<?xml version="1.0" encoding="eTF-8"?>' + c if n == "xl/workbook.xml" else c),
+            "the Excel workbook is damaged and cannot be read",
+        ),
+        (rezipped(lambda n, c: c.replace(b"row", b"rov") if "sheet1" in n else c), "the sheet 'Datasets' is empty"),
     ],
-    ids=["truncated", "word", "zip", "garbage", "empty"],
+    ids=["truncated", "word", "zip", "garbage", "empty", "compression", "xml-encoding", "no-rows"],
 )
 def test_files_that_are_no_readable_workbook_get_a_clear_message(content, message):
     with pytest.raises(tabular.FileProblems) as refused:
@@ -279,6 +309,16 @@ def _type(value: str) -> str:
     if value == "true":
         return "boolean"
     return "string" if value.startswith("0") and value != "0.1" else "integer" if "." not in value else "number"
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
+    data = (DATA / "typed.xlsx").read_bytes()
+    for limit in ("MAX_UNPACKED_BYTES", "MAX_SHARED_STRINGS_BYTES"):
+        with monkeypatch.context() as patch:
+            patch.setattr(workbook, limit, 1000)
+            with pytest.raises(tabular.FileProblems) as refused:
+                read(data, Schema.load("schema.json"))
+        assert refused.value.problems[0].message.startswith("the workbook unpacks to more than")
 
 
 def test_a_value_longer_than_an_excel_cell_is_refused_not_cut():
