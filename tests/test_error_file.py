@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
 import io
 import re
 
 import pytest
 from conftest import HEADER, row, table
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 import errorfile
@@ -252,3 +255,26 @@ def test_error_files_expire_after_a_day(app, api, login):
     assert login("alice").get(second).status_code == 200
     with app.app_context():
         assert [r.id for r in db.session.scalars(db.select(ErrorReport))] == [int(second.rsplit("/", 1)[1])]
+
+
+cell_text = st.text(alphabet=st.sampled_from(list("ab ,;|\t\"'=\r\n€é0")), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.lists(cell_text, min_size=1, max_size=5).filter(lambda r: any(r)), max_size=6),
+    delimiter=st.sampled_from([",", ";", "|"]),
+    lines=st.lists(st.integers(min_value=1, max_value=12), max_size=5),
+)
+def test_the_error_file_holds_every_cell_of_the_upload(rows, delimiter, lines):
+    """Whatever the cells hold, the annotated file minus its errors column is the uploaded file."""
+    header = ["id", "n", "note"]
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter, lineterminator="\r\n").writerows([header, *rows])
+    problems = [p(line, "n", f"problem on line {line}") for line in sorted(lines)]
+    report = annotate(text.getvalue().encode("utf-8"), problems)
+    back = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"), newline=""), delimiter=delimiter))
+    assert [r[1:] for r in back[: len(rows) + 1]] == [header, *rows]
+    assert back[0][0] == "errors"
+    marked = "; ".join(r[0] for r in back[1:])
+    assert all(f"problem on line {line}" in marked for line in lines if line > 1)
