@@ -218,6 +218,14 @@ def rezipped(change) -> bytes:
     return out.getvalue()
 
 
+def opendocument() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", "<office:document-content/>")
+    return out.getvalue()
+
+
 def unknown_compression() -> bytes:
     """typed.xlsx with every member marked as compressed by a method zipfile does not know (99: AES)."""
     data = bytearray((DATA / "typed.xlsx").read_bytes())
@@ -237,6 +245,7 @@ def unknown_compression() -> bytes:
         ((DATA / "damaged.xlsx").read_bytes(), "the Excel workbook is damaged and cannot be read"),
         ((DATA / "not_a_workbook.xlsx").read_bytes(), "this is a Word document, not an Excel workbook (.xlsx)"),
         (plain_zip(), "this is a zip archive, not an Excel workbook (.xlsx)"),
+        (opendocument(), "this is an OpenDocument file (LibreOffice), not an Excel workbook (.xlsx)"),
         (b"PK\x03\x04" + b"\x00" * 100, "the Excel workbook is damaged and cannot be read"),
         (xlsx(), "the sheet 'Sheet1' is empty"),
         (unknown_compression(), "the Excel workbook is damaged and cannot be read"),
@@ -246,7 +255,7 @@ def unknown_compression() -> bytes:
         ),
         (rezipped(lambda n, c: c.replace(b"row", b"rov") if "sheet1" in n else c), "the sheet 'Datasets' is empty"),
     ],
-    ids=["truncated", "word", "zip", "garbage", "empty", "compression", "xml-encoding", "no-rows"],
+    ids=["truncated", "word", "zip", "ods", "garbage", "empty", "compression", "xml-encoding", "no-rows"],
 )
 def test_files_that_are_no_readable_workbook_get_a_clear_message(content, message):
     with pytest.raises(tabular.FileProblems) as refused:
