@@ -123,7 +123,7 @@ def _migrate_fields(state: TableState, schema: Schema) -> None:
     old = state.field_names
     dropped = [n for n in old if n not in schema.names]
     count = store.repack_records(schema.repack, old)
-    store.repack_pending(schema.repack)
+    store.repack_pending(schema.repack, schema.names)
     state.fields = json.dumps(list(schema.names))
     log.warning(
         "schema.json columns changed: rewrote %d records (added: %s; removed: %s)",

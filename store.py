@@ -173,11 +173,18 @@ def stage_rows(change_id: int, result: Diff) -> None:
     cur.close()
 
 
-def repack_pending(rewrite) -> None:
-    """Rewrite before/after of every pending request's staged rows with `rewrite(text, old_fields)`."""
+def repack_pending(rewrite, new_fields: Sequence[str]) -> None:
+    """Rewrite before/after of every pending request's staged rows with `rewrite(text, old_fields)`.
+
+    The request's field list becomes `new_fields`, so its rows are read back under the right names.
+    """
     requests = db.session.execute(text("SELECT id, fields FROM change_requests WHERE status = 'pending'")).all()
     for change_id, fields in requests:
         old = json.loads(fields)
+        db.session.execute(
+            text("UPDATE change_requests SET fields = :fields WHERE id = :id"),
+            {"fields": json.dumps(list(new_fields)), "id": change_id},
+        )
         rows = db.session.execute(
             text("SELECT id, before, after FROM pending_changes WHERE change_id = :id"), {"id": change_id}
         ).all()

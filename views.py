@@ -103,11 +103,19 @@ def csv_response(filename_prefix: str = "") -> Response:
     """The whole table as a streamed CSV download named after its version."""
     snapshot = store.open_export()
     name = f"{filename_prefix or schema().name}-v{snapshot.version}.csv"
-    response = Response(tabular.csv_chunks(snapshot.records, schema()), mimetype="text/csv")
+    response = Response(_until_done(tabular.csv_chunks(snapshot.records, schema()), snapshot), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["X-Dataset-Version"] = str(snapshot.version)
     response.call_on_close(snapshot.close.close)
     return response
+
+
+def _until_done(chunks, snapshot):
+    """End the snapshot's read transaction as soon as the last chunk is sent, not only when the response closes."""
+    try:
+        yield from chunks
+    finally:
+        snapshot.close.close()
 
 
 @bp.route("/download")
