@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import zipfile
 
@@ -406,8 +407,6 @@ def test_yes_is_stored_as_true(app, seeded, api):
 
 
 def _resaved(text: str, *, crlf=False, bom=False, quote_all=False, reverse=False) -> bytes:
-    import csv
-
     rows = list(csv.reader(io.StringIO(text)))
     if reverse:
         rows = [list(reversed(r)) for r in rows]
@@ -463,21 +462,27 @@ FORMULAS = [
     ("it's", "it's", "it's"),
     ("''=x", "'=x", "''=x"),  # a stored leading quote before a formula survives too
     ("'=SUM(A2)", "=SUM(A2)", "'=SUM(A2)"),  # an upload of an exported, escaped cell
+    ("\tx", "\tx", "'\tx"),
+    ("\rx", "\rx", "'\rx"),
 ]
 
 
 def test_formulas_round_trip_losslessly(app, seeded, api):
     alice = api("alice")
-    rows = [row(f"F-{i}", "Formula", description=cell) for i, (cell, _, _) in enumerate(FORMULAS)]
-    r = alice.upload(table(*rows), mode="partial")
+    out = io.StringIO()
+    writer = csv.writer(out)  # quotes the cell with a CR
+    writer.writerow(FIELDS)
+    for i, (cell, _, _) in enumerate(FORMULAS):
+        writer.writerow([f"F-{i}", "Formula", cell, *row("x").split(",")[3:]])
+    r = alice.upload(out.getvalue(), mode="partial")
     assert r.status_code == 201, r.text
     added = alice.get(f"/api/v1/changes/{r.json['id']}").json["added"]
     assert [a["description"] for a in added] == [stored for _, stored, _ in FORMULAS]
     approve(seeded, r.json["id"])
 
     exported = export_text(alice)
-    lines = {line.split(",", 1)[0]: line for line in exported.split("\r\n")}
-    assert [lines[f"F-{i}"].split(",")[2] for i in range(len(FORMULAS))] == [out for _, _, out in FORMULAS]
+    cells = {r[0]: r for r in csv.reader(io.StringIO(exported, newline=""))}
+    assert [cells[f"F-{i}"][2] for i in range(len(FORMULAS))] == [out for _, _, out in FORMULAS]
 
     history = alice.get("/api/v1/records/F-0/history").json["items"]
     assert history[0]["after"]["description"] == "=SUM(A1)"
