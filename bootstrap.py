@@ -19,7 +19,6 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 import auth
 import store
@@ -71,7 +70,7 @@ def init_database(app: Flask, schema: Schema) -> None:
     """Migrate the tables to the newest revision and bring stored records in line with schema.json; idempotent."""
     with _startup_lock(db.engine, Path(app.instance_path)):
         upgrade_schema(app)
-        _ensure_search_index()
+        _drop_trigram_index()
         state = db.session.get(TableState, 1)
         if state is None:
             db.session.add(TableState(id=1, version=0, row_count=0, fields=json.dumps(list(schema.names))))
@@ -104,18 +103,15 @@ def upgrade_schema(app: Flask) -> None:
     command.upgrade(config, "head")
 
 
-def _ensure_search_index() -> None:
-    """A trigram index makes `?q=` search fast on PostgreSQL, when the pg_trgm extension is available."""
-    if not store.is_postgres():
-        return
-    try:
-        with db.session.begin_nested():
-            db.session.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-            db.session.execute(
-                text("CREATE INDEX IF NOT EXISTS ix_datasets_record_trgm ON datasets USING gin (record gin_trgm_ops)")
-            )
-    except SQLAlchemyError as exc:  # an optional speed-up; search still works without it
-        log.warning("search index not created (pg_trgm unavailable?): %s", exc)
+def _drop_trigram_index() -> None:
+    """Remove the pg_trgm search index that earlier versions created on PostgreSQL.
+
+    Measured on 1,000,000 rows (docs/PERFORMANCE.md): it made inserting them 30× slower (129 s
+    instead of 4 s), and building it afterwards took 64 s, so approvals could not keep up; search
+    scans the table instead (store.records_page).
+    """
+    if store.is_postgres():
+        db.session.execute(text("DROP INDEX IF EXISTS ix_datasets_record_trgm"))
 
 
 def _migrate_fields(state: TableState, schema: Schema) -> None:
