@@ -228,10 +228,6 @@ def _damaged(exc: BaseException) -> Problem:
     )
 
 
-def sheet_names(book) -> list[str]:
-    return [ws.title for ws in book.worksheets]
-
-
 def _pick_sheet(book, sheet: str | None):
     """The sheet named `sheet` (trimmed, any case), else the first visible one."""
     sheets = book.worksheets
@@ -343,7 +339,7 @@ def _text(value: Any, kind: str) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e16:
             return str(int(value))
-        return repr(value)  # the shortest text that is exactly this float
+        return f"{value:.15g}"  # the digits Excel shows: a formula's 0.1+0.2 is 0.3, not 0.30000000000000004
     if isinstance(value, dt.datetime):
         if kind == "datetime":
             return value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
