@@ -167,7 +167,7 @@ BAD_FILES = [
     ("bad date", table(row("DS-1", created="2024-02-30")), [(2, "created")], "date"),
     ("bad enum", table(row("DS-1", update_frequency="sometimes")), [(2, "update_frequency")], "allowed"),
     ("missing required", table(row("DS-1", "")), [(2, "name")], "required"),
-    ("unknown column", HEADER + ",extra\n" + row("DS-1") + ",x\n", [(1, "extra")], "unknown"),
+    ("unknown column", HEADER + ",extra\n" + row("DS-1") + ",x\n", [(1, "column 12")], "unknown column 'extra'"),
     ("missing column", _without("url"), [(1, "url")], "missing"),
     ("missing key column", _without("id"), [(1, "id")], "missing"),
     (
