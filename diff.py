@@ -13,7 +13,8 @@ compare per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -86,6 +87,86 @@ def compare(current: Mapping[str, str], uploaded: Iterable[Row], *, full: bool =
     result.unchanged = unchanged
     if full and len(first_line) - len(added) < len(current):
         result.deleted = [(key, record) for key, record in current.items() if key not in first_line]
+    return result
+
+
+def compare_cells(
+    current: Mapping[str, str],
+    rows: Iterable[tuple[int, list[str]]],
+    key_index: int,
+    parse: Callable[[int, list[str]], Row | None],
+    *,
+    full: bool = True,
+    sep: str = "\x1f",
+    trust_raw: Callable[[str], bool] | None = None,
+) -> Diff:
+    """`compare` for raw uploaded rows (line, cells), parsing only the rows that are not unchanged.
+
+    A row whose cells joined by `sep` are exactly the stored record of its key is unchanged without
+    being parsed (stored records are canonical: parsing could only give the same text), unless
+    `trust_raw(text)` is False (text that means something else, e.g. an escaped formula). Every
+    other row goes through `parse(line, cells)`: its canonical Row, or None for a bad row (which
+    `parse` reports; it is left out, as `compare` never sees it).
+
+    The result equals `compare(current, <every good row parsed>, full=full)`. An unchanged row
+    costs one dictionary operation: stored keys are popped from a copy of `current` as they are
+    met, and the rows left over are the deletions (`compare` needs three lookups per row, and
+    these dominate the diff of a million rows: docs/PERFORMANCE.md).
+
+    >>> current = {"1": "1|a", "2": "2|b", "3": "3|c"}
+    >>> parse = lambda line, cells: Row(line, cells[0], "|".join(c.lower() for c in cells))
+    >>> rows = [(2, ["1", "a"]), (3, ["2", "B"]), (4, ["4", "D"]), (5, ["4", "e"])]
+    >>> d = compare_cells(current, rows, 0, parse, sep="|")
+    >>> d.added, d.deleted, d.unchanged, d.duplicates
+    ([Row(line=4, key='4', record='4|d')], [('3', '3|c')], 2, [DuplicateKey(line=5, key='4', first_line=4)])
+    """
+    result = Diff()
+    added, modified = result.added, result.modified
+    remaining = dict(current)  # stored rows not met yet; those left at the end are deleted
+    pop, join = remaining.pop, sep.join
+    met_keys: list[str] = []  # keys met, with their lines, in upload order: to name a duplicate's first line
+    met_lines = array("q")
+    new_keys: set[str] = set()
+    repeated: list[tuple[int, str]] = []
+    unchanged = 0
+    for line, cells in rows:
+        key = cells[key_index]
+        before = pop(key, None)
+        if before is not None:
+            text = join(cells)
+            if text == before and (trust_raw is None or trust_raw(text)):
+                unchanged += 1
+                met_keys.append(key)
+                met_lines.append(line)
+                continue
+        row = parse(line, cells)
+        if row is None or row.key != key:
+            if before is not None:
+                remaining[key] = before  # not met after all (a bad row, or a key that is not canonical)
+            if row is None:
+                continue
+            key = row.key
+            before = pop(key, None)
+        if before is None:
+            if key in current or key in new_keys:  # popped or added by an earlier row
+                repeated.append((row.line, key))
+                continue
+            new_keys.add(key)
+            added.append(row)
+        elif before == row.record:
+            unchanged += 1
+        else:
+            modified.append(Modified(row.line, key, before, row.record))
+        met_keys.append(key)
+        met_lines.append(row.line)
+    result.unchanged = unchanged
+    if repeated:
+        first_line: dict[str, int] = {}
+        for key, line in zip(met_keys, met_lines, strict=True):
+            first_line.setdefault(key, line)
+        result.duplicates = [DuplicateKey(line, key, first_line[key]) for line, key in repeated]
+    if full:
+        result.deleted = list(remaining.items())
     return result
 
 

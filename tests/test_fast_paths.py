@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import diff
 import tabular
-from schema import SEP, Schema
+from schema import SEP, Schema, ValueProblem, unescaped_as_is
 
 SCHEMA = Schema.from_dict(
     {
@@ -130,3 +130,107 @@ def test_rows_to_records_equals_parsing_every_row(uploaded, stored):
     want, want_problems = canonical_everything(rows)
     assert got == want
     assert problems == want_problems
+
+
+CONSTRAINED = Schema.from_dict(
+    {
+        "primaryKey": "code",
+        "missingValues": ["", "NA"],
+        "fields": [
+            {"name": "code", "type": "integer", "constraints": {"minimum": 1, "maximum": 5000}},
+            {"name": "kind", "constraints": {"required": True, "enum": ["a", "b"], "maxLength": 1}},
+            {"name": "tag", "constraints": {"pattern": "[a-z]+", "minLength": 2, "maxLength": 3}},
+            {"name": "flag", "type": "boolean", "constraints": {"required": True}},
+            {"name": "level", "type": "integer", "constraints": {"enum": [1, 2, 10]}},
+            {"name": "since", "type": "date", "constraints": {"minimum": "2020-01-01", "maximum": "2024-12-31"}},
+            {"name": "when", "type": "datetime"},
+            {"name": "x", "type": "number", "constraints": {"maximum": 10}},
+        ],
+    }
+)
+EDGE = ["", "NA", "na", " ", "a", "b", "ab", "abcd", "A", "a ", "1", "01", "0", "2", "10", "5001", "-1", "+1", " 1",
+        "1.0", "١", "²", "1e3", "TRUE", "true", "True", "yes", "Y", "WAHR", "true ", "2020-01-01", "2019-12-31",
+        "2024-02-30", "2024-1-05", "2024-01-05 00:00", "31/12/2022", "2024-01-05T10:00:00", "1,5", "9.99", "11",
+        "DS-1", "https://x.y", "daily", "a\x1fb", "a\x00", "x\ty", "é", "İ"]  # fmt: skip
+
+
+def cells_for(schema: Schema, decimal_comma: bool):
+    """Rows of cells, each mostly valid for its field (else hardly a row would get past its first bad cell)."""
+    columns = []
+    for f in schema.fields:
+        valid = []
+        for text in EDGE:
+            try:
+                f.canonical(text, decimal_comma)
+                valid.append(text)
+            except ValueProblem:
+                pass
+        columns.append(st.sampled_from(valid * 60 + EDGE))
+    return st.tuples(*columns).map(list)
+
+
+@pytest.mark.parametrize(
+    "schema", [SCHEMA, CONSTRAINED, Schema.load("schema.json")], ids=["types", "constraints", "default"]
+)
+@pytest.mark.parametrize("decimal_comma", [False, True])
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_fast_canonical_agrees_with_canonical_row_or_declines(schema, decimal_comma, data):
+    values = data.draw(cells_for(schema, decimal_comma))
+    fast = schema.fast_canonical(decimal_comma)(values)
+    record, problems = schema.canonical_row(values, decimal_comma)
+    if fast is not None:
+        assert problems == []
+        assert fast == (record.split(SEP)[schema.key_index], record)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["DS-1", "Sales", "", "a@b.c", "", "", "daily", "true", "10", "2024-01-31", "https://x.y"],
+        ["DS-2", "Sales, EMEA", 'say "hi"', "x", "Data", "SAP", "", "false", "", "", ""],
+    ],
+)
+def test_fast_canonical_takes_the_rows_the_app_writes(values):
+    """The shortcut is only worth it if it accepts the ordinary rows (the default schema)."""
+    schema = Schema.load("schema.json")
+    assert schema.fast_canonical()(values) == (values[0], SEP.join(values))
+
+
+# --- the diff of raw rows equals the diff of parsed rows ------------------------------------
+
+KEYED = Schema.from_dict({"primaryKey": "k", "fields": [{"name": "k", "type": "integer"}, {"name": "v"}]})
+raw_cell = st.sampled_from(["1", "2", "3", "007", "7", " 2", "x", ""])
+raw_value = st.sampled_from(["a", "b", "'=x", "=x", "''=x", "it's", ""])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    uploaded=st.lists(st.tuples(raw_cell, raw_value), max_size=10),
+    stored=st.dictionaries(st.sampled_from(["1", "2", "3", "7"]), raw_value, max_size=4),
+    full=st.booleans(),
+)
+def test_compare_cells_equals_compare_of_every_row_parsed(uploaded, stored, full):
+    current = {k: KEYED.canonical_row([k, v])[0] for k, v in stored.items()}
+    rows = [(line, list(cells)) for line, cells in enumerate(uploaded, start=2)]
+    reported, parsed_reported = [], []
+    got = diff.compare_cells(
+        current,
+        [(line, list(cells)) for line, cells in rows],
+        KEYED.key_index,
+        KEYED.row_parser(lambda *p: reported.append(p), clean=tabular.unescaper(KEYED)),
+        full=full,
+        sep=SEP,
+        trust_raw=unescaped_as_is,
+    )
+    parse = KEYED.row_parser(lambda *p: parsed_reported.append(p), clean=tabular.unescaper(KEYED))
+    parsed = [r for r in (parse(line, list(cells)) for line, cells in rows) if r is not None]
+    want = diff.compare(current, parsed, full=full)
+    assert (got.added, got.modified, got.unchanged, got.duplicates) == (
+        want.added,
+        want.modified,
+        want.unchanged,
+        want.duplicates,
+    )
+    assert sorted(got.deleted) == sorted(want.deleted)
+    assert reported == parsed_reported
