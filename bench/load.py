@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import random
 import re
@@ -167,6 +168,7 @@ class User(threading.Thread):
 def seed(url: str, rows: int) -> list[str]:
     """Accounts, and the benchmark table loaded through the app's own upload and approval."""
     os.environ["SECRET_KEY"] = "load-test-secret"
+    logging.basicConfig(level=logging.WARNING)  # before create_app: keeps its start-up log quiet
     import auth
     import changes
     import config

@@ -13,6 +13,7 @@ import csv
 import io
 
 import pytest
+from conftest import row, table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -234,3 +235,34 @@ def test_compare_cells_equals_compare_of_every_row_parsed(uploaded, stored, full
     )
     assert sorted(got.deleted) == sorted(want.deleted)
     assert reported == parsed_reported
+
+
+# --- PostgreSQL rows fetched by a helper thread (store._prefetched) ----------------------------
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Fetch one row per batch, so that a three-row table takes several batches."""
+    import store
+
+    monkeypatch.setattr(store, "FETCH_BATCH", 1)
+
+
+def test_download_in_many_batches_is_whole_and_ordered(app, seeded, login, small_batches):
+    text = login("bob").get("/download").data.decode("utf-8-sig")
+    assert [line.split(",")[0] for line in text.split("\r\n")[1:-1]] == ["DS-1", "DS-2", "DS-3"]
+
+
+def test_a_download_closed_early_ends_its_read(app, seeded, login, small_batches):
+    bob = login("bob")
+    for _ in range(3):  # each abandoned download must let go of its connection and helper thread
+        r = bob.get("/download", buffered=False)
+        assert next(iter(r.response)).startswith(b"\xef\xbb\xbfid,")
+        r.close()
+    assert bob.get("/download").data.count(b"\r\n") == 4
+
+
+def test_upload_reads_the_table_in_many_batches(app, seeded, api, small_batches):
+    r = api("alice").upload(table(row("DS-1", "Sales"), row("DS-2", "HR"), row("DS-4", "New")), confirm_deletions=1)
+    assert r.status_code == 201, r.text
+    assert (r.json["summary"]["added"], r.json["summary"]["deleted"]) == (1, 1)
