@@ -6,7 +6,9 @@ here knows about HTTP except the status each error suggests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import io
 import json
 import logging
@@ -108,15 +110,16 @@ def stage(
     parse = schema.row_parser(
         problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema) if escaped else None
     )
-    result = diff.compare_cells(
-        current,
-        upload.rows,
-        schema.key_index,
-        parse,
-        full=mode == "full",
-        sep=SEP,
-        trust_raw=unescaped_as_is if escaped else None,
-    )
+    with _gc_paused():
+        result = diff.compare_cells(
+            current,
+            upload.rows,
+            schema.key_index,
+            parse,
+            full=mode == "full",
+            sep=SEP,
+            trust_raw=unescaped_as_is if escaped else None,
+        )
     for dup in result.duplicates:
         problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
     if problems.total:
@@ -150,6 +153,23 @@ def stage(
     store.stage_rows(change.id, result)
     db.session.commit()
     return StageResult(change, version, summary, upload.encoding, warnings)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cycle collector while a diff builds a million small objects.
+
+    They hold no reference cycles, so nothing waits to be collected, but the collector would
+    scan them again and again: 1.2 s of the 8.4 s a 1,000,000-row first upload spends in Python.
+    Reference counting frees everything as usual meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _guard_mass_deletion(
