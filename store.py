@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import itertools
 import json
 import queue
 import threading
@@ -77,8 +78,8 @@ def _snapshot_connection():
         conn.close()
 
 
-def _iter_cursor(raw, sql: str, name: str) -> Iterator[tuple]:
-    """Run a query now; return its rows fetched in batches (a server-side cursor on PostgreSQL)."""
+def _iter_cursor(raw, sql: str, name: str) -> Iterator[list[tuple]]:
+    """Run a query now; return its rows in batches (a server-side cursor on PostgreSQL)."""
     if is_postgres():
         cur = raw.cursor(name=name)
         cur.itersize = FETCH_BATCH
@@ -89,8 +90,8 @@ def _iter_cursor(raw, sql: str, name: str) -> Iterator[tuple]:
     return _drain(cur)
 
 
-def _prefetched(cur) -> Iterator[tuple]:
-    """The rows of a server-side cursor, each batch fetched by a helper thread while the last is used.
+def _prefetched(cur) -> Iterator[list[tuple]]:
+    """The rows of a server-side cursor in batches, each fetched by a helper thread while the last is used.
 
     PostgreSQL then sends rows while Python builds the upload's dictionary or the download's CSV
     (the driver lets go of the GIL while it waits): a million rows arrive in about 1.5 s instead
@@ -126,17 +127,17 @@ def _prefetched(cur) -> Iterator[tuple]:
                 raise batch
             if not batch:
                 return
-            yield from batch
+            yield batch
     finally:
         stop.set()
         thread.join()
         cur.close()
 
 
-def _drain(cur) -> Iterator[tuple]:
+def _drain(cur) -> Iterator[list[tuple]]:
     try:
         while batch := cur.fetchmany(FETCH_BATCH):
-            yield from batch
+            yield batch
     finally:
         cur.close()
 
@@ -153,7 +154,10 @@ def read_current() -> tuple[int, dict[str, str]]:
     """(table version, {key: record}) for the whole table, read in one snapshot."""
     with _snapshot_connection() as raw:
         version, _ = _version(raw)
-        records = dict(_iter_cursor(raw, "SELECT key, record FROM datasets", "current_records"))
+        records: dict[str, str] = {}
+        with contextlib.closing(_iter_cursor(raw, "SELECT key, record FROM datasets", "current_records")) as batches:
+            for batch in batches:
+                records.update(batch)
     return version, records
 
 
@@ -172,8 +176,10 @@ def open_export() -> ExportSnapshot:
     stack = contextlib.ExitStack()
     raw = stack.enter_context(_snapshot_connection())
     version, row_count = _version(raw)
-    rows = _iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
-    return ExportSnapshot(version, row_count, (r[0] for r in rows), stack)
+    batches = _iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
+    stack.callback(batches.close)  # runs first: stops the fetching thread while the connection is still open
+    records = map(itemgetter(0), itertools.chain.from_iterable(batches))
+    return ExportSnapshot(version, row_count, records, stack)
 
 
 # --- staging ---------------------------------------------------------------------------------
