@@ -15,8 +15,8 @@ if config.config_file_name and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
-# Objects the app creates outside the models, and which autogenerate must therefore not drop:
-# the optional pg_trgm search index (bootstrap._ensure_search_index).
+# Objects outside the models, which autogenerate must therefore leave alone: the pg_trgm search
+# index earlier versions created (start-up now drops it: bootstrap._drop_trigram_index).
 UNMANAGED_INDEXES = {"ix_datasets_record_trgm"}
 
 

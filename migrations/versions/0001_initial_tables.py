@@ -1,7 +1,7 @@
 """Initial tables, exactly as models.py defines them (keys sort bytewise: COLLATE "C" on PostgreSQL).
 
-The pg_trgm search index on datasets.record is optional and created at start-up
-(bootstrap._ensure_search_index), not here: the extension may be unavailable.
+No pg_trgm search index on datasets.record: earlier versions created one at start-up; it made
+bulk writes 30× slower, and start-up now drops it (bootstrap._drop_trigram_index).
 
 Revision ID: 0001
 Revises:
