@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -452,37 +452,6 @@ class Schema:
                 " remove the spaces"
             )
         return None
-
-    def rows_to_records(
-        self,
-        rows: Iterable[tuple[int, list[str]]],
-        known: Mapping[str, str],
-        report: Callable[[int, str, str], None],
-        decimal_comma: bool = False,
-        clean: Callable[[list[str]], list[str]] | None = None,
-    ) -> Iterator[Row]:
-        """Raw rows (line, cells in schema order) → canonical diff rows; `report(line, field, message)` hears of bad cells.
-
-        A row whose raw text already equals the stored record of its key (the common case for a
-        table downloaded and uploaded back) is passed through unparsed: stored records are
-        canonical, so parsing it again could only give the same text. `clean` (e.g. formula
-        unescaping) runs on the other rows before they are parsed, so a row with a cell starting
-        with `'` (perhaps an escaped formula) always takes that path.
-        """
-        trusted = unescaped_as_is if clean is not None else None
-        stored, join, ki = known.get, SEP.join, self.key_index
-        parse = self.row_parser(report, decimal_comma, clean)
-        for line, values in rows:
-            key = values[ki]
-            before = stored(key)
-            if before is not None:
-                record = join(values)
-                if record == before and (trusted is None or trusted(record)):
-                    yield Row(line, key, before)
-                    continue
-            row = parse(line, values)
-            if row is not None:
-                yield row
 
     def row_parser(
         self,

@@ -89,50 +89,6 @@ def test_export_of_many_rows_crosses_batches_with_rows_of_every_kind():
 # --- upload: compare raw text first, parse only what differs --------------------------------
 
 
-def canonical_everything(rows: list[tuple[int, list[str]]]) -> tuple[list[diff.Row], list[tuple]]:
-    """The reference: unescape and parse every row, whatever is stored."""
-    problems, out = [], []
-    clean = tabular.unescaper(SCHEMA)
-    for line, values in rows:
-        record, row_problems = SCHEMA.canonical_row(clean(list(values)))
-        if row_problems:
-            problems.extend((line, name, message) for name, message in row_problems)
-        else:
-            out.append(diff.Row(line, record.split(SEP)[SCHEMA.key_index], record))
-    return out, problems
-
-
-value = st.sampled_from(
-    ["", "x", "'=x", "=x", "''=x", "'x", " x", "1", "01", "1.0", "TRUE", "yes", "2024-01-31", "31/01/2024"]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.tuples(st.sampled_from(["a", "b", "c", " a", ""]), value, value, value, value, value), max_size=8),
-    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.tuples(value, value, value, value, value), max_size=3),
-)
-def test_rows_to_records_equals_parsing_every_row(uploaded, stored):
-    known = {}
-    for key, values in stored.items():
-        record, problems = SCHEMA.canonical_row([key, *values])
-        if not problems:
-            known[key] = record  # stored records are canonical
-    rows = [(line, list(cells)) for line, cells in enumerate(uploaded, start=2)]
-    problems: list[tuple] = []
-    got = list(
-        SCHEMA.rows_to_records(
-            [(line, list(cells)) for line, cells in rows],
-            known,
-            lambda *p: problems.append(p),
-            clean=tabular.unescaper(SCHEMA),
-        )
-    )
-    want, want_problems = canonical_everything(rows)
-    assert got == want
-    assert problems == want_problems
-
-
 CONSTRAINED = Schema.from_dict(
     {
         "primaryKey": "code",

@@ -230,22 +230,13 @@ def test_all_problems_of_a_row_are_reported_in_field_order():
     ]
 
 
-def test_rows_to_records_reports_and_skips_bad_rows():
+def test_row_parser_reports_and_skips_bad_rows():
     reported = []
-    rows = [(2, ["DS-1", "A", "", "o@x", "", "", "", "", "", "", ""]), (3, ["", "B", "", "o@x", *[""] * 7])]
-    out = list(DEFAULT.rows_to_records(rows, {}, lambda *p: reported.append(p)))
-    assert [(r.line, r.key) for r in out] == [(2, "DS-1")]
+    parse = DEFAULT.row_parser(lambda *p: reported.append(p))
+    good = parse(2, ["DS-1", "A", "", "o@x", "", "", "", "", "", "", ""])
+    assert (good.line, good.key) == (2, "DS-1")
+    assert parse(3, ["", "B", "", "o@x", *[""] * 7]) is None
     assert reported == [(3, "id", "key is empty; every row needs one")]
-
-
-def test_rows_to_records_passes_unchanged_rows_through_and_parses_the_rest():
-    schema = Schema.from_dict({"primaryKey": "k", "fields": [{"name": "k"}, {"name": "n", "type": "integer"}]})
-    known = {"a": "a\x1f1", "b": "b\x1f2"}
-    rows = [(2, ["a", "1"]), (3, ["b", "2.0"]), (4, ["c", "x"])]
-    reported = []
-    out = list(schema.rows_to_records(rows, known, lambda *p: reported.append(p)))
-    assert [(r.line, r.key, r.record) for r in out] == [(2, "a", "a\x1f1"), (3, "b", "b\x1f2")]
-    assert reported == [(4, "n", "'x' is not a whole number (expected digits only, e.g. 1234)")]
 
 
 # --- schema.json ----------------------------------------------------------------------------

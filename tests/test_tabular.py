@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import diff
 import tabular
-from schema import SEP, Schema, pack
+from schema import SEP, Schema, pack, unescaped_as_is
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -26,20 +27,24 @@ EXPECTED = {
 }  # fmt: skip
 
 
-def read(data: bytes, schema: Schema = SCHEMA, known: dict[str, str] | None = None):
+def read(data: bytes, schema: Schema = SCHEMA):
     """Bytes → (upload, [(line, key, values)], problems as (line, column, message))."""
     upload = tabular.read_csv(io.BytesIO(data), schema)
     problems = upload.problems
-    rows = list(
-        schema.rows_to_records(
-            upload.rows, known or {}, problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema)
-        )
-    )
+    parse = schema.row_parser(problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema))
+    rows = [r for r in (parse(line, cells) for line, cells in upload.rows) if r is not None]
     return (
         upload,
         [(r.line, r.key, r.record.split(SEP)) for r in rows],
         [(p.line, p.column, p.message) for p in problems],
     )
+
+
+def compare_with(data: bytes, known: dict[str, str], schema: Schema = SCHEMA) -> diff.Diff:
+    """Upload bytes diffed against stored records the way changes.stage does (raw text first)."""
+    upload = tabular.read_csv(io.BytesIO(data), schema)
+    parse = schema.row_parser(pytest.fail, clean=tabular.unescaper(schema))
+    return diff.compare_cells(known, upload.rows, schema.key_index, parse, full=False, trust_raw=unescaped_as_is)
 
 
 def problems_of(data: bytes, schema: Schema = SCHEMA) -> list[tuple]:
@@ -91,8 +96,8 @@ def test_quoted_fields_keep_delimiters_quotes_and_line_breaks():
 def test_unchanged_rows_are_recognised_without_parsing_them():
     """A re-upload of the stored records is all fast path: the records come back identical."""
     known = {key: pack(values) for key, values in EXPECTED.items()}
-    _, rows, problems = read((DATA / "utf8.csv").read_bytes(), known=known)
-    assert problems == [] and {key: pack(values) for _, key, values in rows} == known
+    result = compare_with((DATA / "utf8.csv").read_bytes(), known)  # parsing any row fails the test
+    assert result.unchanged == len(known) and not result.changed
 
 
 MEASUREMENTS = Schema.from_dict(json.loads((DATA / "measurements.schema.json").read_text()))
@@ -356,8 +361,11 @@ def test_escaped_values_are_not_taken_for_unchanged_rows():
     """A stored `'=x` uploaded as `'=x` means `=x` (escaped): that is a change, though the raw text matches."""
     schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "t"}]})
     known = {"1": "1\x1f'=x", "2": "2\x1f''=y"}
-    _, rows, _ = read(b"id,t\n1,'=x\n2,'''=y\n", schema, known)
-    assert [values for _, _, values in rows] == [["1", "=x"], ["2", "''=y"]]
+    upload = tabular.read_csv(io.BytesIO(b"id,t\n1,'=x\n2,'''=y\n"), schema)
+    parse = schema.row_parser(pytest.fail, clean=tabular.unescaper(schema))
+    result = diff.compare_cells(known, upload.rows, schema.key_index, parse, trust_raw=unescaped_as_is)
+    assert [m.after.split(SEP) for m in result.modified] == [["1", "=x"]]  # '=x means =x: a change
+    assert result.unchanged == 1  # '''=y means ''=y: what is stored
 
 
 # --- writing ----------------------------------------------------------------------------------
