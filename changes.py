@@ -60,6 +60,10 @@ class Stale(ChangeError):
     status = 409
 
 
+class MissingReason(ChangeError):
+    status = 422
+
+
 class ApplyFailed(ChangeError):
     status = 500
 
@@ -324,7 +328,9 @@ def approve(change_id: int, admin: str) -> int:
 
 
 def reject(change_id: int, admin: str, reason: str) -> None:
-    """Close a pending request without applying it; the reason is kept and audited."""
+    """Close a pending request without applying it; the reason (required) is kept and audited."""
+    if not reason.strip():
+        raise MissingReason("Say why the request is rejected, so the submitter knows what to fix.")
     _decide(change_id, "rejected", admin, reason.strip(), "reject")
 
 

@@ -333,6 +333,14 @@ def test_reject_with_a_reason(app, seeded, api):
     assert seeded.post(f"/api/v1/changes/{change_id}/reject", json={"reason": "again"}).status_code == 409
 
 
+def test_reject_needs_a_reason(app, seeded, api):
+    change_id = api("alice").upload(table(row("DS-9")), mode="partial").json["id"]
+    for body in ({}, {"reason": ""}, {"reason": "   "}):
+        r = seeded.post(f"/api/v1/changes/{change_id}/reject", json=body)
+        assert r.status_code == 422 and "why" in r.json["error"]
+    assert seeded.get(f"/api/v1/changes/{change_id}").json["status"] == "pending"
+
+
 def test_withdraw_is_for_the_submitter_only(app, seeded, api):
     alice, bob = api("alice"), api("bob")
     change_id = alice.upload(table(row("DS-5")), mode="partial").json["id"]
