@@ -70,7 +70,6 @@ def init_database(app: Flask, schema: Schema) -> None:
     """Migrate the tables to the newest revision and bring stored records in line with schema.json; idempotent."""
     with _startup_lock(db.engine, Path(app.instance_path)):
         upgrade_schema(app)
-        _drop_trigram_index()
         state = db.session.get(TableState, 1)
         if state is None:
             db.session.add(TableState(id=1, version=0, row_count=0, fields=json.dumps(list(schema.names))))
@@ -101,17 +100,6 @@ def upgrade_schema(app: Flask) -> None:
         log.warning("tables made before migrations existed: stamping them as revision %s", BASELINE_REVISION)
         command.stamp(config, BASELINE_REVISION)
     command.upgrade(config, "head")
-
-
-def _drop_trigram_index() -> None:
-    """Remove the pg_trgm search index that earlier versions created on PostgreSQL.
-
-    Measured on 1,000,000 rows (docs/PERFORMANCE.md): it made inserting them 30× slower (129 s
-    instead of 4 s), and building it afterwards took 64 s, so approvals could not keep up; search
-    scans the table instead (store.records_page).
-    """
-    if store.is_postgres():
-        db.session.execute(text("DROP INDEX IF EXISTS ix_datasets_record_trgm"))
 
 
 def _migrate_fields(state: TableState, schema: Schema) -> None:

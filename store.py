@@ -404,7 +404,7 @@ def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
     """(key, record, version) rows in key order; `q` matches the key or any text, case-insensitively.
 
     Search scans the records (the key is part of its record) in key order and stops at the page;
-    a trigram index would make bulk writes 30× slower (see bootstrap._drop_trigram_index). On
+    a trigram index would make bulk writes 30× slower (docs/PERFORMANCE.md). On
     PostgreSQL an ASCII query compares under the C collation, whose ILIKE lowercases with a plain
     ASCII loop: half the time of the locale's (docs/PERFORMANCE.md); SQLite's LIKE folds ASCII only.
     """

@@ -15,10 +15,6 @@ if config.config_file_name and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
-# Objects outside the models, which autogenerate must therefore leave alone: the pg_trgm search
-# index earlier versions created (start-up now drops it: bootstrap._drop_trigram_index).
-UNMANAGED_INDEXES = {"ix_datasets_record_trgm"}
-
 
 def get_engine():
     return current_app.extensions["migrate"].db.engine
@@ -28,17 +24,12 @@ def get_metadata():
     return current_app.extensions["migrate"].db.metadata
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    return not (type_ == "index" and name in UNMANAGED_INDEXES)
-
-
 def run_migrations_offline():
     """Emit SQL for the configured database instead of running it (`flask db upgrade --sql`)."""
     context.configure(
         url=get_engine().url.render_as_string(hide_password=False),
         target_metadata=get_metadata(),
         literal_binds=True,
-        include_object=include_object,
         compare_type=True,
     )
     with context.begin_transaction():
@@ -56,7 +47,6 @@ def run_migrations_online():
 
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
-    conf_args.setdefault("include_object", include_object)
     conf_args.setdefault("compare_type", True)
 
     with get_engine().connect() as connection:

@@ -1,7 +1,6 @@
 """Initial tables, exactly as models.py defines them (keys sort bytewise: COLLATE "C" on PostgreSQL).
 
-No pg_trgm search index on datasets.record: earlier versions created one at start-up; it made
-bulk writes 30× slower, and start-up now drops it (bootstrap._drop_trigram_index).
+No trigram search index on datasets.record: it made bulk writes 30× slower (docs/PERFORMANCE.md).
 
 Revision ID: 0001
 Revises:
