@@ -127,10 +127,15 @@ def compare_cells(
     met_keys: list[str] = []  # keys met, with their lines, in upload order: to name a duplicate's first line
     met_lines = array("q")
     new_keys: set[str] = set()
+    bad_keys: set[str] = set()
     repeated: list[tuple[int, str]] = []
     unchanged = 0
     for line, cells in rows:
         key = cells[key_index]
+        if bad_keys and key in bad_keys:  # an earlier row with this key could not be parsed
+            parse(line, cells)  # only for what it reports about this row's cells
+            repeated.append((line, key))
+            continue
         before = pop(key, None)
         if before is not None:
             text = join(cells)
@@ -143,7 +148,13 @@ def compare_cells(
         if row is None or row.key != key:
             if before is not None:
                 remaining[key] = before  # not met after all (a bad row, or a key that is not canonical)
-            if row is None:
+            if row is None:  # a bad row (`parse` reported it); its key still counts for duplicates
+                if before is None and (key in current or key in new_keys):
+                    repeated.append((line, key))
+                elif key.strip():
+                    bad_keys.add(key)
+                    met_keys.append(key)
+                    met_lines.append(line)
                 continue
             key = row.key
             before = pop(key, None)

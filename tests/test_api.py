@@ -182,6 +182,12 @@ BAD_FILES = [
         [(2, "row_count"), (3, "created"), (5, "id")],
         "whole number",
     ),
+    (
+        "duplicate of a bad row",
+        table(row("DS-7", row_count="x"), row("DS-7"), row("DS-1"), row("DS-1", created="soon")),
+        [(2, "row_count"), (3, "id"), (5, "created"), (5, "id")],
+        "whole number",
+    ),
 ]
 
 

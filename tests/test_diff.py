@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from diff import Diff, DuplicateKey, Modified, Row, changed_fields, compare
+from diff import Diff, DuplicateKey, Modified, Row, changed_fields, compare, compare_cells
 
 CURRENT = {"1": "1|a", "2": "2|b", "3": "3|c"}
 
@@ -98,3 +98,24 @@ def test_changed_fields(before, after, changed):
 def test_changed_fields_needs_records_of_the_same_fields():
     with pytest.raises(ValueError):
         changed_fields(["1", "a"], ["1", "a", "b"], ["id", "name", "team"])
+
+
+def parse_lowercase(line, cells):
+    """A parser for compare_cells tests: 'bad' cells are refused, everything else lowercased."""
+    if "bad" in cells:
+        return None
+    return Row(line, cells[0], "|".join(c.lower() for c in cells))
+
+
+@pytest.mark.parametrize(
+    "uploaded, duplicates",
+    [
+        ([(2, ["1", "bad"]), (3, ["1", "a"])], [DuplicateKey(3, "1", 2)]),  # bad row first
+        ([(2, ["1", "a"]), (3, ["1", "bad"])], [DuplicateKey(3, "1", 2)]),  # bad row second
+        ([(2, ["9", "bad"]), (3, ["9", "bad"])], [DuplicateKey(3, "9", 2)]),  # both bad, new key
+        ([(2, ["", "bad"]), (3, ["", "bad"])], []),  # empty keys: the parser reports those
+    ],
+)
+def test_compare_cells_names_duplicates_even_when_a_row_is_bad(uploaded, duplicates):
+    d = compare_cells({"1": "1|a"}, uploaded, 0, parse_lowercase, sep="|")
+    assert d.duplicates == duplicates
