@@ -127,11 +127,22 @@ def change_list():
 
 @bp.route("/changes/<int:change_id>")
 def change_detail(change_id: int):
-    """A change request with its added and deleted rows and its modifications."""
+    """A change request with its added and deleted rows and its modifications.
+
+    Every row by default; `?limit=N&offset=M` pages each of the three lists (for big requests).
+    """
     cr = changes.get(change_id)
+    limit, offset = request.args.get("limit", type=int), request.args.get("offset", 0, type=int)
+    if (limit is not None and limit < 1) or offset < 0:
+        return error(400, "limit must be 1 or more and offset 0 or more.")
     body = change_json(cr)
     for name, action in views.ACTIONS.items():
-        body[name] = list(changes.row_dicts(cr, schema(), action, store.pending_all(change_id, action)))
+        rows = (
+            store.pending_all(change_id, action)
+            if limit is None
+            else store.pending_page(change_id, action, offset, limit)
+        )
+        body[name] = list(changes.row_dicts(cr, schema(), action, rows))
     return jsonify(body)
 
 

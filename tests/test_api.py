@@ -339,6 +339,18 @@ def test_reject_with_a_reason(app, seeded, api):
     assert seeded.post(f"/api/v1/changes/{change_id}/reject", json={"reason": "again"}).status_code == 409
 
 
+def test_detail_pages_each_list_with_limit_and_offset(app, seeded, api):
+    alice = api("alice")
+    change_id = alice.upload(table(*(row(f"DS-{i}") for i in range(4, 9))), mode="partial").json["id"]
+    first = alice.get(f"/api/v1/changes/{change_id}?limit=2").json
+    rest = alice.get(f"/api/v1/changes/{change_id}?limit=2&offset=4").json
+    everything = alice.get(f"/api/v1/changes/{change_id}").json
+    assert [r["id"] for r in first["added"]] == ["DS-4", "DS-5"]
+    assert [r["id"] for r in rest["added"]] == ["DS-8"]
+    assert len(everything["added"]) == 5 and first["summary"]["added"] == 5
+    assert alice.get(f"/api/v1/changes/{change_id}?limit=0").status_code == 400
+
+
 def test_reject_needs_a_reason(app, seeded, api):
     change_id = api("alice").upload(table(row("DS-9")), mode="partial").json["id"]
     for body in ({}, {"reason": ""}, {"reason": "   "}):
