@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -107,7 +106,7 @@ def stage(
     """
     if mode not in MODES:
         raise ChangeError(f"mode must be 'full' or 'partial', not {mode!r}")
-    upload = tabular.open_upload(KeepOpen(stream), schema, filename, sheet)
+    upload = tabular.open_upload(stream, schema, filename, sheet)
     version, current = store.read_current()
     problems = upload.problems
     escaped = upload.encoding != workbook.ENCODING  # no ' escaping in xlsx
@@ -207,39 +206,6 @@ def _guard_mass_deletion(
 
 
 # --- error files: a refused upload with an `errors` column, for its owner --------------------
-
-
-class KeepOpen(io.BufferedIOBase):
-    """An upload as the readers see it. Their text wrapper closes what it wraps when it is
-    collected; through this the upload stays open, to be read again for its error file."""
-
-    def __init__(self, stream: IO[bytes]):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._stream.read(-1 if size is None else size)
-
-    read1 = read
-
-    def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._stream.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-    def close(self) -> None:
-        """Leave the upload open (the request closes it)."""
 
 
 ERROR_FILE_DAYS = 1

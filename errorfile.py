@@ -76,11 +76,7 @@ def _annotate_csv(
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
         sample = text.read(tabular.SAMPLE_BYTES)
-        first_line = sample.splitlines()[0] if sample else ""
-        if encoding.startswith("utf-16") and "\t" in first_line:
-            delimiter = "\t"  # as tabular.read_csv decides
-        else:
-            delimiter = tabular.sniff_delimiter(sample, schema)
+        delimiter = tabular.choose_delimiter(sample, encoding, schema)
         text.seek(0)
         out = _Chunks()
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")

@@ -275,6 +275,14 @@ def _header_lookup(schema: Schema) -> dict[str, str]:
 MAX_UNKNOWN_LISTED = 10
 
 
+def choose_delimiter(sample: str, encoding: str, schema: Schema) -> str:
+    """The delimiter of a file, from its first characters: tab for Excel's UTF-16 "Unicode Text", else sniffed."""
+    first_line = sample[: min((i for i in (sample.find("\n"), sample.find("\r")) if i >= 0), default=None)]
+    if encoding.startswith("utf-16") and "\t" in first_line:
+        return "\t"
+    return sniff_delimiter(sample, schema)
+
+
 def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
     """Header cells → (position of each schema field in the file, number of meaningful columns).
 
@@ -355,16 +363,12 @@ def read_csv(stream: IO[bytes], schema: Schema) -> CsvUpload:
     ('utf-8-sig', ';', [(2, ['1', 'a;\\r\\nb']), (5, ['2', ''])])
     """
     encoding = detect_encoding(stream)
-    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    text = io.TextIOWrapper(_KeepOpen(stream), encoding=encoding, newline="")
     try:
         sample = text.read(SAMPLE_BYTES)
         if not sample.strip():
             raise FileProblems([Problem(None, None, "the file is empty")])
-        first_line = sample[: min((i for i in (sample.find("\n"), sample.find("\r")) if i >= 0), default=None)]
-        if encoding.startswith("utf-16") and "\t" in first_line:
-            delimiter = "\t"  # Excel's "Unicode Text"
-        else:
-            delimiter = sniff_delimiter(sample, schema)
+        delimiter = choose_delimiter(sample, encoding, schema)
         text.seek(0)
         reader = csv.reader(text, delimiter=delimiter)
         header = next(reader)
@@ -384,6 +388,40 @@ def read_csv(stream: IO[bytes], schema: Schema) -> CsvUpload:
     upload = CsvUpload(encoding=encoding, delimiter=delimiter, rows=iter(()))
     upload.rows = _data_rows(reader, order, width, upload.problems, names)
     return upload
+
+
+class _KeepOpen(io.BufferedIOBase):
+    """The caller's stream as read_csv's text wrapper sees it: the wrapper closes what it wraps when
+    it is collected (the rows are read lazily, so it cannot be detached in time); the caller's
+    upload must stay open, e.g. to be read again for its error file."""
+
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(-1 if size is None else size)
+
+    read1 = read
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        """Leave the caller's stream open."""
 
 
 def _data_rows(
