@@ -193,8 +193,3 @@ def history(key: str):
     """Every audit entry of one record, newest first."""
     entries = store.audit_page(store.AuditFilter(key=key), None, 100_000)
     return jsonify({"items": changes.audit_dicts(entries, schema())})
-
-
-@bp.errorhandler(changes.ChangeError)
-def change_error(exc: changes.ChangeError):
-    return error(exc.status, exc.message, **({"keys": exc.keys} if exc.keys else {}))
