@@ -13,18 +13,16 @@ from dotenv import load_dotenv
 from flask import Flask, jsonify
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-import api
-import auth
+import accounts
 import bootstrap
 import cli
 import config
-import errors
-import views
+import store.base
 from models import db
 from schema import Schema, SchemaError
+from web import api, auth, error_pages, pages
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -44,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     try:
         app.config.from_mapping(config.from_environment(Path(app.instance_path)))
         app.config.update(test_config or {})
+        config.check(app.config)
         schema = Schema.load(app.config["SCHEMA_PATH"])
     except (config.ConfigError, SchemaError) as exc:
         print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
@@ -57,19 +56,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     auth.login_manager.init_app(app)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(views.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
     app.before_request(auth.require_login)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
-    app.context_processor(lambda: {"is_admin": auth.is_admin, "table_title": schema.title})
-    errors.register(app)
+    app.context_processor(lambda: {"is_admin": accounts.is_admin, "table_title": schema.title})
+    error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
 
     with app.app_context():
-        bootstrap.configure_engine(db.engine)
+        store.base.configure_sqlite(db.engine)
         if not app.config.get("SKIP_DB_INIT"):
             bootstrap.init_database(app, schema)
     return app
@@ -87,7 +86,7 @@ def security_headers(response):
 def healthz():
     """200 when the database answers; 503 (JSON) when it does not. No sign-in needed."""
     try:
-        db.session.execute(text("SELECT 1"))
+        store.base.ping()
     except SQLAlchemyError:
         db.session.rollback()
         return jsonify({"status": "unavailable", "database": "unreachable"}), 503

@@ -1,7 +1,8 @@
-"""The change-request workflow: stage an upload, approve, reject, withdraw. Owns the transaction.
+"""The change-request workflow, the domain API both front ends call: submit an upload (or refuse it
+with an error file), read requests, approve, reject, withdraw. Owns every transaction it opens.
 
-Views and the API call these functions and turn their exceptions into pages or JSON; nothing
-here knows about HTTP except the status each error suggests.
+The pages, the JSON API and the CLI turn its results and exceptions (errors.DomainError, each with
+the HTTP status that fits) into pages or JSON; nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -13,68 +14,72 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
+from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-import damage
 import diff
-import errorfile
-import store
-import tabular
-import workbook
-from models import AuditEntry, ChangeRequest, ErrorReport, db, utcnow
-from schema import SEP, Schema, unescaped_as_is, unpack
+import store.accounts
+import store.audit
+import store.changes
+import store.table
+import tables
+from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from files import damage, errorfile
+from files.formulas import unescaped_as_is, unescaper
+from files.problems import FileProblems
+from files.upload import open_upload
+from files.xlsx import ENCODING as WORKBOOK_ENCODING
+from models import ChangeRequest, ErrorReport, db, utcnow
+from records import SEP
+from schema import Schema, show
 
 log = logging.getLogger(__name__)
 MODES = ("full", "partial")
+ACTIONS = ("add", "modify", "delete")
+ERROR_FILE_DAYS = 1
 
 
-class ChangeError(Exception):
-    """A workflow step that cannot happen; `status` is the HTTP status that fits."""
-
-    status = 400
-
-    def __init__(self, message: str, keys: list[str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.keys = keys or []
+class NotPending(Conflict):
+    """The request was already decided (or withdrawn); nothing was done."""
 
 
-class NotFound(ChangeError):
-    status = 404
-
-
-class Forbidden(ChangeError):
-    status = 403
-
-
-class NotPending(ChangeError):
-    status = 409
-
-
-class Stale(ChangeError):
+class Stale(Conflict):
     """Rows this request touches changed after it was uploaded; approving would overwrite them."""
 
-    status = 409
+
+class UniqueClash(Conflict):
+    """Applying would give two rows the same value in a `unique` column (a later approval added it)."""
 
 
-class MissingReason(ChangeError):
-    status = 422
+class MissingReason(Unprocessable):
+    """A rejection needs a reason the submitter can act on."""
 
 
-class ApplyFailed(ChangeError):
+class ApplyFailed(DomainError):
+    """The database refused the approval; everything was rolled back."""
+
     status = 500
 
 
-class ConfirmDeletions(ChangeError):
+class ConfirmDeletions(Unprocessable):
     """A full upload would delete many rows; the uploader must confirm the exact number."""
-
-    status = 422
 
     def __init__(self, message: str, deletions: int):
         super().__init__(message)
         self.deletions = deletions
+
+
+class Refused(Unprocessable):
+    """The file cannot be staged: its problems (the first MAX_PROBLEMS, `total` counts all) and the
+    id of the error file kept for its owner (None when the file is no table to annotate)."""
+
+    def __init__(self, problems: FileProblems, error_file: int | None):
+        super().__init__(f"The file was not staged: {problems.total} problem(s) found.")
+        self.problems = problems.problems
+        self.total = problems.total
+        self.error_file = error_file
 
 
 @dataclass
@@ -88,30 +93,52 @@ class StageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def stage(
+# --- submitting an upload --------------------------------------------------------------------
+
+
+def submit(
     stream: IO[bytes],
-    schema: Schema,
     *,
     submitter: str,
     filename: str = "",
     mode: str = "full",
     comment: str = "",
     confirm_deletions: int | None = None,
-    mass_delete_percent: int = 20,
     sheet: str | None = None,
 ) -> StageResult:
     """Diff an uploaded file against the table and stage the differences as one pending request.
 
-    Raises tabular.FileProblems (nothing staged) when any row or the file itself is invalid.
+    A file with problems is refused (Refused, nothing staged) and kept for its owner with an
+    `errors` column; a full upload deleting many rows must be confirmed (ConfirmDeletions).
     """
+    try:
+        return _stage(stream, submitter, filename, mode, comment, confirm_deletions, sheet)
+    except FileProblems as exc:
+        db.session.rollback()
+        raise Refused(exc, _keep_error_file(stream, exc, submitter, filename, sheet)) from None
+    except DomainError:
+        db.session.rollback()
+        raise
+
+
+def _stage(
+    stream: IO[bytes],
+    submitter: str,
+    filename: str,
+    mode: str,
+    comment: str,
+    confirm_deletions: int | None,
+    sheet: str | None,
+) -> StageResult:
     if mode not in MODES:
-        raise ChangeError(f"mode must be 'full' or 'partial', not {mode!r}")
-    upload = tabular.open_upload(stream, schema, filename, sheet)
-    version, current = store.read_current()
+        raise DomainError(f"mode must be 'full' or 'partial', not {mode!r}")
+    schema = tables.schema()
+    upload = open_upload(stream, schema, sheet)
+    version, current = store.table.read_current()
     problems = upload.problems
-    escaped = upload.encoding != workbook.ENCODING  # no ' escaping in xlsx
+    escaped = upload.encoding != WORKBOOK_ENCODING  # no ' escaping in xlsx
     parse = schema.row_parser(
-        problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema) if escaped else None
+        problems.add, decimal_comma=upload.decimal_comma, clean=unescaper(schema) if escaped else None
     )
     with _gc_paused():
         result = diff.compare_cells(
@@ -125,6 +152,8 @@ def stage(
         )
     for dup in result.duplicates:
         problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
+    for line, column, message in check_unique(schema, current, result):
+        problems.add(line, column, message)
     if problems.total:
         problems.sort(key=lambda p: p.line or 0)
         problems.raise_if_any()
@@ -137,9 +166,11 @@ def stage(
     if not result.changed:
         return StageResult(None, version, summary, upload.encoding)
     header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
-    _guard_mass_deletion(len(result.deleted), len(current), confirm_deletions, mass_delete_percent, header_only)
+    _guard_mass_deletion(
+        len(result.deleted), len(current), confirm_deletions, current_app.config["MASS_DELETE_PERCENT"], header_only
+    )
     warnings = damage.warnings(result, schema)
-    change = ChangeRequest(
+    change = store.changes.add_request(
         submitter=submitter,
         mode=mode,
         comment=comment.strip(),
@@ -151,11 +182,23 @@ def stage(
         warnings=json.dumps(warnings),
         **summary,
     )
-    db.session.add(change)
-    db.session.flush()
-    store.stage_rows(change.id, result)
+    store.changes.stage_rows(change.id, result)
     db.session.commit()
     return StageResult(change, version, summary, upload.encoding, warnings)
+
+
+def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str]]:
+    """(line, column, message) for each added or changed row whose value in a `unique` column
+    another row of the table would have after `result` is applied."""
+    found = []
+    for index in schema.unique_indexes:
+        name = schema.names[index]
+        for c in diff.unique_clashes(current, result, index):
+            where = (
+                f"row {c.other_key!r} (line {c.other_line})" if c.other_line else f"row {c.other_key!r} of the table"
+            )
+            found.append((c.line, name, f"{show(c.value)} is also the {name} of {where}; each row needs its own"))
+    return found
 
 
 @contextlib.contextmanager
@@ -208,36 +251,26 @@ def _guard_mass_deletion(
 # --- error files: a refused upload with an `errors` column, for its owner --------------------
 
 
-ERROR_FILE_DAYS = 1
-
-
-def save_error_file(
-    stream: IO[bytes],
-    schema: Schema,
-    refused: tabular.FileProblems,
-    *,
-    owner: str,
-    filename: str = "",
-    sheet: str | None = None,
+def _keep_error_file(
+    stream: IO[bytes], refused: FileProblems, owner: str, filename: str, sheet: str | None
 ) -> int | None:
     """Keep the refused upload with an `errors` column for its owner (a day); return its id, or
-    None when the file is not a table to annotate. Deletes expired ones; commits."""
-    annotated = errorfile.annotate(stream, schema, refused.problems, refused.total, sheet)
+    None when the file is not a table to annotate. Deletes expired ones."""
+    annotated = errorfile.annotate(stream, tables.schema(), refused.problems, refused.total, sheet)
     if annotated is None:
         return None
     stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < utcnow() - dt.timedelta(ERROR_FILE_DAYS)))
-    report = ErrorReport(
-        owner=owner, filename=f"{stem or 'upload'}-errors{annotated.suffix}"[-255:], content=annotated.content
+    store.accounts.delete_error_reports_before(utcnow() - dt.timedelta(ERROR_FILE_DAYS))
+    report = store.accounts.add_error_report(
+        owner, f"{stem or 'upload'}-errors{annotated.suffix}"[-255:], annotated.content
     )
-    db.session.add(report)
     db.session.commit()
     return report.id
 
 
 def error_file(report_id: int, user: str) -> ErrorReport:
     """An error file, for its owner only (to anyone else it does not exist)."""
-    report = db.session.get(ErrorReport, report_id)
+    report = store.accounts.get_error_report(report_id)
     if report is None or report.owner != user or report.created_at < utcnow() - dt.timedelta(ERROR_FILE_DAYS):
         raise NotFound(
             "There is no such error file, or it has expired (they are kept for a day). Upload the file again."
@@ -245,11 +278,30 @@ def error_file(report_id: int, user: str) -> ErrorReport:
     return report
 
 
-def get(change_id: int) -> ChangeRequest:
-    change = db.session.get(ChangeRequest, change_id)
+# --- reading requests ------------------------------------------------------------------------
+
+
+def get_request(change_id: int) -> ChangeRequest:
+    """A change request by id (NotFound when there is none)."""
+    change = store.changes.get_request(change_id)
     if change is None:
         raise NotFound(f"There is no change request #{change_id}.")
     return change
+
+
+def list_requests(status: str | None, offset: int, limit: int) -> tuple[list[ChangeRequest], int]:
+    """(requests newest first, how many there are in all) of one status, or of every status (None)."""
+    return store.changes.list_requests(status, offset, limit), store.changes.count_requests(status)
+
+
+def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None = None) -> Iterator[tuple]:
+    """(key, line, before, after) of one kind of staged change in upload order: a page, or all (`limit` None)."""
+    if limit is None:
+        return store.changes.pending_all(change_id, action)
+    return iter(store.changes.pending_page(change_id, action, offset, limit))
+
+
+# --- deciding --------------------------------------------------------------------------------
 
 
 def approve(change_id: int, admin: str) -> int:
@@ -258,17 +310,18 @@ def approve(change_id: int, admin: str) -> int:
     Exactly one of several concurrent approvals wins (the status update is conditional); a
     request whose rows changed since its upload is refused as Stale and stays pending.
     """
-    change = get(change_id)
+    change = get_request(change_id)
     _require_pending(change)
     submitter, submitted_at, base_version = change.submitter, change.created_at, change.base_version
     try:
-        if not store.claim_pending(change_id, "approved", admin):
+        if not store.changes.claim_pending(change_id, "approved", admin):
             db.session.rollback()
             raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-        version = store.bump_version()
+        version = store.table.bump_version()
         # Rows this request touches can only have changed if another request was approved since
         # its upload; then compare them (for 20,000 changes on a million rows that takes 0.3 s).
-        conflicts = store.conflicting_keys(change_id) if version != base_version + 1 else []
+        rebased = version != base_version + 1
+        conflicts = store.changes.conflicting_keys(change_id) if rebased else []
         if conflicts:
             db.session.rollback()
             shown = ", ".join(conflicts[:20]) + (" …" if len(conflicts) > 20 else "")
@@ -278,10 +331,11 @@ def approve(change_id: int, admin: str) -> int:
                 "The request stays pending; the submitter can withdraw it and upload again from a fresh download.",
                 conflicts,
             )
-        store.apply_pending(change_id, version, submitter, admin, submitted_at)
-        db.session.execute(
-            db.update(ChangeRequest).where(ChangeRequest.id == change_id).values(applied_version=version)
-        )
+        if rebased:
+            _refuse_unique_clashes(change_id)
+        store.changes.apply_pending(change_id, version)
+        store.audit.write_row_changes(change_id, version, submitter, admin, submitted_at)
+        store.changes.set_applied_version(change_id, version)
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
@@ -293,37 +347,51 @@ def approve(change_id: int, admin: str) -> int:
     return version
 
 
+def _refuse_unique_clashes(change_id: int) -> None:
+    """UniqueClash (rolled back) when the staged rows repeat a `unique` value that a later approval added."""
+    schema = tables.schema()
+    if not schema.unique_indexes:
+        return
+    _, current = store.table.read_current()
+    staged = diff.Diff(
+        added=[diff.Row(line, key, after) for key, line, _, after in store.changes.pending_all(change_id, "add")],
+        modified=[diff.Modified(line, key, b, a) for key, line, b, a in store.changes.pending_all(change_id, "modify")],
+        deleted=[(key, before) for key, _, before, _ in store.changes.pending_all(change_id, "delete")],
+    )
+    clashes = check_unique(schema, current, staged)
+    if clashes:
+        db.session.rollback()
+        shown = "; ".join(f"line {line}, {column}: {message}" for line, column, message in clashes[:5])
+        raise UniqueClash(
+            f"Not applied: a later approval gave other rows values this request also uses in unique columns ({shown}). "
+            "The request stays pending; the submitter can withdraw it and upload again from a fresh download.",
+        )
+
+
 def reject(change_id: int, admin: str, reason: str) -> None:
     """Close a pending request without applying it; the reason (required) is kept and audited."""
     if not reason.strip():
         raise MissingReason("Say why the request is rejected, so the submitter knows what to fix.")
-    _decide(change_id, "rejected", admin, reason.strip(), "reject")
+    _close(change_id, "rejected", admin, reason.strip(), "reject")
 
 
 def withdraw(change_id: int, user: str) -> None:
     """The submitter takes back their own pending request."""
-    change = get(change_id)
+    change = get_request(change_id)
     if change.submitter != user:
         raise Forbidden("Only the person who uploaded a change request can withdraw it.")
-    _decide(change_id, "withdrawn", user, None, "withdraw")
+    _close(change_id, "withdrawn", user, None, "withdraw")
 
 
-def _decide(change_id: int, status: str, user: str, reason: str | None, action: str) -> None:
-    change = get(change_id)
+def _close(change_id: int, status: str, user: str, reason: str | None, action: str) -> None:
+    """Decide a pending request without applying it, with its audit entry, in one commit."""
+    change = get_request(change_id)
     _require_pending(change)
-    if not store.claim_pending(change_id, status, user, reason):
+    if not store.changes.claim_pending(change_id, status, user, reason):
         db.session.rollback()
         raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-    db.session.add(
-        AuditEntry(
-            change_id=change_id,
-            action=action,
-            submitter=change.submitter,
-            approver=user if action == "reject" else None,
-            submitted_at=change.created_at,
-            note=reason,
-            version=None,
-        )
+    store.audit.write_decision(
+        change_id, action, change.submitter, user if action == "reject" else None, change.created_at, reason
     )
     db.session.commit()
     db.session.expire_all()
@@ -336,79 +404,3 @@ def _require_pending(change: ChangeRequest) -> None:
 
 def _short(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
-
-
-# --- reading a request's rows ----------------------------------------------------------------
-
-
-def row_dicts(
-    change: ChangeRequest, schema: Schema, action: str, rows: list[tuple] | Iterator[tuple]
-) -> Iterator[dict[str, Any]]:
-    """Staged rows (key, line, before, after) → API objects: added/deleted rows, or modified {key, before, after, changed}."""
-    names = change.field_names
-    for key, line, before, after in rows:
-        if action == "modify":
-            yield {
-                "key": key,
-                "line": line,
-                "before": schema.to_dict(before, names),
-                "after": schema.to_dict(after, names),
-                "changed": diff.changed_fields(unpack(before), unpack(after), names),
-            }
-        else:
-            yield schema.to_dict(after if action == "add" else before, names)
-
-
-@dataclass
-class CellView:
-    name: str
-    label: str
-    old: str | None
-    new: str | None
-    changed: bool
-
-
-def cell_views(schema: Schema, names: list[str], before: str | None, after: str | None) -> list[CellView]:
-    """Cells of one staged row for the review page, flagged where before and after differ."""
-    old = dict(zip(names, unpack(before), strict=False)) if before is not None else {}
-    new = dict(zip(names, unpack(after), strict=False)) if after is not None else {}
-    labels = {f.name: f.label for f in schema.fields}
-    return [
-        CellView(
-            n,
-            labels.get(n, n),
-            old.get(n) if before is not None else None,
-            new.get(n) if after is not None else None,
-            before is not None and after is not None and old.get(n) != new.get(n),
-        )
-        for n in names
-    ]
-
-
-def audit_dicts(entries: list, schema: Schema) -> list[dict[str, Any]]:
-    """Audit rows (from store.audit_page) → API objects with before/after as field → value."""
-    out = []
-    for e in entries:
-        names = json.loads(e.fields) if e.fields else list(schema.names)
-        out.append(
-            {
-                "id": e.id,
-                "action": e.action,
-                "key": e.key,
-                "before": schema.to_dict(e.before, names) if e.before is not None else None,
-                "after": schema.to_dict(e.after, names) if e.after is not None else None,
-                "change_id": e.change_id,
-                "submitter": e.submitter,
-                "approver": e.approver,
-                "submitted_at": _iso(e.submitted_at),
-                "created_at": _iso(e.created_at),
-                "version": e.version,
-                "note": e.note,
-            }
-        )
-    return out
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    """A naive UTC datetime → ISO 8601 with Z."""
-    return None if value is None else value.isoformat() + "Z"

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import click
-from flask import current_app
-from flask.cli import AppGroup
-from sqlalchemy import select
+from collections.abc import Callable
+from typing import TypeVar
 
-import auth
-from models import User, db
+import click
+from flask.cli import AppGroup
+
+import accounts
 
 users = AppGroup("users", help="Manage sign-in accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
+T = TypeVar("T")
 
 
 def _fail(message: str):
-    db.session.rollback()
     raise click.ClickException(message)
+
+
+def _account_step(step: Callable[..., T], *args) -> T:
+    """Run an accounts function; what it refuses (AuthError) becomes the command's error message."""
+    try:
+        return step(*args)
+    except accounts.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _password(password: str | None) -> str:
@@ -32,11 +40,7 @@ def _password(password: str | None) -> str:
 @click.option("--password", help="The password; prompted for when omitted.")
 def create_user(name: str, password: str | None) -> None:
     """Create a user account."""
-    try:
-        auth.create_user(name, _password(password))
-    except auth.AuthError as exc:
-        _fail(str(exc))
-    db.session.commit()
+    _account_step(accounts.create_user, name, _password(password))
     click.echo(f"Created user {name!r}.")
 
 
@@ -45,31 +49,22 @@ def create_user(name: str, password: str | None) -> None:
 @click.option("--password", help="The new password; prompted for when omitted.")
 def set_password(name: str, password: str | None) -> None:
     """Set a user's password."""
-    try:
-        auth.set_password(name, _password(password))
-    except auth.AuthError as exc:
-        _fail(str(exc))
-    db.session.commit()
+    _account_step(accounts.set_password, name, _password(password))
     click.echo(f"Password of {name!r} changed.")
 
 
 @users.command("list")
 def list_users() -> None:
     """List user accounts (admins marked)."""
-    admins = current_app.config["ADMIN_USERS"]
-    for user in db.session.scalars(select(User).order_by(User.username)):
-        click.echo(f"{user.username}{'  (admin)' if user.username in admins else ''}")
+    for user in accounts.list_users():
+        click.echo(f"{user.username}{'  (admin)' if accounts.is_admin(user) else ''}")
 
 
 @tokens.command("create")
 @click.argument("name")
 def create_token(name: str) -> None:
     """Create an API token for user NAME; the token is the last line printed."""
-    try:
-        token = auth.create_token(name)
-    except auth.AuthError as exc:
-        _fail(str(exc))
-    db.session.commit()
+    token = _account_step(accounts.create_token, name)
     click.echo(f"API token for {name!r} (shown once; send it as 'Authorization: Bearer TOKEN'):", err=True)
     click.echo(token)
 
@@ -78,7 +73,7 @@ def create_token(name: str) -> None:
 @click.argument("name", required=False)
 def list_tokens(name: str | None) -> None:
     """List API tokens (of user NAME, or everyone's): id, user, prefix, created, last used, state."""
-    for token, username in auth.list_tokens(name):
+    for token, username in accounts.list_tokens(name):
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
         click.echo(
@@ -90,9 +85,5 @@ def list_tokens(name: str | None) -> None:
 @click.argument("name")
 def revoke_tokens(name: str) -> None:
     """Revoke all API tokens of user NAME."""
-    try:
-        count = auth.revoke_tokens(name)
-    except auth.AuthError as exc:
-        _fail(str(exc))
-    db.session.commit()
+    count = _account_step(accounts.revoke_tokens, name)
     click.echo(f"Revoked {count} token(s) of {name!r}.")

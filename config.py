@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def _int(name: str, default: str) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+# Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
+# database's set-up); production refuses anything but the strong default (`check`).
+STRONG_PASSWORD_HASH = "scrypt"
+
+
+def check(settings: Mapping[str, object]) -> None:
+    """Refuse combinations that must never run: a weak password hash in production."""
+    if settings.get("APP_ENV") == "production" and settings.get("PASSWORD_HASH_METHOD") != STRONG_PASSWORD_HASH:
+        raise ConfigError(
+            f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
+        )
+
+
 def from_environment(instance_path: Path) -> dict[str, object]:
     """The Flask config built from the environment; raises ConfigError for bad settings."""
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -88,6 +102,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
         "PAGE_SIZE": _int("PAGE_SIZE", "50"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", "10"),
+        "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -18,13 +18,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from records import SEP, Row
 
-class Row(NamedTuple):
-    """One uploaded row: the physical line it starts on (header = line 1), its key, its record."""
-
-    line: int
-    key: str
-    record: str
+__all__ = [
+    "Clash",
+    "Diff",
+    "DuplicateKey",
+    "Modified",
+    "Row",
+    "changed_fields",
+    "compare",
+    "compare_cells",
+    "unique_clashes",
+]
 
 
 class Modified(NamedTuple):
@@ -97,7 +103,7 @@ def compare_cells(
     parse: Callable[[int, list[str]], Row | None],
     *,
     full: bool = True,
-    sep: str = "\x1f",
+    sep: str = SEP,
     trust_raw: Callable[[str], bool] | None = None,
 ) -> Diff:
     """`compare` for raw uploaded rows (line, cells), parsing only the rows that are not unchanged.
@@ -179,6 +185,53 @@ def compare_cells(
     if full:
         result.deleted = list(remaining.items())
     return result
+
+
+class Clash(NamedTuple):
+    """A row an upload adds or changes whose value in a `unique` column another row has too.
+
+    `other_line` is the other row's line when the upload adds or changes it as well, None when it
+    is a row of the table the upload leaves alone."""
+
+    line: int
+    key: str
+    value: str
+    other_key: str
+    other_line: int | None
+
+
+def unique_clashes(current: Mapping[str, str], result: Diff, index: int, sep: str = SEP) -> list[Clash]:
+    """The rows `result` adds or changes whose value of field `index` another row of the table
+    would have after applying it. Empty values never clash (they mean "no value").
+
+    Only values of the added and changed rows are looked for, in one pass over `current`.
+
+    >>> current = {"a": "a|x", "b": "b|y", "c": "c|z"}
+    >>> result = Diff(added=[Row(5, "d", "d|y"), Row(6, "e", "e|w"), Row(7, "f", "f|w")],
+    ...               modified=[Modified(2, "a", "a|x", "a|z")], deleted=[("c", "c|z")])
+    >>> unique_clashes(current, result, 1, sep="|")
+    [Clash(line=5, key='d', value='y', other_key='b', other_line=None), Clash(line=7, key='f', value='w', other_key='e', other_line=6)]
+    """
+    changed = sorted(
+        [(r.line, r.key, r.record) for r in result.added] + [(m.line, m.key, m.after) for m in result.modified]
+    )
+    first: dict[str, tuple[str, int]] = {}  # value → (key, line) of the first added or changed row holding it
+    clashes = []
+    for line, key, record in changed:
+        value = record.split(sep)[index]
+        if value == "":
+            continue
+        if value in first:
+            clashes.append(Clash(line, key, value, *first[value]))
+        else:
+            first[value] = (key, line)
+    if first:
+        replaced = {m.key for m in result.modified} | {key for key, _ in result.deleted}
+        for key, record in current.items():
+            value = record.split(sep, index + 1)[index]
+            if value in first and key not in replaced:
+                clashes.append(Clash(first[value][1], first[value][0], value, key, None))
+    return sorted(clashes, key=lambda c: (c.line, c.key))
 
 
 def changed_fields(before: Sequence[str], after: Sequence[str], names: Sequence[str]) -> list[str]:

@@ -17,15 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from diff import Row
+from records import SEP, Row, pack, repack, unpack
 
-SEP = "\x1f"  # ASCII unit separator: never valid inside a value (see _check_text)
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
 # Excel writes TRUE/FALSE in the user's language: WAHR/FALSCH, VRAI/FAUX, VERDADERO/FALSO, WAAR/ONWAAR.
@@ -40,7 +39,6 @@ _INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+\s*")  # 1234,5 or 1.234,5
 _EXCEL_SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?E[+-]\d{2,3}")  # how Excel shows long numbers: 1.23E+15
-_MAYBE_ESCAPED = re.compile("(?:^|\x1f)'")
 SHOW_CHARS = 60
 
 
@@ -61,25 +59,6 @@ def show(text: str, limit: int = SHOW_CHARS) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}"[:-1] + f"…' ({len(text):,} characters)"
-
-
-def unescaped_as_is(record: str) -> bool:
-    """False when a cell of this raw row starts with `'`: formula unescaping may change it (tabular.unescape_formula).
-
-    >>> unescaped_as_is("1\x1fit's"), unescaped_as_is("1\x1f'=1+1")
-    (True, False)
-    """
-    return "'" not in record or _MAYBE_ESCAPED.search(record) is None
-
-
-def pack(values: Iterable[str]) -> str:
-    """Canonical values → record text."""
-    return SEP.join(values)
-
-
-def unpack(record: str) -> list[str]:
-    """Record text → canonical values, in the order of the fields it was packed with."""
-    return record.split(SEP)
 
 
 @dataclass(frozen=True)
@@ -367,6 +346,8 @@ class Schema:
         self.title = title or "Records"
         self.name = name
         self.string_indexes = tuple(i for i, f in enumerate(self.fields) if f.type == "string")
+        # `unique` columns besides the key (which is unique by being the key)
+        self.unique_indexes = tuple(i for i, f in enumerate(self.fields) if f.unique and i != self.key_index)
 
     def __repr__(self) -> str:
         return f"Schema(key={self.key!r}, names={self.names!r})"
@@ -519,8 +500,7 @@ class Schema:
 
     def repack(self, record: str, old_names: Sequence[str]) -> str:
         """A record packed under an older field list → the same values under this schema (new fields empty)."""
-        by_name = dict(zip(old_names, unpack(record), strict=False))
-        return pack(by_name.get(n, "") for n in self.names)
+        return repack(record, old_names, self.names)
 
 
 _CONTROL_BUT_SEP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1e\x7f]")

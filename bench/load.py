@@ -169,7 +169,7 @@ def seed(url: str, rows: int) -> list[str]:
     """Accounts, and the benchmark table loaded through the app's own upload and approval."""
     os.environ["SECRET_KEY"] = "load-test-secret"
     logging.basicConfig(level=logging.WARNING)  # before create_app: keeps its start-up log quiet
-    import auth
+    import accounts
     import changes
     import config
     from app import create_app
@@ -178,11 +178,10 @@ def seed(url: str, rows: int) -> list[str]:
     app = create_app({"SQLALCHEMY_DATABASE_URI": config.database_url(url, Path(".")), "ADMIN_USERS": ["boss"]})
     with app.app_context():
         for name in [*ACCOUNTS, "boss"]:
-            if auth.find_user(name) is None:
-                auth.create_user(name, PASSWORD)
-        db.session.commit()
+            if accounts.find_user(name) is None:
+                accounts.create_user(name, PASSWORD)
         with (generate.DATA / f"base-{rows}.csv").open("rb") as f:
-            result = changes.stage(f, app.extensions["schema"], submitter="user1", filename="seed.csv")
+            result = changes.submit(f, submitter="user1", filename="seed.csv")
         changes.approve(result.change.id, "boss")
         keys = [k for (k,) in db.session.execute(db.text("SELECT key FROM datasets"))]
         db.session.remove()

@@ -223,16 +223,14 @@ def child(step: str, url: str, rows: int, state_path: Path) -> dict:
 
     bench = Bench(url)
     if step == "idle":
-        import auth
-        from models import db
+        import accounts
 
         with bench.app.app_context():
             for name in ("alice", "boss"):
-                if auth.find_user(name) is None:
-                    auth.create_user(name, f"{name}-password")
+                if accounts.find_user(name) is None:
+                    accounts.create_user(name, f"{name}-password")
                 else:
-                    auth.set_password(name, f"{name}-password")
-            db.session.commit()
+                    accounts.set_password(name, f"{name}-password")
         c = bench.client("alice")
         out["seconds"] = _timed_get(c, "/")["seconds"]
     elif step == "load_upload":
@@ -262,7 +260,7 @@ def child(step: str, url: str, rows: int, state_path: Path) -> dict:
         out["changes"] = sum(got.values())
     elif step == "approve":
         # Worst case: another request was approved after this one was uploaded, so approval
-        # compares every staged row with the table first (store.conflicting_keys).
+        # compares every staged row with the table first (store.changes.conflicting_keys).
         boss = bench.client("boss")
         other = generate.DATA / f"one-row-{rows}.csv"
         other.write_text(",".join(generate.HEADER) + "\r\nBENCH-1,Benchmark row,,b@example.com,,,,,,,\r\n")

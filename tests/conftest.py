@@ -16,10 +16,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import accounts
 import config
 from app import create_app
 from models import db
 
+# Tests hash passwords cheaply (scrypt is most of a fresh test database's set-up); production
+# refuses this method (config.check, tests/test_startup.py).
+CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1"
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "") and config.database_url(os.environ["TEST_DATABASE_URL"], Path("."))
 REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES") == "1"
 HEADER = "id,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url"
@@ -86,6 +90,7 @@ def make_app(database_url, monkeypatch):
             "ADMIN_USERS": ["boss"],
             "WTF_CSRF_ENABLED": False,
             "PAGE_SIZE": 5,
+            "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
         } | config
         instance = create_app(settings)
         apps.append(instance)
@@ -102,12 +107,9 @@ def make_app(database_url, monkeypatch):
 def app(make_app):
     instance = make_app()
     with instance.app_context():
-        import auth
-
         for name in ("alice", "bob"):
-            auth.create_user(name, f"{name}-password")
-        auth.set_password("boss", "boss-password")
-        db.session.commit()
+            accounts.create_user(name, f"{name}-password")
+        accounts.set_password("boss", "boss-password")
     return instance
 
 
@@ -148,11 +150,8 @@ class Api:
     """A JSON API client holding a bearer token."""
 
     def __init__(self, app, username: str):
-        import auth
-
         with app.app_context():
-            self.token = auth.create_token(username)
-            db.session.commit()
+            self.token = accounts.create_token(username)
         self.client = app.test_client()
         self.headers = {"Authorization": f"Bearer {self.token}"}
 

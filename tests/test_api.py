@@ -582,10 +582,10 @@ def test_record_history(app, seeded, api):
 def test_oversized_upload_is_a_json_413(make_app):
     app = make_app(MAX_CONTENT_LENGTH=2048)
     with app.app_context():
-        import auth
+        import accounts
         from models import db
 
-        token = auth.create_token("boss")
+        token = accounts.create_token("boss")
         db.session.commit()
     big = table(*(row(f"DS-{i}", "x" * 50) for i in range(100))).encode()
     r = app.test_client().post(

@@ -8,7 +8,7 @@ import pytest
 from conftest import Api, row, table
 from sqlalchemy import text
 
-import store
+import store.changes
 from models import db
 
 
@@ -107,8 +107,8 @@ def test_stale_approval_in_the_page_explains_and_keeps_it_pending(app, seeded, a
 
 
 def _failing_after(monkeypatch, how: str):
-    """Make store.apply_pending fail with a real database error after (part of) its statements ran."""
-    original = store.apply_pending
+    """Make store.changes.apply_pending fail with a real database error after (part of) its statements ran."""
+    original = store.changes.apply_pending
 
     def apply_then_fail(change_id, *args, **kwargs):
         if how == "after all statements":
@@ -124,7 +124,7 @@ def _failing_after(monkeypatch, how: str):
         # a primary-key violation, raised by the database itself
         db.session.execute(text("INSERT INTO datasets (key, record, version) VALUES ('DS-1', 'x', 0)"))
 
-    monkeypatch.setattr(store, "apply_pending", apply_then_fail)
+    monkeypatch.setattr(store.changes, "apply_pending", apply_then_fail)
 
 
 @pytest.mark.parametrize("how", ["after the first statement", "after all statements"])
@@ -162,7 +162,7 @@ def test_a_claimed_request_is_not_applied_again(app, seeded, api, monkeypatch):
     """When another approver won between our read and our claim, nothing is applied and we get 409."""
     alice = api("alice")
     change_id = stage(alice, row("DS-1", "Sales EMEA"))
-    monkeypatch.setattr(store, "claim_pending", lambda *a, **k: False)
+    monkeypatch.setattr(store.changes, "claim_pending", lambda *a, **k: False)
     r = seeded.post(f"/api/v1/changes/{change_id}/approve")
     assert r.status_code == 409 and "someone else" in r.json["error"]
     assert version(alice) == 1
@@ -214,15 +214,15 @@ def test_reject_and_withdraw_are_audited(app, seeded, api):
 
 
 def _at_once(monkeypatch, calls):
-    """Run calls in threads that all reach store.claim_pending before any of them claims."""
+    """Run calls in threads that all reach store.changes.claim_pending before any of them claims."""
     barrier = threading.Barrier(len(calls), timeout=30)
-    original = store.claim_pending
+    original = store.changes.claim_pending
 
     def claim_together(*args, **kwargs):
         barrier.wait()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "claim_pending", claim_together)
+    monkeypatch.setattr(store.changes, "claim_pending", claim_together)
     results: list = [None] * len(calls)
 
     def run(i):
@@ -239,9 +239,9 @@ def _at_once(monkeypatch, calls):
 def test_two_admins_approving_the_same_request_at_once(make_app, monkeypatch):
     app = make_app(ADMIN_USERS=["boss", "chief"])
     with app.app_context():
-        import auth
+        import accounts
 
-        auth.create_user("alice", "alice-password")  # the admins were created at first start
+        accounts.create_user("alice", "alice-password")  # the admins were created at first start
         db.session.commit()
 
     alice, boss, chief = Api(app, "alice"), Api(app, "boss"), Api(app, "chief")

@@ -8,7 +8,7 @@ import pytest
 from conftest import Api, row, table
 from sqlalchemy import select
 
-import auth
+import accounts
 from models import ApiToken, User, db
 
 PAGES = ["/", "/download", "/upload", "/changes", "/changes?status=approved", "/changes/1", "/audit",
@@ -104,7 +104,7 @@ def test_session_cookie_is_httponly_and_lax(app):
 def test_admins_are_the_configured_names(make_app):
     app = make_app(ADMIN_USERS=["boss", "chief"])
     with app.app_context():
-        auth.create_user("alice", "alice-password")
+        accounts.create_user("alice", "alice-password")
         db.session.commit()
     alice, boss, chief = Api(app, "alice"), Api(app, "boss"), Api(app, "chief")
     ids = []
@@ -136,7 +136,7 @@ def test_proxy_header_signs_in_when_configured(make_app):
     r = client.get("/", headers={"X-Forwarded-User": "carol"})
     assert r.status_code == 200 and "carol" in r.text
     with app.app_context():
-        assert auth.find_user("carol") is not None  # an account (without a password) now exists
+        assert accounts.find_user("carol") is not None  # an account (without a password) now exists
     assert client.get("/", headers={"X-Forwarded-User": "boss"}).text.count('badge">admin') == 1
     assert app.test_client().get("/").status_code == 302  # no header, no session: sign in
     assert app.test_client().get("/api/v1/changes", headers={"X-Forwarded-User": "boss"}).status_code == 401

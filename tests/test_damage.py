@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import damage
 from diff import Row, compare
+from files import damage
 from schema import Schema, pack
 
 SCHEMA = Schema.from_dict(

@@ -14,11 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-import errorfile
-import tabular
+from files import csv_read, errorfile
+from files.problems import Problem
 from models import ErrorReport, db
 from schema import Schema
-from tabular import Problem
 
 SCHEMA = Schema.from_dict(
     {"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}, {"name": "note"}]}
@@ -164,7 +163,7 @@ def test_a_workbook_comes_back_as_a_workbook_with_its_cells_typed():
 
 
 def test_the_errors_column_is_ignored_on_upload():
-    upload = tabular.read_csv(io.BytesIO(b"errors,id,n,note\nsome problem,A,1,x\n"), SCHEMA)
+    upload = csv_read.read_csv(io.BytesIO(b"errors,id,n,note\nsome problem,A,1,x\n"), SCHEMA)
     assert list(upload.rows) == [(2, ["A", "1", "x"])]
 
 

@@ -18,8 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import diff
-import tabular
-from schema import SEP, Schema, ValueProblem, unescaped_as_is
+from files import csv_write, formulas
+from files.formulas import unescaped_as_is
+from records import SEP
+from schema import Schema, ValueProblem
 
 SCHEMA = Schema.from_dict(
     {
@@ -45,7 +47,7 @@ def reference_csv(records: list[str], schema: Schema) -> bytes:
     for record in records:
         cells = record.split(SEP)
         for i in schema.string_indexes:
-            cells[i] = tabular.escape_formula(cells[i])
+            cells[i] = formulas.escape_formula(cells[i])
         writer.writerow(cells)
     return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
 
@@ -59,7 +61,7 @@ cell = st.lists(tricky, max_size=6).map("".join) | st.text(max_size=8).map(lambd
 @given(st.lists(st.lists(cell, min_size=6, max_size=6), max_size=12), st.integers(1, 5))
 def test_export_equals_csv_writer_on_every_row(rows, chunk_rows):
     records = [SEP.join(r) for r in rows]
-    got = b"".join(tabular.csv_chunks(records, SCHEMA, chunk_rows=chunk_rows))
+    got = b"".join(csv_write.csv_chunks(records, SCHEMA, chunk_rows=chunk_rows))
     assert got == reference_csv(records, SCHEMA)
 
 
@@ -73,7 +75,7 @@ def test_export_equals_csv_writer_on_every_row(rows, chunk_rows):
     ],
 )
 def test_export_of_a_one_column_table(records):
-    assert b"".join(tabular.csv_chunks(records, ONE_FIELD, chunk_rows=2)) == reference_csv(records, ONE_FIELD)
+    assert b"".join(csv_write.csv_chunks(records, ONE_FIELD, chunk_rows=2)) == reference_csv(records, ONE_FIELD)
 
 
 def test_export_of_many_rows_crosses_batches_with_rows_of_every_kind():
@@ -83,7 +85,7 @@ def test_export_of_many_rows_crosses_batches_with_rows_of_every_kind():
         "k{}\x1fa, b\x1f-3\x1f\x1f\x1f-2",
     ]
     records = [kinds[i % 3].format(i) for i in range(5000)]
-    assert b"".join(tabular.csv_chunks(records, SCHEMA)) == reference_csv(records, SCHEMA)
+    assert b"".join(csv_write.csv_chunks(records, SCHEMA)) == reference_csv(records, SCHEMA)
 
 
 # --- upload: compare raw text first, parse only what differs --------------------------------
@@ -175,12 +177,12 @@ def test_compare_cells_equals_compare_of_every_row_parsed(uploaded, stored, full
         current,
         [(line, list(cells)) for line, cells in rows],
         KEYED.key_index,
-        KEYED.row_parser(lambda *p: reported.append(p), clean=tabular.unescaper(KEYED)),
+        KEYED.row_parser(lambda *p: reported.append(p), clean=formulas.unescaper(KEYED)),
         full=full,
         sep=SEP,
         trust_raw=unescaped_as_is,
     )
-    parse = KEYED.row_parser(lambda *p: parsed_reported.append(p), clean=tabular.unescaper(KEYED))
+    parse = KEYED.row_parser(lambda *p: parsed_reported.append(p), clean=formulas.unescaper(KEYED))
     parsed = [r for r in (parse(line, list(cells)) for line, cells in rows) if r is not None]
     want = diff.compare(current, parsed, full=full)
     assert reported == parsed_reported
@@ -196,15 +198,15 @@ def test_compare_cells_equals_compare_of_every_row_parsed(uploaded, stored, full
     assert sorted(got.deleted) == sorted(want.deleted)
 
 
-# --- PostgreSQL rows fetched by a helper thread (store._prefetched) ----------------------------
+# --- PostgreSQL rows fetched by a helper thread (store.base._prefetched) ----------------------------
 
 
 @pytest.fixture
 def small_batches(monkeypatch):
     """Fetch one row per batch, so that a three-row table takes several batches."""
-    import store
+    import store.base
 
-    monkeypatch.setattr(store, "FETCH_BATCH", 1)
+    monkeypatch.setattr(store.base, "FETCH_BATCH", 1)
 
 
 def test_download_in_many_batches_is_whole_and_ordered(app, seeded, login, small_batches):

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import HEADER, Api, Browser, row, table
 
-import auth
+import accounts
 import changes
 from models import ChangeRequest, db
 
@@ -40,10 +40,11 @@ def wait_for(condition, timeout: float = 60, what: str = "condition"):
 APPROVER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import changes, store
+import changes
+import store.changes
 from app import create_app
 
-apply_pending = store.apply_pending
+apply_pending = store.changes.apply_pending
 
 
 def announced(*args, **kwargs):
@@ -51,7 +52,7 @@ def announced(*args, **kwargs):
     return apply_pending(*args, **kwargs)
 
 
-store.apply_pending = announced
+store.changes.apply_pending = announced
 app = create_app(json.loads(sys.argv[2]))
 with app.app_context():
     changes.approve(int(sys.argv[3]), "boss")
@@ -65,7 +66,7 @@ def line(i: int, name: str = "Name") -> str:
 
 def stage(app, lines: list[str]) -> ChangeRequest:
     data = ("\n".join([HEADER, *lines]) + "\n").encode()
-    result = changes.stage(io.BytesIO(data), app.extensions["schema"], submitter="alice")
+    result = changes.submit(io.BytesIO(data), submitter="alice")
     assert result.change is not None
     return result.change
 
@@ -194,8 +195,8 @@ def named_app(make_app, database_url):
         name = f"dt_app_{uuid.uuid4().hex[:8]}"
         app = make_app(SQLALCHEMY_DATABASE_URI=f"{database_url}&application_name={name}", **config)
         with app.app_context():
-            auth.create_user("alice", "alice-password")
-            auth.set_password("boss", "boss-password")
+            accounts.create_user("alice", "alice-password")
+            accounts.set_password("boss", "boss-password")
             db.session.commit()
         return app, name
 
@@ -314,9 +315,9 @@ def reachable_database(make_app, database_url: str, tmp_path: Path):
 def test_unreachable_database_answers_503_without_traceback(make_app, database_url, tmp_path):
     with reachable_database(make_app, database_url, tmp_path) as (app, cut_off, restore):
         with app.app_context():
-            auth.create_user("alice", "alice-password")
+            accounts.create_user("alice", "alice-password")
             db.session.commit()
-            token = auth.create_token("alice")
+            token = accounts.create_token("alice")
             db.session.commit()
         client = app.test_client()
         assert client.post("/login", data={"username": "alice", "password": "alice-password"}).status_code == 302

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import auth
+import accounts
 import bootstrap
 from models import db
 
@@ -128,12 +128,12 @@ def test_start_up_migrates_a_fresh_database_and_is_idempotent(make_app):
     app = make_app()
     with app.app_context():
         assert current_revision() == head(app)
-        auth.create_user("carol", "carol-password")
+        accounts.create_user("carol", "carol-password")
         db.session.commit()
     again = make_app()  # a second process starting on the same database
     with again.app_context():
         assert current_revision() == head(again)
-        assert auth.find_user("carol") is not None
+        assert accounts.find_user("carol") is not None
 
 
 def test_database_made_by_create_all_is_stamped_and_kept(make_app):

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import row, table
 
-import auth
-import store
+import accounts
+import store.audit
 from models import LoginFailure, db
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -130,7 +130,7 @@ def test_cli_revoke_of_an_unknown_user_fails_clearly(runner):
 
 def token_id(app, token: str) -> int:
     with app.app_context():
-        return next(t.id for t, _ in auth.list_tokens() if token.startswith(t.prefix))
+        return next(t.id for t, _ in accounts.list_tokens() if token.startswith(t.prefix))
 
 
 def test_tokens_page_revokes_your_own_token_only(app, login, api):
@@ -174,10 +174,10 @@ def test_session_cookie_is_httponly_and_lax(app):
 def test_session_cookie_is_secure_in_production(make_app, monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "a-production-secret")
-    app = make_app()
+    app = make_app(PASSWORD_HASH_METHOD="scrypt")
     assert app.config["APP_ENV"] == "production" and app.config["SECRET_KEY"] == "a-production-secret"
     with app.app_context():
-        auth.set_password("boss", "boss-password")
+        accounts.set_password("boss", "boss-password")
         db.session.commit()
     cookie = session_cookie(sign_in(app.test_client(), "boss", base_url="https://localhost"))
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -341,7 +341,7 @@ def test_every_web_post_route_rejects_a_missing_csrf_token(csrf_app, seeded, api
     assert pending.status_code == 201
     change_id = pending.json["id"]
     rules = web_post_rules(csrf_app)
-    assert {"auth.login", "auth.logout", "views.upload", "views.approve", "views.tokens"} <= {r.endpoint for r in rules}
+    assert {"auth.login", "auth.logout", "pages.upload", "pages.approve", "pages.tokens"} <= {r.endpoint for r in rules}
     client = csrf_sign_in(csrf_app, "boss")
     form = {"reason": "x", "revoke": "all", "username": "boss", "password": "boss-password"}
     for rule in rules:
@@ -355,7 +355,7 @@ def test_every_web_post_route_rejects_a_missing_csrf_token(csrf_app, seeded, api
     assert client.get("/").status_code == 200
     assert seeded.get(f"/api/v1/changes/{change_id}").json["status"] == "pending"
     with csrf_app.app_context():
-        tokens = auth.list_tokens("boss")
+        tokens = accounts.list_tokens("boss")
         assert tokens and all(t.revoked_at is None for t, _ in tokens)
 
 
@@ -397,7 +397,7 @@ def failing_store(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(store, "audit_page", boom)
+    monkeypatch.setattr(store.audit, "audit_page", boom)
 
 
 def error_cases(app, login, api):
@@ -505,7 +505,7 @@ def test_auth_header_signs_in_when_configured(app):
     r = client.get("/", headers={"X-Forwarded-User": "dora"})  # a new name gets an account without a password
     assert r.status_code == 200 and "dora" in r.text
     with app.app_context():
-        user = auth.find_user("dora")
+        user = accounts.find_user("dora")
         assert user is not None and user.password_hash == ""
     # no password means no password sign-in for that account
     assert sign_in(client, "dora", "").status_code != 302

@@ -11,7 +11,7 @@ import pytest
 from conftest import HEADER, Api, row, table
 from sqlalchemy import text
 
-import auth
+import accounts
 import config
 from app import create_app
 from models import db
@@ -72,7 +72,7 @@ def test_a_new_column_keeps_existing_data(make_app, monkeypatch, tmp_path):
     monkeypatch.setenv("SCHEMA_PATH", str(path))
     first = make_app()
     with first.app_context():
-        auth.create_user("alice", "alice-password")
+        accounts.create_user("alice", "alice-password")
         db.session.commit()
     alice, boss = Api(first, "alice"), Api(first, "boss")
     r = alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR", row_count="7")))
@@ -154,14 +154,24 @@ def test_production_without_secret_key_refuses_to_start(make_app, monkeypatch, c
 
 def test_production_cookies_are_secure(make_app, monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
-    app = make_app()
+    app = make_app(PASSWORD_HASH_METHOD="scrypt")
     assert app.config["APP_ENV"] == "production" and app.config["SESSION_COOKIE_SECURE"] is True
     with app.app_context():
-        auth.create_user("alice", "alice-password")
-        db.session.commit()
+        accounts.create_user("alice", "alice-password")
     r = app.test_client().post("/login", data={"username": "alice", "password": "alice-password"})
     assert r.status_code == 302
     assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+
+
+def test_production_hashes_passwords_with_scrypt_and_refuses_a_cheap_hash(make_app, monkeypatch, tmp_path, capsys):
+    """Tests hash passwords cheaply; production never does, whatever its configuration says."""
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("PASSWORD_HASH_METHOD", raising=False)
+    with pytest.raises(SystemExit, match="PASSWORD_HASH_METHOD"):
+        make_app()  # the tests' cheap hash
+    app = make_app(PASSWORD_HASH_METHOD=config.from_environment(tmp_path)["PASSWORD_HASH_METHOD"])
+    with app.app_context():
+        assert accounts.create_user("carol", "carol-password").password_hash.startswith("scrypt:")
 
 
 def test_development_secret_key_is_generated_once(tmp_path, monkeypatch):

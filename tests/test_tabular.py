@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 import diff
-import tabular
-from schema import SEP, Schema, pack, unescaped_as_is
+from files import csv_read, csv_write, formulas, rows
+from files.formulas import unescaped_as_is
+from files.problems import MAX_PROBLEMS, FileProblems
+from records import SEP, pack
+from schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -29,9 +32,9 @@ EXPECTED = {
 
 def read(data: bytes, schema: Schema = SCHEMA):
     """Bytes → (upload, [(line, key, values)], problems as (line, column, message))."""
-    upload = tabular.read_csv(io.BytesIO(data), schema)
+    upload = csv_read.read_csv(io.BytesIO(data), schema)
     problems = upload.problems
-    parse = schema.row_parser(problems.add, decimal_comma=upload.decimal_comma, clean=tabular.unescaper(schema))
+    parse = schema.row_parser(problems.add, decimal_comma=upload.decimal_comma, clean=formulas.unescaper(schema))
     rows = [r for r in (parse(line, cells) for line, cells in upload.rows) if r is not None]
     return (
         upload,
@@ -42,8 +45,8 @@ def read(data: bytes, schema: Schema = SCHEMA):
 
 def compare_with(data: bytes, known: dict[str, str], schema: Schema = SCHEMA) -> diff.Diff:
     """Upload bytes diffed against stored records the way changes.stage does (raw text first)."""
-    upload = tabular.read_csv(io.BytesIO(data), schema)
-    parse = schema.row_parser(pytest.fail, clean=tabular.unescaper(schema))
+    upload = csv_read.read_csv(io.BytesIO(data), schema)
+    parse = schema.row_parser(pytest.fail, clean=formulas.unescaper(schema))
     return diff.compare_cells(known, upload.rows, schema.key_index, parse, full=False, trust_raw=unescaped_as_is)
 
 
@@ -51,7 +54,7 @@ def problems_of(data: bytes, schema: Schema = SCHEMA) -> list[tuple]:
     """The problems a file gets, whether the header or the rows are at fault."""
     try:
         return read(data, schema)[2]
-    except tabular.FileProblems as exc:
+    except FileProblems as exc:
         return [(p.line, p.column, p.message) for p in exc.problems]
 
 
@@ -154,15 +157,15 @@ def test_decimal_comma_that_is_not_a_number(cell, message):
 )
 def test_detect_encoding(data, encoding):
     stream = io.BytesIO(data)
-    assert tabular.detect_encoding(stream) == encoding
+    assert csv_read.detect_encoding(stream) == encoding
     assert stream.tell() == 0
 
 
 def test_encoding_detection_reads_past_the_first_chunk(monkeypatch):
-    monkeypatch.setattr(tabular, "CHUNK_BYTES", 16)
-    monkeypatch.setattr(tabular, "SAMPLE_BYTES", 16)
+    monkeypatch.setattr(csv_read, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(csv_read, "SAMPLE_BYTES", 16)
     data = b"id,name\n" + b"DS-1,plain\n" * 20 + "DS-2,Café\n".encode("cp1252")
-    assert tabular.detect_encoding(io.BytesIO(data)) == "cp1252"
+    assert csv_read.detect_encoding(io.BytesIO(data)) == "cp1252"
 
 
 @pytest.mark.parametrize(
@@ -178,7 +181,7 @@ def test_encoding_detection_reads_past_the_first_chunk(monkeypatch):
     ],
 )
 def test_encoding_label(encoding, label):
-    assert tabular.encoding_label(encoding) == label
+    assert csv_read.encoding_label(encoding) == label
 
 
 @pytest.mark.parametrize(
@@ -196,8 +199,8 @@ def test_encoding_label(encoding, label):
     ],
 )
 def test_files_that_are_not_text(data, line, message):
-    with pytest.raises(tabular.FileProblems) as caught:
-        tabular.read_csv(io.BytesIO(data), SCHEMA)
+    with pytest.raises(FileProblems) as caught:
+        csv_read.read_csv(io.BytesIO(data), SCHEMA)
     (problem,) = caught.value.problems
     assert problem.line == line and message in problem.message
 
@@ -225,7 +228,7 @@ def test_a_stray_nul_is_reported_with_line_and_column():
     ],
 )
 def test_sniff_delimiter(sample, delimiter):
-    assert tabular.sniff_delimiter(sample, SCHEMA) == delimiter
+    assert csv_read.sniff_delimiter(sample, SCHEMA) == delimiter
 
 
 NAMES = SCHEMA.names
@@ -244,7 +247,7 @@ NAMES = SCHEMA.names
     ],
 )
 def test_map_header(header, order):
-    assert tabular.map_header(header, SCHEMA) == (order, 11)
+    assert rows.map_header(header, SCHEMA) == (order, 11)
 
 
 @pytest.mark.parametrize(
@@ -261,8 +264,8 @@ def test_map_header(header, order):
     ],
 )  # fmt: skip
 def test_map_header_problems(header, problems):
-    with pytest.raises(tabular.FileProblems) as caught:
-        tabular.map_header(header, SCHEMA)
+    with pytest.raises(FileProblems) as caught:
+        rows.map_header(header, SCHEMA)
     got = [(p.line, p.column, p.message) for p in caught.value.problems]
     assert len(got) == len(problems)
     for (line, column, message), expected in zip(got, problems, strict=True):
@@ -270,8 +273,8 @@ def test_map_header_problems(header, problems):
 
 
 def test_a_very_wide_header_gets_one_clear_message():
-    with pytest.raises(tabular.FileProblems) as caught:
-        tabular.read_csv(io.BytesIO((DATA / "wide_header.csv").read_bytes()), SCHEMA)
+    with pytest.raises(FileProblems) as caught:
+        csv_read.read_csv(io.BytesIO((DATA / "wide_header.csv").read_bytes()), SCHEMA)
     first = caught.value.problems[0]
     assert (first.line, first.column) == (1, "column 1")
     assert "the header has 10,000 columns and 10,000 of them are not columns of this table" in first.message
@@ -319,7 +322,7 @@ def test_line_numbers_count_physical_lines_of_multi_line_records():
 
 def test_problems_are_capped_but_counted():
     upload, _, problems = read((DATA / "many_errors.csv").read_bytes())
-    assert len(problems) == tabular.MAX_PROBLEMS and upload.problems.total == 300
+    assert len(problems) == MAX_PROBLEMS and upload.problems.total == 300
     assert problems[0] == (2, "row_count", "'many' is not a whole number (expected digits only, e.g. 1234)")
 
 
@@ -346,23 +349,23 @@ def test_problems_are_capped_but_counted():
     ],
 )
 def test_formula_escape_round_trip(value, escaped):
-    assert tabular.escape_formula(value) == escaped
-    assert tabular.unescape_formula(escaped) == value
+    assert formulas.escape_formula(value) == escaped
+    assert formulas.unescape_formula(escaped) == value
 
 
 def test_unescaping_applies_to_text_columns_only():
     schema = Schema.from_dict(
         {"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}, {"name": "t"}]}
     )
-    assert tabular.unescaper(schema)(["'=x", "-5", "'-5"]) == ["=x", "-5", "-5"]
+    assert formulas.unescaper(schema)(["'=x", "-5", "'-5"]) == ["=x", "-5", "-5"]
 
 
 def test_escaped_values_are_not_taken_for_unchanged_rows():
     """A stored `'=x` uploaded as `'=x` means `=x` (escaped): that is a change, though the raw text matches."""
     schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "t"}]})
     known = {"1": "1\x1f'=x", "2": "2\x1f''=y"}
-    upload = tabular.read_csv(io.BytesIO(b"id,t\n1,'=x\n2,'''=y\n"), schema)
-    parse = schema.row_parser(pytest.fail, clean=tabular.unescaper(schema))
+    upload = csv_read.read_csv(io.BytesIO(b"id,t\n1,'=x\n2,'''=y\n"), schema)
+    parse = schema.row_parser(pytest.fail, clean=formulas.unescaper(schema))
     result = diff.compare_cells(known, upload.rows, schema.key_index, parse, trust_raw=unescaped_as_is)
     assert [m.after.split(SEP) for m in result.modified] == [["1", "=x"]]  # '=x means =x: a change
     assert result.unchanged == 1  # '''=y means ''=y: what is stored
@@ -376,7 +379,7 @@ def test_csv_chunks_exact_bytes():
         pack(["DS-1", "Café", 'say "hi", ok', "o@x", "", "", "daily", "true", "10", "2024-01-31", ""]),
         pack(["DS-2", "=HYPERLINK()", "line\r\nbreak", "-me", "", "", "", "", "", "", ""]),
     ]
-    out = b"".join(tabular.csv_chunks(records, SCHEMA, chunk_rows=1))
+    out = b"".join(csv_write.csv_chunks(records, SCHEMA, chunk_rows=1))
     assert out == (
         b"\xef\xbb\xbfid,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url\r\n"
         + 'DS-1,Café,"say ""hi"", ok",o@x,,,daily,true,10,2024-01-31,\r\n'.encode()
@@ -385,7 +388,7 @@ def test_csv_chunks_exact_bytes():
 
 
 def test_csv_chunks_of_an_empty_table_is_the_header():
-    assert b"".join(tabular.csv_chunks([], SCHEMA)) == codecs.BOM_UTF8 + (",".join(NAMES) + "\r\n").encode()
+    assert b"".join(csv_write.csv_chunks([], SCHEMA)) == codecs.BOM_UTF8 + (",".join(NAMES) + "\r\n").encode()
 
 
 def test_download_reads_back_as_the_same_records():
@@ -393,6 +396,6 @@ def test_download_reads_back_as_the_same_records():
         pack(["DS-4", "'=1", "=2", "+3", "", "", "", "", "", "", ""]),
         pack(["DS-5", "multi\nline", "'quote", "@at", "", "", "", "", "", "", ""]),
     ]
-    data = b"".join(tabular.csv_chunks(records, SCHEMA))
+    data = b"".join(csv_write.csv_chunks(records, SCHEMA))
     _, rows, problems = read(data)
     assert problems == [] and [pack(values) for _, _, values in rows] == records

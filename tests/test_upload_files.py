@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-import tabular
+from files.problems import MAX_PROBLEMS
 from models import ChangeRequest, PendingChange, db
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -189,12 +189,12 @@ def test_all_problems_at_once_capped_with_the_total(app, api, login):
     data = (DATA / "many_errors.csv").read_bytes()
     r = api("alice").upload(data)
     assert r.status_code == 422
-    assert r.json["total_errors"] == 300 and len(r.json["errors"]) == tabular.MAX_PROBLEMS
+    assert r.json["total_errors"] == 300 and len(r.json["errors"]) == MAX_PROBLEMS
     assert r.json["error"] == "The file was not staged: 300 problem(s) found."
     assert [e["line"] for e in r.json["errors"][:3]] == [2, 3, 4]
     page = login("alice").upload(data)
-    assert page.status_code == 422 and len(page_problems(page.text)) == tabular.MAX_PROBLEMS
-    assert "300 problems" in page.text and f"The first {tabular.MAX_PROBLEMS} are shown" in page.text
+    assert page.status_code == 422 and len(page_problems(page.text)) == MAX_PROBLEMS
+    assert "300 problems" in page.text and f"The first {MAX_PROBLEMS} are shown" in page.text
     assert staged(app) == (0, 0)
 
 

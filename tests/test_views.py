@@ -210,10 +210,10 @@ def test_upload_without_a_file_shows_the_field_error(app, login):
 def test_oversized_upload_is_a_friendly_413(make_app):
     app = make_app(MAX_CONTENT_LENGTH=2048)
     with app.app_context():
-        import auth
+        import accounts
         from models import db
 
-        auth.create_user("alice", "alice-password")
+        accounts.create_user("alice", "alice-password")
         db.session.commit()
     client = app.test_client()
     client.post("/login", data={"username": "alice", "password": "alice-password"})

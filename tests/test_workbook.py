@@ -14,9 +14,11 @@ from data.make_workbooks import excel_style
 from openpyxl import Workbook, load_workbook
 
 import diff
-import tabular
-import workbook
-from schema import SEP, Schema
+from files import xlsx as workbook
+from files.problems import FileProblems
+from files.upload import open_upload
+from records import SEP
+from schema import Schema
 
 DATA = Path(__file__).parent / "data"
 FIELDS = HEADER.split(",")
@@ -54,7 +56,7 @@ def xlsx(*rows, sheets: dict[str, list] | None = None) -> bytes:
 
 
 def read(data: bytes, schema: Schema = TYPES, sheet: str | None = None):
-    upload = tabular.open_upload(io.BytesIO(data), schema, "book.xlsx", sheet)
+    upload = open_upload(io.BytesIO(data), schema, sheet)
     return list(upload.rows), list(upload.problems)
 
 
@@ -170,7 +172,7 @@ def test_columns_in_any_order_by_title_and_trailing_empty_header_cells():
 def test_the_first_sheet_is_read_unless_another_is_chosen():
     data = (DATA / "two_sheets.xlsx").read_bytes()
     schema = Schema.load("schema.json")
-    with pytest.raises(tabular.FileProblems) as refused:
+    with pytest.raises(FileProblems) as refused:
         read(data, schema)
     assert "unknown column 'Edit the Data sheet" in refused.value.problems[0].message
     for name in ("Data", " data "):
@@ -179,7 +181,7 @@ def test_the_first_sheet_is_read_unless_another_is_chosen():
 
 
 def test_an_unknown_sheet_lists_the_sheets():
-    with pytest.raises(tabular.FileProblems) as refused:
+    with pytest.raises(FileProblems) as refused:
         read((DATA / "two_sheets.xlsx").read_bytes(), Schema.load("schema.json"), sheet="Sheet9")
     assert (
         refused.value.problems[0].message
@@ -261,7 +263,7 @@ def unknown_compression() -> bytes:
     ids=["truncated", "word", "zip", "ods", "garbage", "empty", "compression", "xml-encoding", "no-rows"],
 )
 def test_files_that_are_no_readable_workbook_get_a_clear_message(content, message):
-    with pytest.raises(tabular.FileProblems) as refused:
+    with pytest.raises(FileProblems) as refused:
         read(content)
     assert [p.message[: len(message)] for p in refused.value.problems] == [message]
 
@@ -329,7 +331,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
     for limit in ("MAX_UNPACKED_BYTES", "MAX_SHARED_STRINGS_BYTES"):
         with monkeypatch.context() as patch:
             patch.setattr(workbook, limit, 1000)
-            with pytest.raises(tabular.FileProblems) as refused:
+            with pytest.raises(FileProblems) as refused:
                 read(data, Schema.load("schema.json"))
         assert refused.value.problems[0].message.startswith("the workbook unpacks to more than")
 

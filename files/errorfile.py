@@ -3,7 +3,7 @@
 Pure Python (no Flask, no SQL). The `errors` column is put first, so every cell of the user's
 file keeps its column, even in a row with a stray or missing separator. Each row's cell lists
 that row's problems; problems with the whole file or its header go on the first data row.
-`tabular.map_header` ignores a column named `errors`, so the fixed file uploads as it is (and a
+`rows.map_header` ignores a column named `errors`, so the fixed file uploads as it is (and a
 refused error file gets a fresh `errors` column in place of the old one).
 
 A CSV comes back as CSV (UTF-8 with BOM, the file's own separator, CRLF); a workbook comes back as
@@ -25,10 +25,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import tabular
-import workbook
+from files import csv_read, xlsx
+from files.csv_write import TextSink
+from files.formulas import escape_formula
+from files.problems import FileProblems, Problem
 from schema import Schema
-from tabular import FileProblems, Problem
 
 ERRORS_COLUMN = "errors"
 MAX_BYTES = 64 * 1024 * 1024  # larger uploads get their problem list, but no error file
@@ -59,10 +60,10 @@ def annotate(
         return None
     stream.seek(0)
     try:
-        if workbook.is_workbook(stream):
+        if xlsx.is_workbook(stream):
             out = io.BytesIO()
-            rows = ((n, n, values) for n, values in workbook.sheet_values(stream, sheet))
-            workbook.write_rows(_annotated(rows, schema, problems, total), "errors", out)
+            rows = ((n, n, values) for n, values in xlsx.sheet_values(stream, sheet))
+            xlsx.write_rows(_annotated(rows, schema, problems, total), "errors", out)
             return ErrorFile(out.getvalue(), ".xlsx")
         return _annotate_csv(stream, schema, problems, total)
     except FileProblems:
@@ -72,40 +73,28 @@ def annotate(
 def _annotate_csv(
     stream: IO[bytes], schema: Schema, problems: Sequence[Problem], total: int | None
 ) -> ErrorFile | None:
-    encoding = tabular.detect_encoding(stream)
+    encoding = csv_read.detect_encoding(stream)
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     try:
-        sample = text.read(tabular.SAMPLE_BYTES)
-        delimiter = tabular.choose_delimiter(sample, encoding, schema)
+        sample = text.read(csv_read.SAMPLE_BYTES)
+        delimiter = csv_read.choose_delimiter(sample, encoding, schema)
         text.seek(0)
-        out = _Chunks()
+        out = TextSink()
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
         writer.writerows(_annotated(_records(csv.reader(text, delimiter=delimiter)), schema, problems, total))
     except (csv.Error, UnicodeDecodeError):
         return None  # not readable the way the upload was: better no error file than a mangled one
     finally:
         text.detach()  # leave the upload open
-    if not out.parts:
+    content = out.take()
+    if not content:
         return None
     suffix = ".txt" if delimiter == "\t" else ".csv"  # Excel opens tab-separated text as .txt
-    return ErrorFile(codecs.BOM_UTF8 + out.getvalue(), suffix)
-
-
-class _Chunks:
-    """A text sink for csv.writer that encodes as it goes."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, s: str) -> None:
-        self.parts.append(s.encode("utf-8"))
-
-    def getvalue(self) -> bytes:
-        return b"".join(self.parts)
+    return ErrorFile(codecs.BOM_UTF8 + content.encode("utf-8"), suffix)
 
 
 def _records(reader) -> Iterator[tuple[int, int, list[str]]]:
-    """(first line, last line, cells) of each CSV record, counted as tabular counts them."""
+    """(first line, last line, cells) of each CSV record, counted as csv_read counts them."""
     previous_end = 0
     for cells in reader:
         yield previous_end + 1, reader.line_num, cells
@@ -185,4 +174,4 @@ def _annotated(
 
 
 def _row(messages: list[str], values: list[Any]) -> list[Any]:
-    return [tabular.escape_formula("; ".join(messages)), *values]
+    return [escape_formula("; ".join(messages)), *values]

@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 
 from diff import Diff
-from schema import Schema, show, unpack
+from files.xlsx import EXCEL_DIGITS
+from records import unpack
+from schema import Schema, show
 
 MAX_WARNINGS = 20
-EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number (6 when it shows 1.23457E+15)
 _DIGITS = re.compile(r"\d+")
 _LONG_DIGITS = re.compile(r"[+-]?\d{12,}")  # Excel's General format shows 12+ digits as 1.23457E+11
 _SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE][+-]?\d+")

@@ -1,7 +1,7 @@
 """Excel workbooks (.xlsx) in and out, with the same guarantees as CSV.
 
 Pure Python (openpyxl; no Flask, no SQL). `read_xlsx` gives the same kind of object as
-`tabular.read_csv`, so a workbook goes through the same header, blank-row and diff rules, and a
+`csv_read.read_csv`, so a workbook goes through the same header, blank-row and diff rules, and a
 workbook downloaded and uploaded back unchanged stages nothing.
 
 Cells a spreadsheet typed are turned into the text the schema parses to the same value: the
@@ -49,11 +49,12 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import iterparse
 
-import tabular
-from schema import SEP, Field, Schema
-from tabular import FileProblems, Problem
+from files.problems import FileProblems, Problem, ProblemList
+from files.rows import Upload, data_rows, map_header
+from records import SEP
+from schema import Field, Schema
 
-ENCODING = "xlsx"  # what CsvUpload.encoding (and the change request) says for a workbook
+ENCODING = "xlsx"  # what Upload.encoding (and the change request) says for a workbook
 MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ZIP_MAGIC = b"PK\x03\x04"
 EXCEL_MAX_ROWS = 1_048_576
@@ -106,7 +107,7 @@ def is_workbook(stream: IO[bytes]) -> bool:
     return head == ZIP_MAGIC
 
 
-def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> tabular.CsvUpload:
+def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> Upload:
     """Open an uploaded workbook: check the header of its first (or the named) sheet, stream its rows.
 
     Lines are spreadsheet row numbers (the header is row 1), columns are field names. Raises
@@ -116,20 +117,20 @@ def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> ta
     book = _open(stream)
     worksheet = _pick_sheet(book, sheet)
     rows = _sheet_rows(worksheet)
-    problems = tabular.ProblemList()
+    problems = ProblemList()
     try:
         _, header = next(rows)
     except StopIteration:
         raise FileProblems([Problem(None, None, f"the sheet {worksheet.title!r} is empty")]) from None
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
-    order, width = tabular.map_header([_text(cell.value, "string") for cell in header], schema)
+    order, width = map_header([_text(cell.value, "string") for cell in header], schema)
     kinds = ["string"] * width
     names = [""] * width
     for f, position in zip(schema.fields, order, strict=True):
         kinds[position], names[position] = f.type, f.name
-    upload = tabular.CsvUpload(encoding=ENCODING, delimiter="", rows=iter(()), problems=problems)
-    upload.rows = tabular._data_rows(_SheetReader(rows, kinds, names, problems), order, width, problems)
+    upload = Upload(encoding=ENCODING, delimiter="", rows=iter(()), problems=problems)
+    upload.rows = data_rows(_SheetReader(rows, kinds, names, problems), order, width, problems)
     return upload
 
 
@@ -263,7 +264,7 @@ def _sheet_rows(worksheet) -> Iterator[tuple[int, Sequence[Any]]]:
 
 class _SheetReader:
     """A sheet's data rows as lists of cell texts, shaped like a csv.reader (`line_num` = row number)
-    so that tabular's row rules (blank rows, column order) apply to workbooks unchanged."""
+    so that the row rules of rows.py (blank rows, column order) apply to workbooks unchanged."""
 
     def __init__(self, rows: Iterator[tuple[int, Sequence[Any]]], kinds: list[str], names: list[str], problems):
         self.rows = rows
@@ -310,7 +311,7 @@ class _SheetReader:
                     bad = True
                 continue
             texts[i] = _text(value, kinds[i])
-        return [] if bad else texts  # tabular skips an empty row: the problem is already reported
+        return [] if bad else texts  # data_rows skips an empty row: the problem is already reported
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,18 @@
+"""The way in for an uploaded file: a workbook or a CSV, decided by its content, opened as an `Upload`."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from files import csv_read, xlsx
+from files.rows import Upload
+from schema import Schema
+
+
+def open_upload(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> Upload:
+    """Open an uploaded file, whatever a spreadsheet saved it as: a zip file goes to
+    xlsx.read_xlsx (`sheet` picks the sheet), anything else to csv_read.read_csv. Decided by
+    content, not by the file's name."""
+    if xlsx.is_workbook(stream):
+        return xlsx.read_xlsx(stream, schema, sheet)
+    return csv_read.read_csv(stream, schema)

@@ -1,0 +1,50 @@
+"""The record format: a row's canonical values in field order, joined by `SEP`. Pure Python.
+
+Every row of the shared table, every staged row of a change request and every history entry is
+stored as a record (schema.py turns cell text into canonical values; docs/ARCHITECTURE.md says
+why). Two rows are equal exactly when their records are equal strings.
+
+>>> record = pack(["DS-1", "Sales", ""])
+>>> unpack(record), repack(record, ["id", "name", "team"], ["id", "team", "owner"])
+(['DS-1', 'Sales', ''], 'DS-1\\x1f\\x1f')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+SEP = "\x1f"  # ASCII unit separator: never valid inside a value (schema refuses control characters)
+
+
+class Row(NamedTuple):
+    """One uploaded row: the physical line it starts on (header = line 1), its key, its record."""
+
+    line: int
+    key: str
+    record: str
+
+
+def pack(values: Iterable[str]) -> str:
+    """Canonical values → record text."""
+    return SEP.join(values)
+
+
+def unpack(record: str) -> list[str]:
+    """Record text → canonical values, in the order of the fields it was packed with."""
+    return record.split(SEP)
+
+
+def repack(record: str, old_names: Sequence[str], new_names: Sequence[str]) -> str:
+    """A record packed under `old_names` → the same values under `new_names` (new fields empty)."""
+    by_name = dict(zip(old_names, unpack(record), strict=False))
+    return pack(by_name.get(n, "") for n in new_names)
+
+
+def as_dict(record: str, names: Sequence[str]) -> dict[str, str]:
+    """Record text → {field name: canonical value} under the field list it was packed with.
+
+    >>> as_dict("1\\x1fa", ["id", "name"])
+    {'id': '1', 'name': 'a'}
+    """
+    return dict(zip(names, unpack(record), strict=False))

@@ -1,0 +1,103 @@
+"""Users, API tokens, failed sign-ins and error files: small tables, read and written through the ORM."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from models import ApiToken, ErrorReport, LoginFailure, User, db
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def find_user(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == username))
+
+
+def get_user(user_id: int) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def add_user(username: str, password_hash: str) -> User:
+    user = User(username=username, password_hash=password_hash)
+    db.session.add(user)
+    return user
+
+
+def all_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.username)))
+
+
+def count_users() -> int:
+    return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+def add_token(user_id: int, token_hash: str, prefix: str) -> ApiToken:
+    token = ApiToken(user_id=user_id, token_hash=token_hash, prefix=prefix)
+    db.session.add(token)
+    return token
+
+
+def active_token(token_hash: str) -> ApiToken | None:
+    return db.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None)))
+
+
+def tokens_with_owners(username: str | None = None) -> list[tuple[ApiToken, str]]:
+    """(token, owner's name) in creation order, of one user or of everyone."""
+    query = select(ApiToken, User.username).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if username:
+        query = query.where(User.username == username)
+    return [(t, name) for t, name in db.session.execute(query)]
+
+
+def active_tokens(user_id: int, token_id: int | None = None) -> list[ApiToken]:
+    """A user's tokens that are not revoked (all, or the one with `token_id`)."""
+    query = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    if token_id is not None:
+        query = query.where(ApiToken.id == token_id)
+    return list(db.session.scalars(query))
+
+
+# --- failed sign-ins -------------------------------------------------------------------------
+
+
+def count_failures(username: str, address: str, since: dt.datetime) -> int:
+    """Failed sign-ins since `since` for this user name or from this address."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(
+                LoginFailure.created_at >= since,
+                (LoginFailure.username == username) | (LoginFailure.address == address),
+            )
+        )
+        or 0
+    )
+
+
+def add_failure(username: str, address: str, forget_before: dt.datetime) -> None:
+    """Record a failed sign-in and forget those older than `forget_before`."""
+    db.session.add(LoginFailure(username=username[:150], address=address[:64]))
+    db.session.execute(db.delete(LoginFailure).where(LoginFailure.created_at < forget_before))
+
+
+# --- error files -----------------------------------------------------------------------------
+
+
+def add_error_report(owner: str, filename: str, content: bytes) -> ErrorReport:
+    report = ErrorReport(owner=owner, filename=filename, content=content)
+    db.session.add(report)
+    return report
+
+
+def get_error_report(report_id: int) -> ErrorReport | None:
+    return db.session.get(ErrorReport, report_id)
+
+
+def delete_error_reports_before(when: dt.datetime) -> None:
+    db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < when))

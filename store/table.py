@@ -1,0 +1,136 @@
+"""The shared table's rows (`datasets`: key, record, version) and its state row (`table_state`)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+
+from sqlalchemy import text
+
+from models import TableState, db
+from store.base import COPY_BATCH, batches, is_postgres, iter_cursor, snapshot
+
+# --- the state row ---------------------------------------------------------------------------
+
+
+def get_state() -> TableState | None:
+    """The table's version, row count and the fields its records use (None before start-up made it)."""
+    return db.session.get(TableState, 1)
+
+
+def state() -> TableState:
+    """The table's version, row count and the fields its records use."""
+    found = get_state()
+    if found is None:  # created at start-up; recreate defensively rather than fail
+        found = TableState(id=1, version=0, row_count=0, fields="[]")
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
+def add_state(fields: str) -> None:
+    """The state row of a new, empty table (at start-up)."""
+    db.session.add(TableState(id=1, version=0, row_count=0, fields=fields))
+
+
+def bump_version() -> int:
+    """Increment the table version under a row lock: concurrent approvals serialise here."""
+    db.session.execute(text("UPDATE table_state SET version = version + 1 WHERE id = 1"))
+    return db.session.execute(text("SELECT version FROM table_state WHERE id = 1")).scalar_one()
+
+
+def _version(raw) -> tuple[int, int]:
+    cur = raw.cursor()
+    cur.execute("SELECT version, row_count FROM table_state WHERE id = 1")
+    version, row_count = cur.fetchone()
+    cur.close()
+    return version, row_count
+
+
+# --- bulk reads (a snapshot connection of their own) ------------------------------------------
+
+
+def read_current() -> tuple[int, dict[str, str]]:
+    """(table version, {key: record}) for the whole table, read in one snapshot."""
+    with snapshot() as raw:
+        version, _ = _version(raw)
+        records: dict[str, str] = {}
+        with contextlib.closing(iter_cursor(raw, "SELECT key, record FROM datasets", "current_records")) as rows:
+            for batch in rows:
+                records.update(batch)
+    return version, records
+
+
+@dataclass
+class ExportSnapshot:
+    """A table version and an iterator over its records in key order; `close()` ends the read."""
+
+    version: int
+    row_count: int
+    records: Iterator[str]
+    _resources: contextlib.ExitStack
+
+    def close(self) -> None:
+        """Stop reading and give the connection back (safe to call more than once)."""
+        self._resources.close()
+
+
+def open_export() -> ExportSnapshot:
+    """Start streaming the table: the version is known before the first row is sent."""
+    stack = contextlib.ExitStack()
+    raw = stack.enter_context(snapshot())
+    version, row_count = _version(raw)
+    rows = iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
+    stack.callback(rows.close)  # runs first: stops the fetching thread while the connection is still open
+    records = map(itemgetter(0), itertools.chain.from_iterable(rows))
+    return ExportSnapshot(version, row_count, records, stack)
+
+
+# --- paged reads -----------------------------------------------------------------------------
+
+
+def _like(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
+    """(key, record, version) rows in key order; `q` matches the key or any text, case-insensitively.
+
+    Search scans the records (the key is part of its record) in key order and stops at the page;
+    a trigram index would make bulk writes 30× slower (docs/PERFORMANCE.md). On
+    PostgreSQL an ASCII query compares under the C collation, whose ILIKE lowercases with a plain
+    ASCII loop: half the time of the locale's (docs/PERFORMANCE.md); SQLite's LIKE folds ASCII only.
+    """
+    where, params = "", {"limit": limit, "offset": offset}
+    if q:
+        if not is_postgres():
+            where = " WHERE record LIKE :q ESCAPE '\\'"
+        elif q.isascii():
+            where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
+        else:
+            where = " WHERE record ILIKE :q ESCAPE '\\'"
+        params["q"] = _like(q)
+    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"  # noqa: S608 - `where` is built from constants
+    return [tuple(r) for r in db.session.execute(text(sql), params)]
+
+
+def record(key: str) -> tuple[str, int] | None:
+    """(record, version that last wrote it) of one row, or None."""
+    row = db.session.execute(text("SELECT record, version FROM datasets WHERE key = :k"), {"k": key}).first()
+    return (row[0], row[1]) if row else None
+
+
+# --- schema.json changed ---------------------------------------------------------------------
+
+
+def repack_records(rewrite: Callable[[str, Sequence[str]], str], old_fields: Sequence[str]) -> int:
+    """Rewrite every record with `rewrite(text, old_fields)` (after schema.json changed its columns)."""
+    rows = db.session.execute(text("SELECT key, record FROM datasets")).all()
+    updates = [{"key": k, "record": rewrite(r, old_fields)} for k, r in rows]
+    for batch in batches(updates, COPY_BATCH):
+        db.session.execute(text("UPDATE datasets SET record = :record WHERE key = :key"), batch)
+    return len(updates)

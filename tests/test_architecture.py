@@ -1,0 +1,206 @@
+"""The room plan of docs/ARCHITECTURE.md holds: every module is in a room, imports go down or
+sideways (never up a floor, never in a circle), and every name the document mentions exists.
+
+The floors are declared once, in the document's table; these tests read it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
+NOT_APP_CODE = {"tests", "bench", "migrations", ".venv", "instance", "docs", "static", "templates"}
+
+
+def floors_from_doc(text: str) -> dict[str, int]:
+    """Room (`app.py`, `web/`) → floor, from the table's rows `| N | `room` · `room` | job |`."""
+    rooms = {}
+    for line in text.splitlines():
+        m = re.match(r"\|\s*(\d+)\s*\|([^|]*)\|", line)
+        if m:
+            for room in re.findall(r"`([^`]+)`", m[2]):
+                rooms[room] = int(m[1])
+    return rooms
+
+
+def app_modules(root: Path) -> dict[str, Path]:
+    """Dotted module name → file, for every Python file of the app (not tests, bench or migrations)."""
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in NOT_APP_CODE or rel.parts[0].startswith("."):
+            continue
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def room_of(module: str, rooms: dict[str, int]) -> str | None:
+    """The room a module lives in: its package folder (`web/`) or its file (`app.py`, `gunicorn.conf.py`)."""
+    if "." in module and f"{module.split('.')[0]}/" in rooms:
+        return f"{module.split('.')[0]}/"
+    if f"{module}/" in rooms:
+        return f"{module}/"
+    return f"{module}.py" if f"{module}.py" in rooms else None
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The app modules a file imports anywhere in it (functions included), resolved to dotted names."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    modules = app_modules(root)
+    return {name: imports_of(path, modules) - {name} for name, path in modules.items()}
+
+
+def violations(graph: dict[str, set[str]], rooms: dict[str, int]) -> list[str]:
+    """Modules in no room, imports that go up a floor, and import cycles, in words."""
+    out = []
+    floor = {}
+    for module in graph:
+        room = room_of(module, rooms)
+        if room is None:
+            out.append(f"{module} is in no room of docs/ARCHITECTURE.md")
+        else:
+            floor[module] = rooms[room]
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if module in floor and target in floor and floor[target] > floor[module]:
+                out.append(f"{module} (floor {floor[module]}) imports {target} (floor {floor[target]}): upward")
+    out.extend(f"import cycle: {' → '.join(cycle)}" for cycle in cycles(graph))
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected group of modules (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append([*sorted(group), sorted(group)[0]])
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+ROOMS = floors_from_doc(DOC.read_text())
+
+
+def test_the_document_declares_floors():
+    assert ROOMS["app.py"] == 5 and ROOMS["store/"] == 2 and ROOMS["diff.py"] == 1
+
+
+def test_imports_follow_the_floors_without_cycles():
+    assert violations(import_graph(), ROOMS) == []
+
+
+def test_the_check_catches_an_upward_import_and_a_cycle():
+    graph = import_graph()
+    graph["records"] = graph["records"] | {"changes"}  # floor 1 importing floor 3, which imports it back
+    found = violations(graph, ROOMS)
+    assert any("records (floor 1) imports changes (floor 3): upward" in v for v in found)
+    assert any(v.startswith("import cycle:") and "records" in v and "changes" in v for v in found)
+
+
+def test_the_check_catches_a_function_level_import(tmp_path):
+    """A cycle hidden in a function body (as tabular.py once hid one) counts as well."""
+    (tmp_path / "low.py").write_text("def f():\n    import high\n")
+    (tmp_path / "high.py").write_text("import low\n")
+    graph = import_graph(tmp_path)
+    assert graph == {"low": {"high"}, "high": {"low"}}
+    assert cycles(graph) == [["high", "low", "high"]]
+
+
+def test_a_module_in_no_room_is_reported():
+    assert violations({"newmodule": set()}, ROOMS) == ["newmodule is in no room of docs/ARCHITECTURE.md"]
+
+
+# --- every name the document mentions exists --------------------------------------------------
+
+TOP_LEVEL = {name.split(".")[0] for name in app_modules(ROOT)}
+
+
+def mentioned_names(text: str) -> set[str]:
+    """`module.name` references in backticks whose first part is one of the app's modules."""
+    names = set()
+    for token in re.findall(r"`([^`\s]+)`", text):
+        token = token.rstrip("()")
+        if token.endswith(".py"):
+            continue  # a file: test_every_room_exists
+        if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", token) and token.split(".")[0] in TOP_LEVEL:
+            names.add(token)
+    return names
+
+
+def resolve(dotted: str) -> object:
+    """Import the longest module prefix of `dotted` and look the rest up as attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+@pytest.mark.parametrize("name", sorted(mentioned_names(DOC.read_text())))
+def test_every_name_in_the_document_exists(name):
+    resolve(name)
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_every_room_exists(room):
+    assert (ROOT / room).exists()
+
+
+def test_the_name_check_can_fail():
+    assert "changes.no_such_function" in mentioned_names("see `changes.no_such_function`")
+    with pytest.raises(AttributeError):
+        resolve("changes.no_such_function")

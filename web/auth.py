@@ -1,0 +1,117 @@
+"""Sign-in for every request: the sign-in page, session cookies for pages, bearer tokens for the API,
+the trusted proxy header, and the admin check. Accounts themselves live in accounts.py."""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+import accounts
+from models import User
+from web.forms import LoginForm
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+login_manager.login_message_category = "info"
+PUBLIC_ENDPOINTS = {"auth.login", "healthz", "static"}
+
+
+def admin_required(view):
+    """Refuse (403) anyone who is not named in ADMIN_USER: checked on the server for every call."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not accounts.is_admin(current_user):
+            abort(403, "Only admins can approve or reject changes.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+# --- request authentication ------------------------------------------------------------------
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    # The API is exempt from CSRF, so it must not accept the session cookie: bearer tokens only.
+    if request.path.startswith("/api/"):
+        return None
+    return accounts.user_by_id(int(user_id)) if user_id.isdigit() else None
+
+
+@login_manager.request_loader
+def load_user_from_request(req) -> User | None:
+    """Bearer tokens for /api; the trusted proxy header (AUTH_HEADER) for pages when configured."""
+    header = req.headers.get("Authorization", "")
+    if req.path.startswith("/api/"):
+        if header.startswith("Bearer "):
+            return accounts.user_for_token(header[7:].strip())
+        return None
+    proxy_header = current_app.config.get("AUTH_HEADER")
+    if proxy_header and (name := req.headers.get(proxy_header, "").strip()):
+        return accounts.user_for_proxy(name)
+    return None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    if request.path.startswith("/api/"):
+        abort(
+            401,
+            "Send a valid API token: Authorization: Bearer TOKEN (create one with `flask --app app tokens create NAME`).",
+        )
+    flash(login_manager.login_message, "info")
+    return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
+
+
+def require_login():
+    """before_request: every page and API call needs a signed-in user, except sign-in and health."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if not target:
+        return url_for("pages.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("pages.index")
+    return target
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with a built-in account."""
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.sign_in(form.username.data.strip(), form.password.data, request.remote_addr or "?")
+        except accounts.TooManyFailures as exc:
+            abort(429, str(exc))
+        if user is not None:
+            login_user(user)
+            return redirect(safe_next(request.args.get("next")))
+        form.password.errors.append("Wrong user name or password.")
+    return render_template("login.html", form=form), 200 if request.method == "GET" or not form.errors else 401
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out (POST, so a link on another site cannot sign you out)."""
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

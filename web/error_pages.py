@@ -1,0 +1,98 @@
+"""Error pages: one handler picks `errors/error.html` (or JSON under /api) for every status and every domain error."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+
+from errors import DomainError
+from models import db
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "File too large",
+    422: "Cannot process this",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Database unavailable",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def json_error(status: int, message: str, **extra):
+    """The API's error answer: `{"error": message, …extra}` with its status."""
+    return jsonify({"error": message, **extra}), status
+
+
+def respond(status: int, message: str, **extra):
+    """An error as JSON under /api, else as the friendly page."""
+    if wants_json():
+        return json_error(status, message, **extra)
+    # 5xx pages do not touch the database (it may be the problem): no user menu there, and no
+    # user lookup either (Flask-Login's template context would load the signed-in user).
+    if status >= 500 and "_login_user" not in g:
+        g._login_user = current_app.login_manager.anonymous_user()
+    page = render_template(
+        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message, bare=status >= 500
+    )
+    return page, status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        message = exc.description or ""
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+            message = (
+                f"The file is larger than the {limit} MB upload limit. Upload a smaller file "
+                "(e.g. only the rows you changed, as a partial upload) or ask the administrator to raise MAX_UPLOAD_MB."
+            )
+        elif message == NotFound.description:
+            message = "There is nothing at this address."
+        elif message == MethodNotAllowed.description:
+            message = f"{request.method} is not allowed here."
+        response = make_response(respond(exc.code or 500, message))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return respond(
+            400, "The form expired or was sent from elsewhere (CSRF check failed). Reload the page and try again."
+        )
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        return respond(exc.status, exc.message, **({"keys": exc.keys} if exc.keys else {}))
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError):
+        db.session.rollback()
+        log.error("database error: %s", exc)
+        return respond(
+            503, "The database is not answering. Try again in a minute; if it persists, tell the administrator."
+        )
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError):
+        db.session.rollback()
+        original = getattr(exc, "original_exception", None)
+        if original is not None:
+            log.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+        return respond(500, "Something went wrong on our side. Nothing was changed. The details are in the server log.")

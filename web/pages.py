@@ -1,0 +1,229 @@
+"""The pages people use: the table, download, upload, review and decide, history, tokens.
+
+Each view parses its request, calls one domain function, and renders or redirects.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+import accounts
+import changes
+import history
+import tables
+from errors import DomainError
+from files.csv_read import encoding_label
+from models import ChangeRequest
+from web import present
+from web.auth import admin_required
+from web.forms import ActionForm, RejectForm, UploadForm
+from web.params import audit_filter, page_args
+
+bp = Blueprint("pages", __name__)
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@bp.route("/")
+def index():
+    """The current table, paged and searchable."""
+    q = request.args.get("q", "").strip()
+    page, offset, size = page_args()
+    found = tables.page(q, offset, size)
+    return render_template(
+        "index.html",
+        rows=found.rows,
+        has_next=found.has_next,
+        page=page,
+        q=q,
+        state=found.state,
+        pending=found.pending,
+        schema=tables.schema(),
+    )
+
+
+@bp.route("/download")
+def download():
+    """Download the whole table as CSV."""
+    return present.csv_response()
+
+
+@bp.route("/download.xlsx")
+def download_xlsx():
+    """Download the whole table as an Excel workbook."""
+    return present.xlsx_response()
+
+
+@bp.route("/records/<path:key>")
+def record(key: str):
+    """One record: its current values and its full history."""
+    values = tables.record(key)
+    entries = present.audit_dicts(history.record_history(key, limit=500), tables.schema())
+    if values is None and not entries:
+        abort(404, f"There is no record with key {key!r}, now or in the history.")
+    return render_template("record.html", key=key, values=values, entries=entries, schema=tables.schema())
+
+
+# --- upload ----------------------------------------------------------------------------------
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+def upload():
+    """Upload an edited table; on success go to the review page of the new change request."""
+    form = UploadForm()
+    if not form.validate_on_submit():
+        return render_upload(form, 400 if request.method == "POST" else 200)
+    file = form.file.data
+    try:
+        result = changes.submit(
+            file.stream,
+            submitter=current_user.username,
+            filename=file.filename or "",
+            mode=form.mode.data,
+            comment=form.comment.data or "",
+            confirm_deletions=form.confirm_deletions.data,
+            sheet=form.sheet.data or None,
+        )
+    except changes.Refused as exc:
+        return render_upload(form, 422, problems=exc.problems, total=exc.total, error_file=exc.error_file)
+    except changes.ConfirmDeletions as exc:
+        return render_upload(form, 422, confirm=exc)
+    if result.change is None:
+        flash(
+            f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged.",
+            "info",
+        )
+        return redirect(url_for("pages.index"))
+    flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
+    return redirect(url_for("pages.change", change_id=result.change.id))
+
+
+def render_upload(form: UploadForm, status: int, **extra):
+    return render_template("upload.html", form=form, state=tables.state(), schema=tables.schema(), **extra), status
+
+
+@bp.route("/uploads/errors/<int:report_id>")
+def error_file(report_id: int):
+    """Your refused upload with an `errors` column added (yours only; kept for a day)."""
+    return present.error_file_response(changes.error_file(report_id, current_user.username))
+
+
+# --- change requests -------------------------------------------------------------------------
+
+
+@bp.route("/changes")
+def change_list():
+    """Change requests, newest first, filtered by status."""
+    status = request.args.get("status", "pending")
+    page, offset, size = page_args()
+    items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1)
+    return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
+
+
+@bp.route("/changes/<int:change_id>")
+def change(change_id: int):
+    """The review page: who, when, counts, and the diff, one kind and one page at a time."""
+    cr = changes.get_request(change_id)
+    kind = request.args.get("show") if request.args.get("show") in present.KINDS else _first_kind(cr)
+    page, offset, size = page_args()
+    rows = list(changes.staged_rows(change_id, present.KINDS[kind], offset, size + 1))
+    schema, names = tables.schema(), cr.field_names
+    views = [(key, line, present.cell_views(schema, names, before, after)) for key, line, before, after in rows[:size]]
+    return render_template(
+        "change.html",
+        cr=cr,
+        encoding=encoding_label(cr.encoding),
+        kind=kind,
+        rows=views,
+        has_next=len(rows) > size,
+        page=page,
+        is_submitter=current_user.username == cr.submitter,
+        reject_form=RejectForm(),
+        action_form=ActionForm(),
+    )
+
+
+def _first_kind(cr: ChangeRequest) -> str:
+    return "modified" if cr.modified else "added" if cr.added else "deleted"
+
+
+@bp.route("/changes/<int:change_id>/approve", methods=["POST"])
+@admin_required
+def approve(change_id: int):
+    """Apply a change request (admins only)."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    try:
+        version = changes.approve(change_id, current_user.username)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    flash(f"Approved and applied: the table is now version {version}.", "success")
+    return redirect(url_for("pages.change", change_id=change_id))
+
+
+@bp.route("/changes/<int:change_id>/reject", methods=["POST"])
+@admin_required
+def reject(change_id: int):
+    """Close a change request without applying it (admins only)."""
+    form = RejectForm()
+    if not form.validate_on_submit():
+        flash("Give a reason for the rejection, so the submitter knows what to fix.", "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    try:
+        changes.reject(change_id, current_user.username, form.reason.data)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Change request #{change_id} rejected.", "success")
+    return redirect(url_for("pages.change", change_id=change_id))
+
+
+@bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
+def withdraw(change_id: int):
+    """The submitter takes back their own pending request."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    try:
+        changes.withdraw(change_id, current_user.username)
+    except changes.NotPending as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Change request #{change_id} withdrawn.", "success")
+    return redirect(url_for("pages.change", change_id=change_id))
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+@bp.route("/audit")
+def audit():
+    """Every applied row change, rejection and withdrawal, newest first, with filters."""
+    size = current_app.config["PAGE_SIZE"]
+    entries = history.audit(audit_filter("change"), request.args.get("before", type=int), size + 1)
+    items = present.audit_dicts(entries[:size], tables.schema())
+    next_before = items[-1]["id"] if len(entries) > size else None
+    return render_template(
+        "audit.html", items=items, next_before=next_before, args=request.args, schema=tables.schema()
+    )
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+def tokens():
+    """Your API tokens: create one (shown once) or revoke them."""
+    form = ActionForm()
+    new_token = None
+    if form.validate_on_submit():
+        if request.form.get("revoke"):
+            n = accounts.revoke_tokens(current_user.username, request.form.get("revoke", type=int))
+            flash(f"Revoked {n} token(s).", "success")
+            return redirect(url_for("pages.tokens"))
+        new_token = accounts.create_token(current_user.username)
+    return render_template(
+        "tokens.html", form=form, tokens=accounts.list_tokens(current_user.username), new_token=new_token
+    )
