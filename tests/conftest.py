@@ -7,6 +7,7 @@ a missing or unreachable PostgreSQL fails the run instead of skipping those test
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 import accounts
 import config
@@ -57,11 +59,11 @@ def pg_database():
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path, pg_database):
-    """A URL to an empty database of each kind (a fresh schema on PostgreSQL)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, directory: Path, pg_database: str | None):
+    """A URL to an empty database: an SQLite file in `directory`, or a new schema on PostgreSQL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'test.db'}"
         return
     if pg_database is None:
         if REQUIRE_PG:
@@ -71,10 +73,47 @@ def database_url(request, tmp_path, pg_database):
     engine = sa.create_engine(pg_database)
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield f"{pg_database}?options=-csearch_path%3D{schema},public"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    try:
+        yield f"{pg_database}?options=-csearch_path%3D{schema},public"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path, pg_database):
+    """A URL to an empty database of each kind (a fresh schema on PostgreSQL)."""
+    with fresh_database(request.param, tmp_path, pg_database) as url:
+        yield url
+
+
+def build_app(database_url: str, **config) -> Flask:
+    """An app on `database_url` with the tests' settings; `config` overrides them."""
+    settings = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "ADMIN_USERS": ["boss"],
+        "WTF_CSRF_ENABLED": False,
+        "PAGE_SIZE": 5,
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
+    } | config
+    return create_app(settings)
+
+
+def close_app(instance: Flask) -> None:
+    with instance.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def add_test_users(instance: Flask) -> Flask:
+    """alice and bob, and boss (the admin start-up created) with a known password."""
+    with instance.app_context():
+        for name in ("alice", "bob"):
+            accounts.create_user(name, f"{name}-password")
+        accounts.set_password("boss", "boss-password")
+    return instance
 
 
 @pytest.fixture
@@ -84,38 +123,36 @@ def make_app(database_url, monkeypatch):
     apps = []
 
     def factory(**config):
-        settings = {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "ADMIN_USERS": ["boss"],
-            "WTF_CSRF_ENABLED": False,
-            "PAGE_SIZE": 5,
-            "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
-        } | config
-        instance = create_app(settings)
-        apps.append(instance)
-        return instance
+        apps.append(build_app(database_url, **config))
+        return apps[-1]
 
     yield factory
     for instance in apps:
-        with instance.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        close_app(instance)
 
 
 @pytest.fixture
 def app(make_app):
-    instance = make_app()
-    with instance.app_context():
-        for name in ("alice", "bob"):
-            accounts.create_user(name, f"{name}-password")
-        accounts.set_password("boss", "boss-password")
-    return instance
+    return add_test_users(make_app())
 
 
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_app(request, tmp_path_factory, pg_database):
+    """One app (users as in `app`) per test module and database kind, for tests that leave its
+    database as they found it: building a fresh database for each of them is most of their time."""
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        fresh_database(request.param, tmp_path_factory.mktemp("shared"), pg_database) as url,
+    ):
+        patch.setenv("SECRET_KEY", "test-secret")
+        instance = add_test_users(build_app(url))
+        yield instance
+        close_app(instance)
 
 
 class Browser:

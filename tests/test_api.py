@@ -50,8 +50,8 @@ def approve(boss, change_id: int) -> int:
         ("get", "/api/v1/records/DS-1/history"),
     ],
 )
-def test_api_needs_a_valid_token(app, headers, method, url):
-    r = getattr(app.test_client(), method)(url, headers=headers)
+def test_api_needs_a_valid_token(shared_app, headers, method, url):
+    r = getattr(shared_app.test_client(), method)(url, headers=headers)
     assert r.status_code == 401
     assert r.is_json and "token" in r.json["error"].lower()
 

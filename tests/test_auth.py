@@ -16,8 +16,8 @@ PAGES = ["/", "/download", "/upload", "/changes", "/changes?status=approved", "/
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_every_page_redirects_to_sign_in(app, url):
-    r = app.test_client().get(url)
+def test_every_page_redirects_to_sign_in(shared_app, url):
+    r = shared_app.test_client().get(url)
     assert r.status_code == 302
     location = urlsplit(r.headers["Location"])
     assert location.path == "/login"
@@ -27,13 +27,13 @@ def test_every_page_redirects_to_sign_in(app, url):
 @pytest.mark.parametrize(
     "url", ["/upload", "/changes/1/approve", "/changes/1/reject", "/changes/1/withdraw", "/tokens"]
 )
-def test_posts_need_sign_in_too(app, url):
-    r = app.test_client().post(url, data={"reason": "x"})
+def test_posts_need_sign_in_too(shared_app, url):
+    r = shared_app.test_client().post(url, data={"reason": "x"})
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
 
 
-def test_healthz_is_public(app):
-    r = app.test_client().get("/healthz")
+def test_healthz_is_public(shared_app):
+    r = shared_app.test_client().get("/healthz")
     assert r.status_code == 200
     assert r.json == {"status": "ok", "database": "ok"}
 

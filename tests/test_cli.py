@@ -146,9 +146,9 @@ OUR_COMMANDS = [(("users",), cli.users), (("tokens",), cli.tokens), *_commands(c
 
 
 @pytest.mark.parametrize("path, command", OUR_COMMANDS, ids=[" ".join(p) for p, _ in OUR_COMMANDS])
-def test_every_command_has_help(app, runner, path, command):
+def test_every_command_has_help(shared_app, path, command):
     assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
-    result = runner.invoke(args=[*path, "--help"])
+    result = shared_app.test_cli_runner().invoke(args=[*path, "--help"])
     assert result.exit_code == 0
     assert " ".join(command.help.split()[:6]) in " ".join(result.output.split())
 
