@@ -12,17 +12,22 @@ import datetime as dt
 import gc
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 import diff
+import files.diff_csv
+import history
+import merge
 import store.accounts
 import store.audit
 import store.changes
+import store.history
 import store.table
 import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
@@ -31,8 +36,8 @@ from files.formulas import unescaped_as_is, unescaper
 from files.problems import FileProblems
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
-from models import ChangeRequest, ErrorReport, db, utcnow
-from records import SEP
+from models import ChangeRequest, ErrorReport, MergeConflict, db, utcnow
+from records import SEP, pack, unpack
 from schema import Schema, show
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,11 @@ class NotPending(Conflict):
 
 
 class Stale(Conflict):
-    """Rows this request touches changed after it was uploaded; approving would overwrite them."""
+    """A later approval changed the same cells or rows as this request: it is sent back with conflicts."""
+
+
+class Unresolved(Conflict):
+    """The request has merge conflicts its submitter has not resolved yet."""
 
 
 class UniqueClash(Conflict):
@@ -95,6 +104,20 @@ class StageResult:
 
 # --- submitting an upload --------------------------------------------------------------------
 
+# The version in a downloaded file's name: datasets-v12.csv, "datasets-v12 (1).csv",
+# datasets-v12-edited.xlsx, "Copy of datasets-v12.csv".
+VERSION_IN_NAME = re.compile(r"-v(\d{1,9})(?!\d)")
+
+
+def base_from_filename(filename: str) -> int | None:
+    """The version a downloaded file's name carries, or None.
+
+    >>> [base_from_filename(n) for n in ("datasets-v12 (1).csv", "Copy of datasets-v12-edited.xlsx", "table.csv")]
+    [12, 12, None]
+    """
+    found = VERSION_IN_NAME.findall(filename.replace("\\", "/").rsplit("/", 1)[-1])
+    return int(found[-1]) if found else None
+
 
 def submit(
     stream: IO[bytes],
@@ -105,20 +128,43 @@ def submit(
     comment: str = "",
     confirm_deletions: int | None = None,
     sheet: str | None = None,
+    base_version: int | None = None,
 ) -> StageResult:
-    """Diff an uploaded file against the table and stage the differences as one pending request.
+    """Merge an uploaded file into the table and stage the differences as one pending request.
 
-    A file with problems is refused (Refused, nothing staged) and kept for its owner with an
-    `errors` column; a full upload deleting many rows must be confirmed (ConfirmDeletions).
+    The file's base version is `base_version`, else the version in its file name, else unknown.
+    With a base older than the table, the upload is merged three ways (merge.py): what others
+    changed since stays, what only you changed is staged, what both changed is a conflict. With an
+    unknown base it is compared with the table now, and changes that would undo a later approval
+    are warned about. A file with problems is refused (Refused, nothing staged) and kept for its
+    owner with an `errors` column; a full upload deleting many rows must be confirmed.
     """
+    source = "field" if base_version is not None else ""
+    if base_version is None and (base_version := base_from_filename(filename)) is not None:
+        source = "filename"
     try:
-        return _stage(stream, submitter, filename, mode, comment, confirm_deletions, sheet)
+        return _stage(stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
     except FileProblems as exc:
         db.session.rollback()
         raise Refused(exc, _keep_error_file(stream, exc, submitter, filename, sheet)) from None
     except DomainError:
         db.session.rollback()
         raise
+
+
+def _check_base(base: int) -> None:
+    """Unprocessable unless the history can rebuild the table at version `base`."""
+    state = store.table.state()
+    if base > state.version:
+        raise Unprocessable(
+            f"base_version {base} is newer than the table, which is at version {state.version}."
+            " Download the table again, or leave the base version empty."
+        )
+    if base < state.history_from:
+        raise Unprocessable(
+            f"base_version {base} is older than the oldest version the history keeps ({state.history_from}):"
+            " download the table again and redo your edits on it."
+        )
 
 
 def _stage(
@@ -129,19 +175,25 @@ def _stage(
     comment: str,
     confirm_deletions: int | None,
     sheet: str | None,
+    base: int | None,
+    base_source: str,
 ) -> StageResult:
     if mode not in MODES:
         raise DomainError(f"mode must be 'full' or 'partial', not {mode!r}")
+    if base is not None:
+        _check_base(base)
     schema = tables.schema()
     upload = open_upload(stream, schema, sheet)
-    version, current = store.table.read_current()
+    version, current, since = store.table.read_current(
+        also=(lambda raw: store.history.since_rows(raw, base)) if base is not None else None
+    )
     problems = upload.problems
     escaped = upload.encoding != WORKBOOK_ENCODING  # no ' escaping in xlsx
     parse = schema.row_parser(
         problems.add, decimal_comma=upload.decimal_comma, clean=unescaper(schema) if escaped else None
     )
     with _gc_paused():
-        result = diff.compare_cells(
+        two_way = diff.compare_cells(
             current,
             upload.rows,
             schema.key_index,
@@ -150,21 +202,23 @@ def _stage(
             sep=SEP,
             trust_raw=unescaped_as_is if escaped else None,
         )
-    for dup in result.duplicates:
+    for dup in two_way.duplicates:
         problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
-    for line, column, message in check_unique(schema, current, result):
-        problems.add(line, column, message)
     if problems.total:
         problems.sort(key=lambda p: p.line or 0)
         problems.raise_if_any()
-    summary = {
-        "added": len(result.added),
-        "modified": len(result.modified),
-        "deleted": len(result.deleted),
-        "unchanged": result.unchanged,
-    }
-    if not result.changed:
-        return StageResult(None, version, summary, upload.encoding)
+    merged = (
+        merge.rebase(two_way, history.records_at(base, since or [], schema.names), current, schema.names)
+        if base is not None and base < version
+        else merge.MergeResult(two_way)
+    )
+    result = merged.diff
+    for line, column, message in check_unique(schema, current, result):
+        problems.add(line, column, message)
+    problems.raise_if_any()
+    summary = _summary(result, len(merged.conflicts))
+    if not result.changed and not merged.conflicts:
+        return StageResult(None, version if base is None else base, summary, upload.encoding)
     header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
     _guard_mass_deletion(
         len(result.deleted), len(current), confirm_deletions, current_app.config["MASS_DELETE_PERCENT"], header_only
@@ -177,14 +231,33 @@ def _stage(
         filename=filename[:255],
         encoding=upload.encoding,
         delimiter=upload.delimiter,
-        base_version=version,
+        base_version=version if base is None else base,
+        base_source=base_source,
+        merged_version=version,
         fields=json.dumps(list(schema.names)),
         warnings=json.dumps(warnings),
         **summary,
     )
     store.changes.stage_rows(change.id, result)
+    store.changes.add_conflicts(change.id, merged.conflicts, merged.lines)
+    if base is None:
+        undone = history.undo_warnings(change.id, result, current, schema)
+        if undone:
+            store.changes.set_row_warnings(change.id, undone)
+            warnings = [*warnings, *list(undone.values())[: damage.MAX_WARNINGS]]
+            change.warnings = json.dumps(warnings)
     db.session.commit()
-    return StageResult(change, version, summary, upload.encoding, warnings)
+    return StageResult(change, change.base_version, summary, upload.encoding, warnings)
+
+
+def _summary(result: diff.Diff, conflicts: int) -> dict[str, int]:
+    return {
+        "added": len(result.added),
+        "modified": len(result.modified),
+        "deleted": len(result.deleted),
+        "unchanged": result.unchanged,
+        "conflicts": conflicts,
+    }
 
 
 def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str]]:
@@ -295,10 +368,109 @@ def list_requests(status: str | None, offset: int, limit: int) -> tuple[list[Cha
 
 
 def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None = None) -> Iterator[tuple]:
-    """(key, line, before, after) of one kind of staged change in upload order: a page, or all (`limit` None)."""
+    """(key, line, before, after, warning) of one kind of staged change in upload order: a page, or all (`limit` None)."""
     if limit is None:
         return store.changes.pending_all(change_id, action)
     return iter(store.changes.pending_page(change_id, action, offset, limit))
+
+
+def diff_csv(change_id: int) -> tuple[str, Iterator[bytes]]:
+    """(file name, chunks) of a request's staged changes in the tabular diff format (files/diff_csv.py)."""
+    change = get_request(change_id)
+    names = change.field_names
+
+    def rows() -> Iterator[tuple[str, list[str] | None, list[str] | None]]:
+        for action in ("modify", "add", "delete"):
+            for _, _, before, after, _ in store.changes.pending_all(change_id, action):
+                yield (
+                    action,
+                    unpack(before) if before is not None else None,
+                    unpack(after) if after is not None else None,
+                )
+
+    return f"change-{change_id}-diff.csv", files.diff_csv.diff_csv(names, rows())
+
+
+def conflicts(change_id: int, offset: int = 0, limit: int | None = None) -> list[MergeConflict]:
+    """A request's open merge conflicts, in key order."""
+    return store.changes.conflicts_of(change_id, offset, limit)
+
+
+# --- resolving conflicts ---------------------------------------------------------------------
+
+TAKES = ("yours", "theirs")
+
+
+def resolve(change_id: int, user: str, resolutions: Sequence[Mapping[str, Any]]) -> list[MergeConflict]:
+    """Settle conflicts of one's own pending request, each by taking "yours" (the file's) or
+    "theirs" (the table's: that cell or row leaves the request). Returns the conflicts left.
+
+    All or nothing: a resolution naming no open conflict refuses the whole call (Unprocessable).
+    """
+    change = get_request(change_id)
+    if change.submitter != user:
+        raise Forbidden("Only the person who uploaded a change request can resolve its conflicts.")
+    _require_pending(change)
+    open_ = {(c.key, c.column): c for c in store.changes.conflicts_of(change_id)}
+    chosen = []
+    for r in resolutions:
+        where = (r.get("key"), r.get("column"))
+        if r.get("take") not in TAKES:
+            raise Unprocessable(f"take must be 'yours' or 'theirs' (key {where[0]!r}, column {where[1]!r}).")
+        if where not in open_:
+            what = f"column {where[1]!r} of row {where[0]!r}" if where[1] else f"row {where[0]!r}"
+            raise Unprocessable(f"{what} is not an open conflict of change request #{change_id}.", [str(where[0])])
+        chosen.append((open_.pop(where), r["take"]))
+    for conflict, take in chosen:
+        _settle(change, conflict, take)
+        store.audit.write(
+            change_id,
+            "resolve",
+            change.submitter,
+            user,
+            change.created_at,
+            key=conflict.key,
+            note=f"{conflict.column or 'whole row'}: kept {'mine' if take == 'yours' else 'theirs'}",
+        )
+        store.changes.delete_conflict(conflict)
+    db.session.flush()
+    store.changes.recount(change_id)
+    db.session.commit()
+    return store.changes.conflicts_of(change_id)
+
+
+def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
+    """Stage what one resolution asks for: the file's value, or nothing (the table's stays)."""
+    names, key = change.field_names, conflict.key
+    row = store.changes.staged_row(change.id, key)
+    if conflict.column is not None:  # a cell: the staged row keeps theirs in it until yours is taken
+        before = row.before if row is not None else _current(key)
+        after = unpack(row.after if row is not None else before)
+        if take == "yours":
+            after[names.index(conflict.column)] = conflict.yours or ""
+        after_record = pack(after)
+        store.changes.put_staged_row(
+            change.id, key, "modify" if after_record != before else None, before, after_record, conflict.line
+        )
+    elif take == "theirs":
+        store.changes.put_staged_row(change.id, key, None, None, None)
+    elif conflict.yours is None:  # you deleted a row others changed
+        store.changes.put_staged_row(change.id, key, "delete", _current(key), None, conflict.line)
+    elif conflict.theirs is None:  # you changed a row others deleted: it comes back as yours
+        store.changes.put_staged_row(change.id, key, "add", None, conflict.yours, conflict.line)
+    else:  # both added the key
+        store.changes.put_staged_row(change.id, key, "modify", _current(key), conflict.yours, conflict.line)
+
+
+def _current(key: str) -> str:
+    found = store.table.record(key)
+    if found is None:
+        raise Conflict(
+            f"Row {key!r} was deleted by an approval after this conflict was found; withdraw the request and"
+            " upload again from a fresh download.",
+            [key],
+        )
+    return found[0]
 
 
 # --- deciding --------------------------------------------------------------------------------
@@ -307,34 +479,42 @@ def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None 
 def approve(change_id: int, admin: str) -> int:
     """Apply every staged change in one transaction; return the new table version.
 
-    Exactly one of several concurrent approvals wins (the status update is conditional); a
-    request whose rows changed since its upload is refused as Stale and stays pending.
+    Exactly one of several concurrent approvals wins (the status update is conditional). A request
+    that a later approval made stale is merged again with the table as it is now: cells nobody else
+    touched apply, the newer cells stay; when both changed the same thing, it is sent back with the
+    new conflicts (Stale, nothing applied, still pending).
     """
     change = get_request(change_id)
     _require_pending(change)
-    submitter, submitted_at, base_version = change.submitter, change.created_at, change.base_version
+    if change.conflicts:
+        keys = sorted({c.key for c in store.changes.conflicts_of(change_id)})
+        raise Unresolved(
+            f"Change request #{change_id} has {change.conflicts} unresolved conflict(s) (keys: {_listed(keys)});"
+            " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
+            keys,
+        )
+    submitter, submitted_at, merged_version = change.submitter, change.created_at, change.merged_version
     try:
         if not store.changes.claim_pending(change_id, "approved", admin):
             db.session.rollback()
             raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
         version = store.table.bump_version()
-        # Rows this request touches can only have changed if another request was approved since
-        # its upload; then compare them (for 20,000 changes on a million rows that takes 0.3 s).
-        rebased = version != base_version + 1
-        conflicts = store.changes.conflicting_keys(change_id) if rebased else []
-        if conflicts:
-            db.session.rollback()
-            shown = ", ".join(conflicts[:20]) + (" …" if len(conflicts) > 20 else "")
-            raise Stale(
-                f"Not applied: {len(conflicts)} row(s) this request changes were changed by a later approval "
-                f"after it was uploaded (keys: {shown}). Approving would overwrite those newer edits. "
-                "The request stays pending; the submitter can withdraw it and upload again from a fresh download.",
-                conflicts,
-            )
-        if rebased:
+        # Staged rows can only be stale if another request was approved since they were merged.
+        if version != (merged_version if merged_version is not None else change.base_version) + 1:
+            found = _merge_again(change)
+            if found:
+                db.session.rollback()
+                keys = _send_back(change_id)
+                raise Stale(
+                    f"Not applied: a later approval changed the same cells or rows as this request "
+                    f"(keys: {_listed(keys)}). The request stays pending with these conflicts: its submitter "
+                    "keeps their values or the newer ones, then it can be approved.",
+                    keys,
+                )
+            store.changes.recount(change_id, merged_version=version - 1)
             _refuse_unique_clashes(change_id)
         store.changes.apply_pending(change_id, version)
-        store.audit.write_row_changes(change_id, version, submitter, admin, submitted_at)
+        store.audit.write(change_id, "approve", submitter, admin, submitted_at, version=version)
         store.changes.set_applied_version(change_id, version)
         db.session.commit()
     except SQLAlchemyError as exc:
@@ -347,16 +527,45 @@ def approve(change_id: int, admin: str) -> int:
     return version
 
 
+def _merge_again(change: ChangeRequest) -> list[merge.Conflict]:
+    """Merge the staged rows a later approval made stale with the table now (base: the row they
+    were staged against); the clean merges are written, the conflicts returned."""
+    names, found = change.field_names, []
+    for _, key, _, line, before, after, current in store.changes.stale_rows(change.id):
+        merged = merge.merge_row(key, before, current, after, names)
+        found.extend(merged.conflicts)
+        store.changes.put_staged_row(change.id, key, merged.action, merged.before, merged.after, line)
+    return found
+
+
+def _send_back(change_id: int) -> list[str]:
+    """After a refused approval: merge again in a transaction of its own and keep the conflicts; their keys."""
+    change = get_request(change_id)
+    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change_id)}
+    found = _merge_again(change)
+    store.changes.add_conflicts(change_id, found, lines)
+    db.session.flush()
+    store.changes.recount(change_id, merged_version=store.table.state().version)
+    db.session.commit()
+    return sorted({c.key for c in found})
+
+
+def _listed(keys: Sequence[str], most: int = 20) -> str:
+    return ", ".join(keys[:most]) + (" …" if len(keys) > most else "")
+
+
 def _refuse_unique_clashes(change_id: int) -> None:
     """UniqueClash (rolled back) when the staged rows repeat a `unique` value that a later approval added."""
     schema = tables.schema()
     if not schema.unique_indexes:
         return
-    _, current = store.table.read_current()
+    _, current, _ = store.table.read_current()
     staged = diff.Diff(
-        added=[diff.Row(line, key, after) for key, line, _, after in store.changes.pending_all(change_id, "add")],
-        modified=[diff.Modified(line, key, b, a) for key, line, b, a in store.changes.pending_all(change_id, "modify")],
-        deleted=[(key, before) for key, _, before, _ in store.changes.pending_all(change_id, "delete")],
+        added=[diff.Row(line, key, after) for key, line, _, after, _ in store.changes.pending_all(change_id, "add")],
+        modified=[
+            diff.Modified(line, key, b, a) for key, line, b, a, _ in store.changes.pending_all(change_id, "modify")
+        ],
+        deleted=[(key, before) for key, _, before, _, _ in store.changes.pending_all(change_id, "delete")],
     )
     clashes = check_unique(schema, current, staged)
     if clashes:
@@ -390,8 +599,8 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
     if not store.changes.claim_pending(change_id, status, user, reason):
         db.session.rollback()
         raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-    store.audit.write_decision(
-        change_id, action, change.submitter, user if action == "reject" else None, change.created_at, reason
+    store.audit.write(
+        change_id, action, change.submitter, user if action == "reject" else None, change.created_at, note=reason
     )
     db.session.commit()
     db.session.expire_all()
@@ -404,3 +613,71 @@ def _require_pending(change: ChangeRequest) -> None:
 
 def _short(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+
+
+# --- reverting an approved request -----------------------------------------------------------
+
+
+def revert(change_id: int, user: str) -> StageResult:
+    """Stage the inverse of an approved request as a new pending request, merged with the table now.
+
+    For each row it changed: base = the row right after it, yours = the row before it, theirs =
+    the row now. Cells changed again since are conflicts, never silently overwritten; untouched
+    cells of the same rows revert cleanly.
+    """
+    undone = get_request(change_id)
+    if undone.status != "approved" or undone.applied_version is None:
+        raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")
+    state = store.table.state()
+    if undone.applied_version <= state.history_from:
+        raise Conflict(
+            f"The history of change request #{change_id} (version {undone.applied_version}) was pruned"
+            f" (HISTORY_KEEP_VERSIONS keeps versions from {state.history_from}); it cannot be reverted."
+        )
+    schema = tables.schema()
+    names = schema.names
+    current = store.changes.current_records_of(change_id)
+    result, found, lines = diff.Diff(), [], {}
+    for action in ACTIONS:
+        for key, line, before, after, _ in store.changes.pending_all(change_id, action):
+            after_it = history.current_form(after, undone.fields, names)
+            before_it = history.current_form(before, undone.fields, names)
+            merged = merge.merge_row(key, after_it, current.get(key), before_it, names)
+            found.extend(merged.conflicts)
+            if merged.conflicts:
+                lines[key] = line
+            if merged.action == "add":
+                result.added.append(diff.Row(line or 0, key, merged.after))  # type: ignore[arg-type]
+            elif merged.action == "modify":
+                result.modified.append(diff.Modified(line or 0, key, merged.before, merged.after))  # type: ignore[arg-type]
+            elif merged.action == "delete":
+                result.deleted.append((key, merged.before))  # type: ignore[arg-type]
+    summary = _summary(result, len(found))
+    if not result.changed and not found:
+        return StageResult(None, undone.applied_version, summary, "")
+    if schema.unique_indexes:
+        _, table_now, _ = store.table.read_current()
+        clashes = check_unique(schema, table_now, result)
+        if clashes:
+            raise UniqueClash(
+                "Cannot revert: " + "; ".join(f"{column}: {message}" for _, column, message in clashes[:5]),
+            )
+    change = store.changes.add_request(
+        submitter=user,
+        mode="partial",
+        comment=f"Revert #{undone.id}: {undone.comment}".strip()[:2000],
+        filename="",
+        encoding="",
+        delimiter="",
+        base_version=undone.applied_version,
+        base_source="revert",
+        merged_version=state.version,
+        fields=json.dumps(list(names)),
+        warnings="[]",
+        reverts=undone.id,
+        **summary,
+    )
+    store.changes.stage_rows(change.id, result)
+    store.changes.add_conflicts(change.id, found, lines)
+    db.session.commit()
+    return StageResult(change, change.base_version, summary, "")

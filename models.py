@@ -43,6 +43,8 @@ class TableState(db.Model):
     version: Mapped[int] = mapped_column(default=0)
     row_count: Mapped[int] = mapped_column(default=0)
     fields: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of field names, in record order
+    # The oldest version the history can still rebuild (HISTORY_KEEP_VERSIONS prunes older ones).
+    history_from: Mapped[int] = mapped_column(default=0)
 
     @property
     def field_names(self) -> list[str]:
@@ -61,18 +63,24 @@ class ChangeRequest(db.Model):
     filename: Mapped[str] = mapped_column(String(255), default="")
     encoding: Mapped[str] = mapped_column(String(32), default="")
     delimiter: Mapped[str] = mapped_column(String(4), default=",")
-    base_version: Mapped[int]
+    base_version: Mapped[int]  # the version the uploaded file was downloaded at (else the version it was diffed with)
+    base_source: Mapped[str] = mapped_column(
+        String(16), default=""
+    )  # field | filename | "" (unknown: the current version)
+    merged_version: Mapped[int | None]  # the table version its staged rows' `before` were read at
     fields: Mapped[str] = mapped_column(Text)  # JSON list of the field names its records use
     added: Mapped[int] = mapped_column(default=0)
     modified: Mapped[int] = mapped_column(default=0)
     deleted: Mapped[int] = mapped_column(default=0)
     unchanged: Mapped[int] = mapped_column(default=0)
+    conflicts: Mapped[int] = mapped_column(default=0)  # unresolved merge conflicts
     warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of messages
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_by: Mapped[str | None] = mapped_column(String(150))
     decided_at: Mapped[dt.datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
-    applied_version: Mapped[int | None]
+    applied_version: Mapped[int | None] = mapped_column(index=True)
+    reverts: Mapped[int | None]  # the approved request this one undoes
 
     @property
     def field_names(self) -> list[str]:
@@ -84,11 +92,21 @@ class ChangeRequest(db.Model):
 
     @property
     def summary(self) -> dict[str, int]:
-        return {"added": self.added, "modified": self.modified, "deleted": self.deleted, "unchanged": self.unchanged}
+        return {
+            "added": self.added,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "conflicts": self.conflicts,
+        }
 
 
 class PendingChange(db.Model):
-    """One staged row change of a change request: before and after are record texts (None when absent)."""
+    """One staged row change of a change request: before and after are record texts (None when absent).
+
+    Once the request is approved, its staged rows are the table's history: version
+    `applied_version` of the table is the version before it with these rows applied.
+    """
 
     __tablename__ = "pending_changes"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -98,23 +116,47 @@ class PendingChange(db.Model):
     line: Mapped[int | None]
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
+    warning: Mapped[str | None] = mapped_column(Text)  # why a reviewer should look twice at this row
 
     __table_args__ = (
         Index("ix_pending_changes_change_action", "change_id", "action", "id"),
-        Index("ix_pending_changes_change_key", "change_id", "key"),
+        Index("ix_pending_changes_key_change", "key", "change_id"),
     )
 
 
+class MergeConflict(db.Model):
+    """A cell (or a whole row, `column` None) that both the uploader and a later approval changed
+    differently: base, theirs and yours are cell values (records for a row), None where absent."""
+
+    __tablename__ = "merge_conflicts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(KeyText)
+    column: Mapped[str | None] = mapped_column(String(200))
+    base: Mapped[str | None] = mapped_column(Text)
+    theirs: Mapped[str | None] = mapped_column(Text)
+    yours: Mapped[str | None] = mapped_column(Text)
+    line: Mapped[int | None]
+
+    __table_args__ = (Index("ix_merge_conflicts_change_key", "change_id", "key"),)
+
+
 class AuditEntry(db.Model):
-    """What happened, to which row, by whom: one per applied row change, and one per rejection or withdrawal."""
+    """A decision on a change request, by whom: approve (→ `version`), reject, withdraw, or the
+    resolution of one merge conflict (`key`, and the choice in `note`).
+
+    The row changes an approval applied are not copied here: they are its request's staged rows
+    (PendingChange), which the audit log and the history read (store.history). Migration 0003
+    folded the per-row entries older databases have into one approve entry per approval.
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
     change_id: Mapped[int | None] = mapped_column(ForeignKey("change_requests.id"), index=True)
-    action: Mapped[str] = mapped_column(String(16))  # add | modify | delete | reject | withdraw
+    action: Mapped[str] = mapped_column(String(16))  # approve | reject | withdraw | resolve
     key: Mapped[str | None] = mapped_column(KeyText)
-    before: Mapped[str | None] = mapped_column(Text)
-    after: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[str | None] = mapped_column(Text)  # unused since migration 0003
+    after: Mapped[str | None] = mapped_column(Text)  # unused since migration 0003
     submitter: Mapped[str | None] = mapped_column(String(150), index=True)
     approver: Mapped[str | None] = mapped_column(String(150), index=True)
     submitted_at: Mapped[dt.datetime | None]

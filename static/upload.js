@@ -2,7 +2,23 @@
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
-  if (!form || !window.XMLHttpRequest || !window.FormData) { return; }
+  if (!form) { return; }
+  // The version a downloaded file's name carries (datasets-v12.csv, "datasets-v12 (1).csv", …),
+  // shown in the form so the person can check it; the server reads the name the same way.
+  var fileInput = form.querySelector("input[type=file]");
+  var base = document.getElementById("base_version");
+  if (fileInput && base) {
+    fileInput.addEventListener("change", function () {
+      var file = fileInput.files && fileInput.files[0];
+      var found = file && file.name.match(/-v(\d{1,9})(?!\d)/g);
+      if (found && (!base.value || base.dataset.fromName === "1")) {
+        base.value = found[found.length - 1].slice(2);
+        base.dataset.fromName = "1";
+      }
+    });
+    base.addEventListener("input", function () { base.dataset.fromName = ""; });
+  }
+  if (!window.XMLHttpRequest || !window.FormData) { return; }
   var box = document.getElementById("upload-progress");
   var bar = document.getElementById("upload-bar");
   var status = document.getElementById("upload-status");

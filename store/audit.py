@@ -1,4 +1,8 @@
-"""The audit log: the one place audit rows are written (row changes of an approval, decisions), and its reads."""
+"""The audit log's decisions (`audit_log`): the one place they are written, and their filtered reads.
+
+An approval writes one `approve` entry; the row changes it applied are its request's staged rows
+(store.history reads them as the log's row entries), so no row is written twice.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import DateTime, text
 
-from models import AuditEntry, db, utcnow
-from store.base import is_postgres
+from models import AuditEntry, db
 
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write_row_changes(change_id: int, version: int, submitter: str, approver: str, submitted_at: dt.datetime) -> None:
-    """One audit entry per staged row of an approved request, copied set-based in staging order."""
-    audit = text(
-        "INSERT INTO audit_log"
-        " (change_id, action, key, before, after, submitter, approver, submitted_at, created_at, version)"
-        " SELECT change_id, action, key, before, after, :submitter, :approver, :submitted_at, :now, :v"
-        " FROM pending_changes WHERE change_id = :id AND action = :action ORDER BY id"
-    )
-    params = {
-        "id": change_id,
-        "v": version,
-        "submitter": submitter,
-        "approver": approver,
-        "submitted_at": submitted_at,
-        "now": utcnow(),
-    }
-    if is_postgres():
-        # Read the staged rows in id order from the (change_id, action, id) index. With statistics
-        # from before a big upload the planner expects a few rows and sorts instead, which for a
-        # million rows spills to disk (2 s).
-        db.session.execute(text("SET LOCAL enable_sort = off"))
-    for action in ("add", "modify", "delete"):  # the order stage_rows wrote them in: audit ids follow
-        db.session.execute(audit, params | {"action": action})
-    if is_postgres():
-        db.session.execute(text("SET LOCAL enable_sort = on"))
-
-
-def write_decision(
-    change_id: int, action: str, submitter: str, approver: str | None, submitted_at: dt.datetime, note: str | None
+def write(
+    change_id: int,
+    action: str,
+    submitter: str,
+    approver: str | None,
+    submitted_at: dt.datetime,
+    *,
+    version: int | None = None,
+    key: str | None = None,
+    note: str | None = None,
 ) -> None:
-    """The audit entry of a request closed without being applied (reject, withdraw)."""
+    """One audit entry: approve (with the version it made), reject, withdraw, or resolve (a key)."""
     db.session.add(
         AuditEntry(
             change_id=change_id,
@@ -51,46 +35,62 @@ def write_decision(
             submitter=submitter,
             approver=approver,
             submitted_at=submitted_at,
+            version=version,
+            key=key,
             note=note,
-            version=None,
         )
     )
 
 
 # --- reading ---------------------------------------------------------------------------------
 
+ROW_ACTIONS = ("add", "modify", "delete")
+EVENT_ACTIONS = ("reject", "withdraw", "resolve")
+
 
 @dataclass
 class AuditFilter:
-    """Which audit entries to read; None means any."""
+    """Which audit entries to read; None means any. `action` is a row action or a decision."""
 
     key: str | None = None
     user: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     change_id: int | None = None
+    action: str | None = None
 
 
-def audit_page(f: AuditFilter, before_id: int | None, limit: int) -> list:
-    """Audit entries newest first, joined with their request's field list; keyset-paged by id."""
+def clauses(f: AuditFilter) -> tuple[list[str], dict]:
+    """SQL conditions on the audit entry `a` for the filters other than key and action, with their parameters."""
     conditions = {  # parameter → (its value, the clause it adds when given)
-        "key": (f.key, "a.key = :key"),
         "user": (f.user, "(a.submitter = :user OR a.approver = :user)"),
         "since": (f.since, "a.created_at >= :since"),
         "until": (f.until, "a.created_at < :until"),
         "change_id": (f.change_id, "a.change_id = :change_id"),
-        "before_id": (before_id, "a.id < :before_id"),
     }
-    clauses = [clause for value, clause in conditions.values() if value]
-    params = {name: value for name, (value, _) in conditions.items() if value} | {"limit": limit}
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    # `where` is built from constant clauses only; every value is a bound parameter.
+    return (
+        [clause for value, clause in conditions.values() if value],
+        {name: value for name, (value, _) in conditions.items() if value},
+    )
+
+
+def events(f: AuditFilter, actions: tuple[str, ...], before_id: int | None, limit: int) -> list:
+    """Audit entries with one of `actions`, newest first, older than entry `before_id` when given."""
+    where, params = clauses(f)
+    marks = ", ".join(f":act{i}" for i in range(len(actions)))
+    where.append(f"a.action IN ({marks})")
+    params |= {f"act{i}": action for i, action in enumerate(actions)}
+    if f.key:
+        where.append("a.key = :key")
+        params["key"] = f.key
+    if before_id:
+        where.append("a.id < :before_id")
+        params["before_id"] = before_id
     sql = (
-        "SELECT a.id, a.change_id, a.action, a.key, a.before, a.after, a.submitter, a.approver,"  # noqa: S608
-        " a.submitted_at, a.created_at, a.version, a.note, c.fields"
+        "SELECT a.id, a.change_id, a.action, a.key, NULL AS before, NULL AS after, a.submitter, a.approver,"  # noqa: S608 - constant clauses
+        " a.submitted_at, a.created_at, a.version, a.note, c.fields, a.id AS event_id"
         " FROM audit_log a LEFT JOIN change_requests c ON c.id = a.change_id"
-        + where
-        + " ORDER BY a.id DESC LIMIT :limit"
+        f" WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT :limit"
     )
     typed = text(sql).columns(submitted_at=DateTime, created_at=DateTime)  # SQLite hands back text otherwise
-    return list(db.session.execute(typed, params))
+    return list(db.session.execute(typed, params | {"limit": limit}))

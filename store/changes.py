@@ -15,7 +15,7 @@ from operator import itemgetter
 from sqlalchemy import func, select, text
 
 from diff import Diff
-from models import ChangeRequest, db, utcnow
+from models import ChangeRequest, MergeConflict, PendingChange, db, utcnow
 from store.base import COPY_BATCH, is_postgres, raw_cursor
 
 # --- requests --------------------------------------------------------------------------------
@@ -168,20 +168,8 @@ def claim_pending(change_id: int, status: str, user: str, reason: str | None = N
     return result.rowcount == 1
 
 
-def conflicting_keys(change_id: int, limit: int = 1000) -> list[str]:
-    """Keys whose current row is no longer the row this request was diffed against."""
-    rows = db.session.execute(
-        text(
-            "SELECT p.key FROM pending_changes p LEFT JOIN datasets d ON d.key = p.key"
-            " WHERE p.change_id = :id AND d.record IS DISTINCT FROM p.before ORDER BY p.key LIMIT :limit"
-        ),
-        {"id": change_id, "limit": limit},
-    )
-    return [r[0] for r in rows]
-
-
 def apply_pending(change_id: int, version: int) -> None:
-    """Apply every staged row change of a request to the table, set-based (audit rows: store.audit)."""
+    """Apply every staged row change of a request to the table, set-based (they stay as its history)."""
     params = {"id": change_id, "v": version}
     db.session.execute(
         text(
@@ -198,8 +186,9 @@ def apply_pending(change_id: int, version: int) -> None:
         ),
         params,
     )
-    # Additions are new keys (conflicting_keys or the unchanged version guarantees it): a plain
-    # INSERT, twice as fast as ON CONFLICT for a million rows, and an error if that were ever wrong.
+    # Additions are new keys (merging again after a later approval, or the unchanged version,
+    # guarantees it): a plain INSERT, twice as fast as ON CONFLICT for a million rows, and an
+    # error if that were ever wrong.
     db.session.execute(
         text(
             "INSERT INTO datasets (key, record, version)"
@@ -222,14 +211,129 @@ def set_applied_version(change_id: int, version: int) -> None:
     db.session.execute(db.update(ChangeRequest).where(ChangeRequest.id == change_id).values(applied_version=version))
 
 
+def stale_rows(change_id: int) -> list[tuple]:
+    """(id, key, action, line, before, current record) of the staged rows whose `before` is no
+    longer the row in the table: a later approval changed them, so they must be merged again."""
+    rows = db.session.execute(
+        text(
+            "SELECT p.id, p.key, p.action, p.line, p.before, p.after, d.record"
+            " FROM pending_changes p LEFT JOIN datasets d ON d.key = p.key"
+            " WHERE p.change_id = :id AND d.record IS DISTINCT FROM p.before ORDER BY p.id"
+        ),
+        {"id": change_id},
+    )
+    return [tuple(r) for r in rows]
+
+
+def current_records_of(change_id: int) -> dict[str, str]:
+    """{key: record now} for the keys a request staged (those still in the table)."""
+    rows = db.session.execute(
+        text("SELECT d.key, d.record FROM pending_changes p JOIN datasets d ON d.key = p.key WHERE p.change_id = :id"),
+        {"id": change_id},
+    )
+    return dict(rows.all())
+
+
+# --- conflicts and single staged rows (merging, resolving) -----------------------------------
+
+
+def add_conflicts(change_id: int, conflicts: Sequence, lines: dict[str, int]) -> None:
+    """Keep a request's merge conflicts (merge.Conflict: key, column, base, theirs, yours)."""
+    if conflicts:
+        db.session.execute(
+            db.insert(MergeConflict),
+            [
+                {
+                    "change_id": change_id,
+                    "key": c.key,
+                    "column": c.column,
+                    "base": c.base,
+                    "theirs": c.theirs,
+                    "yours": c.yours,
+                    "line": lines.get(c.key),
+                }
+                for c in conflicts
+            ],
+        )
+
+
+def conflicts_of(change_id: int, offset: int = 0, limit: int | None = None) -> list[MergeConflict]:
+    """A request's open conflicts, in key order."""
+    query = (
+        db.select(MergeConflict)
+        .where(MergeConflict.change_id == change_id)
+        .order_by(MergeConflict.key, MergeConflict.id)
+        .offset(offset)
+    )
+    return list(db.session.scalars(query.limit(limit) if limit is not None else query))
+
+
+def delete_conflict(conflict: MergeConflict) -> None:
+    db.session.delete(conflict)
+
+
+def staged_row(change_id: int, key: str) -> PendingChange | None:
+    return db.session.scalar(
+        db.select(PendingChange).where(PendingChange.change_id == change_id, PendingChange.key == key)
+    )
+
+
+def put_staged_row(
+    change_id: int, key: str, action: str | None, before: str | None, after: str | None, line: int | None = None
+) -> None:
+    """Set the staged change of one key (action None: stage nothing for it)."""
+    row = staged_row(change_id, key)
+    if action is None:
+        if row is not None:
+            db.session.delete(row)
+        return
+    if row is None:
+        db.session.add(
+            PendingChange(change_id=change_id, key=key, action=action, before=before, after=after, line=line)
+        )
+    else:
+        row.action, row.before, row.after = action, before, after
+
+
+def set_row_warnings(change_id: int, warnings: dict[str, str]) -> None:
+    """Note why a reviewer should look twice at some staged rows, by key."""
+    if warnings:
+        db.session.execute(
+            text("UPDATE pending_changes SET warning = :w WHERE change_id = :id AND key = :k"),
+            [{"w": w, "id": change_id, "k": k} for k, w in warnings.items()],
+        )
+
+
+def recount(change_id: int, merged_version: int | None = None) -> None:
+    """The request's counts from its staged rows and open conflicts (after merging or resolving)."""
+    counts = dict(
+        db.session.execute(
+            text("SELECT action, count(*) FROM pending_changes WHERE change_id = :id GROUP BY action"),
+            {"id": change_id},
+        ).all()
+    )
+    conflicts = db.session.scalar(
+        db.select(func.count()).select_from(MergeConflict).where(MergeConflict.change_id == change_id)
+    )
+    values = {
+        "added": counts.get("add", 0),
+        "modified": counts.get("modify", 0),
+        "deleted": counts.get("delete", 0),
+        "conflicts": conflicts or 0,
+    }
+    if merged_version is not None:
+        values["merged_version"] = merged_version
+    db.session.execute(db.update(ChangeRequest).where(ChangeRequest.id == change_id).values(**values))
+
+
 # --- reading staged rows ---------------------------------------------------------------------
 
 
 def pending_page(change_id: int, action: str, offset: int, limit: int) -> list[tuple]:
-    """(key, line, before, after) of one kind of staged change, in upload order."""
+    """(key, line, before, after, warning) of one kind of staged change, in upload order."""
     rows = db.session.execute(
         text(
-            "SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action"
+            "SELECT key, line, before, after, warning FROM pending_changes WHERE change_id = :id AND action = :action"
             " ORDER BY id LIMIT :limit OFFSET :offset"
         ),
         {"id": change_id, "action": action, "limit": limit, "offset": offset},
@@ -238,10 +342,11 @@ def pending_page(change_id: int, action: str, offset: int, limit: int) -> list[t
 
 
 def pending_all(change_id: int, action: str) -> Iterator[tuple]:
-    """Every staged change of one kind (for the API), streamed."""
+    """Every staged change of one kind (key, line, before, after, warning), streamed."""
     result = db.session.execute(
         text(
-            "SELECT key, line, before, after FROM pending_changes WHERE change_id = :id AND action = :action ORDER BY id"
+            "SELECT key, line, before, after, warning FROM pending_changes"
+            " WHERE change_id = :id AND action = :action ORDER BY id"
         ),
         {"id": change_id, "action": action},
     )

@@ -7,11 +7,14 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 
 from models import TableState, db
 from store.base import COPY_BATCH, batches, is_postgres, iter_cursor, snapshot
+
+T = TypeVar("T")
 
 # --- the state row ---------------------------------------------------------------------------
 
@@ -42,7 +45,8 @@ def bump_version() -> int:
     return db.session.execute(text("SELECT version FROM table_state WHERE id = 1")).scalar_one()
 
 
-def _version(raw) -> tuple[int, int]:
+def read_version(raw) -> tuple[int, int]:
+    """(version, row count) through a raw snapshot connection."""
     cur = raw.cursor()
     cur.execute("SELECT version, row_count FROM table_state WHERE id = 1")
     version, row_count = cur.fetchone()
@@ -53,15 +57,16 @@ def _version(raw) -> tuple[int, int]:
 # --- bulk reads (a snapshot connection of their own) ------------------------------------------
 
 
-def read_current() -> tuple[int, dict[str, str]]:
-    """(table version, {key: record}) for the whole table, read in one snapshot."""
+def read_current(also: Callable[[Any], T] | None = None) -> tuple[int, dict[str, str], T | None]:
+    """(table version, {key: record} for the whole table, `also(raw connection)`), all read in one snapshot."""
     with snapshot() as raw:
-        version, _ = _version(raw)
+        version, _ = read_version(raw)
+        extra = also(raw) if also is not None else None
         records: dict[str, str] = {}
         with contextlib.closing(iter_cursor(raw, "SELECT key, record FROM datasets", "current_records")) as rows:
             for batch in rows:
                 records.update(batch)
-    return version, records
+    return version, records, extra
 
 
 @dataclass
@@ -82,7 +87,7 @@ def open_export() -> ExportSnapshot:
     """Start streaming the table: the version is known before the first row is sent."""
     stack = contextlib.ExitStack()
     raw = stack.enter_context(snapshot())
-    version, row_count = _version(raw)
+    version, row_count = read_version(raw)
     rows = iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
     stack.callback(rows.close)  # runs first: stops the fetching thread while the connection is still open
     records = map(itemgetter(0), itertools.chain.from_iterable(rows))

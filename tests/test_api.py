@@ -114,7 +114,7 @@ def test_upload_stages_a_pending_change(app, seeded, api):
     assert isinstance(body["id"], int)
     assert body["status"] == "pending"
     assert body["base_version"] == 1
-    assert body["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 1}
+    assert body["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 1, "conflicts": 0}
 
 
 def test_identical_upload_is_200_with_no_id(app, seeded, api):
@@ -122,7 +122,7 @@ def test_identical_upload_is_200_with_no_id(app, seeded, api):
     r = alice.upload(alice.get("/api/v1/export.csv").data)
     assert r.status_code == 200, r.text
     assert r.json["id"] is None
-    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 3}
+    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 3, "conflicts": 0}
     assert alice.get("/api/v1/changes?status=pending").json["total"] == 0
 
 
@@ -259,7 +259,7 @@ def test_change_detail_has_typed_rows(app, seeded, api):
     assert r.status_code == 200
     body = r.json
     assert body["id"] == change_id and body["status"] == "pending" and body["base_version"] == 1
-    assert body["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 1}
+    assert body["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 1, "conflicts": 0}
     [added] = body["added"]
     assert added["id"] == "DS-4" and added["name"] == "Logistics"
     assert added["row_count"] is None and added["contains_pii"] is False
@@ -378,14 +378,14 @@ def test_withdraw_is_for_the_submitter_only(app, seeded, api):
 def test_partial_mode_never_deletes(app, seeded, api):
     r = api("alice").upload(table(row("DS-2", "HR Global")), mode="partial")
     assert r.status_code == 201
-    assert r.json["summary"] == {"added": 0, "modified": 1, "deleted": 0, "unchanged": 0}
+    assert r.json["summary"] == {"added": 0, "modified": 1, "deleted": 0, "unchanged": 0, "conflicts": 0}
 
 
 def test_full_mode_deletes_rows_missing_from_the_file(app, seeded, api):
     alice = api("alice")
     r = alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR")), confirm_deletions="1")
     assert r.status_code == 201
-    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 1, "unchanged": 2}
+    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 1, "unchanged": 2, "conflicts": 0}
     [deleted] = alice.get(f"/api/v1/changes/{r.json['id']}").json["deleted"]
     assert deleted["id"] == "DS-3"
     approve(seeded, r.json["id"])
@@ -464,7 +464,7 @@ def test_resaved_file_is_no_change(app, seeded, api, how):
     r = alice.upload(_resaved(text, **how))
     assert r.status_code == 200, r.text
     assert r.json["id"] is None
-    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 3}
+    assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 3, "conflicts": 0}
 
 
 def test_columns_in_another_order_are_matched_by_name(app, seeded, api):

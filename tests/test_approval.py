@@ -1,4 +1,5 @@
-"""Approval: stale requests refused, one transaction (all or nothing), audit entries, races."""
+"""Approval: stale requests merged again or sent back with conflicts, one transaction (all or
+nothing), audit entries, races."""
 
 from __future__ import annotations
 
@@ -52,23 +53,41 @@ def test_a_request_whose_rows_changed_meanwhile_is_refused(app, seeded, api):
     assert bob.post(f"/api/v1/changes/{b}/withdraw").status_code == 200
 
 
-@pytest.mark.parametrize(
-    "first, second, key",
-    [
-        # (rows of the request approved first, rows of the stale one, the key named)
-        ([row("DS-9", "Added by A")], [row("DS-9", "Added by B")], "DS-9"),
-        ([row("DS-9", "Same")], [row("DS-9", "Same")], "DS-9"),  # added meanwhile, even identically
-        ([row("DS-2", "HR Global")], [row("DS-2", "HR", row_count="11")], "DS-2"),  # other cell, same row
-    ],
-    ids=["both add", "both add identically", "different cells"],
-)
-def test_stale_cases(app, seeded, api, first, second, key):
+def test_stale_cases(app, seeded, api):
+    """Both added the same key with different values: sent back with a whole-row conflict."""
     alice, bob = api("alice"), api("bob")
-    a, b = stage(alice, *first), stage(bob, *second)
+    a, b = stage(alice, row("DS-9", "Added by A")), stage(bob, row("DS-9", "Added by B"))
     assert seeded.post(f"/api/v1/changes/{a}/approve").status_code == 200
     r = seeded.post(f"/api/v1/changes/{b}/approve")
-    assert r.status_code == 409 and r.json["keys"] == [key]
+    assert r.status_code == 409 and r.json["keys"] == ["DS-9"]
     assert status(bob, b) == "pending"
+    conflicts = bob.get(f"/api/v1/changes/{b}").json["conflicts"]
+    assert [(c["key"], c["column"], c["base"]) for c in conflicts] == [("DS-9", None, None)]
+    assert conflicts[0]["theirs"]["name"] == "Added by A" and conflicts[0]["yours"]["name"] == "Added by B"
+
+
+def test_a_stale_request_touching_other_cells_is_merged_at_approval(app, seeded, api):
+    """Rebase at approval: two people editing different cells of one row no longer block each other."""
+    alice, bob = api("alice"), api("bob")
+    a = stage(alice, row("DS-2", "HR Global"))
+    b = stage(bob, row("DS-2", "HR", row_count="11"))
+    assert seeded.post(f"/api/v1/changes/{a}/approve").status_code == 200
+    r = seeded.post(f"/api/v1/changes/{b}/approve")
+    assert r.status_code == 200 and r.json["version"] == 3
+    exported = alice.get("/api/v1/export.csv").data.decode("utf-8-sig")
+    assert row("DS-2", "HR Global", row_count="11") in exported  # the newer name stays, B's count applies
+    history = alice.get("/api/v1/records/DS-2/history").json["items"]
+    assert history[0]["before"]["name"] == "HR Global" and history[0]["after"]["row_count"] == 11
+
+
+def test_a_stale_addition_made_identically_meanwhile_applies_nothing(app, seeded, api):
+    alice, bob = api("alice"), api("bob")
+    a, b = stage(alice, row("DS-9", "Same")), stage(bob, row("DS-9", "Same"))
+    assert seeded.post(f"/api/v1/changes/{a}/approve").status_code == 200
+    r = seeded.post(f"/api/v1/changes/{b}/approve")
+    assert r.status_code == 200
+    assert bob.get(f"/api/v1/changes/{b}").json["summary"]["added"] == 0
+    assert alice.get("/api/v1/export.csv").data.decode("utf-8-sig").count("DS-9") == 1
 
 
 def test_deleting_a_row_that_was_modified_meanwhile_is_stale(app, seeded, api):
@@ -99,7 +118,7 @@ def test_stale_approval_in_the_page_explains_and_keeps_it_pending(app, seeded, a
     assert boss.post(f"/changes/{a}/approve").status_code == 302
     r = boss.post(f"/changes/{b}/approve", follow_redirects=True)
     assert r.status_code == 200
-    assert "DS-1" in r.text and "changed by a later approval" in r.text
+    assert "DS-1" in r.text and "a later approval changed the same cells or rows" in r.text
     assert status(alice, b) == "pending"
 
 

@@ -72,11 +72,18 @@ def stage(app, lines: list[str]) -> ChangeRequest:
 
 
 def table_snapshot() -> dict:
-    """Everything an approval writes: every row with its version, the table state, the audit log size."""
+    """Everything an approval writes: every row with its version, the table state, the audit log size
+    (its decisions, and the row changes in the history: the staged rows of approved requests)."""
     return {
         "rows": {k: (r, v) for k, r, v in db.session.execute(sa.text("SELECT key, record, version FROM datasets"))},
         "state": tuple(db.session.execute(sa.text("SELECT version, row_count FROM table_state")).one()),
         "audit": db.session.scalar(sa.text("SELECT count(*) FROM audit_log")),
+        "history": db.session.scalar(
+            sa.text(
+                "SELECT count(*) FROM pending_changes p JOIN change_requests c ON c.id = p.change_id"
+                " WHERE c.status = 'approved'"
+            )
+        ),
     }
 
 
@@ -92,7 +99,12 @@ def expected_after(before: dict, change_id: int) -> dict:
             del rows[key]
         else:
             rows[key] = (after, version)
-    return {"rows": rows, "state": (version, len(rows)), "audit": before["audit"] + len(staged)}
+    return {
+        "rows": rows,
+        "state": (version, len(rows)),
+        "audit": before["audit"] + 1,  # the approve entry
+        "history": before["history"] + len(staged),
+    }
 
 
 def status(change_id: int) -> str:
@@ -157,6 +169,7 @@ def test_sigkill_during_approval_of_100000_changes_applies_nothing(make_app, dat
     with app.app_context():
         now = table_snapshot()
         assert now["state"] == before["state"] and now["audit"] == before["audit"]
+        assert now["history"] == before["history"]
         assert now["rows"] == before["rows"]  # exactly as before: nothing half-applied
         assert status(big.id) == "pending"
         changes.approve(big.id, "boss")  # and it can still be approved

@@ -71,7 +71,7 @@ def test_api_confirmation_must_match_exactly(app, ten, confirm, staged):
     r = ten.upload(keeping(7), confirm_deletions=confirm)
     if staged:
         assert r.status_code == 201, r.text
-        assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 3, "unchanged": 7}
+        assert r.json["summary"] == {"added": 0, "modified": 0, "deleted": 3, "unchanged": 7, "conflicts": 0}
         assert pending(app) == 1
     else:
         assert r.status_code == 422, r.text

@@ -397,7 +397,7 @@ def failing_store(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(store.audit, "audit_page", boom)
+    monkeypatch.setattr(store.audit, "events", boom)
 
 
 def error_cases(app, login, api):

@@ -82,7 +82,7 @@ def page_problems(text: str) -> list[tuple[str, str, str]]:
 def test_every_kind_of_file_stages_the_same_rows(app, api, login, name, encoding, label):
     r = api("alice").upload((DATA / name).read_bytes(), filename=name)
     assert r.status_code == 201, r.text
-    assert r.json["summary"] == {"added": 3, "modified": 0, "deleted": 0, "unchanged": 0}
+    assert r.json["summary"] == {"added": 3, "modified": 0, "deleted": 0, "unchanged": 0, "conflicts": 0}
     assert r.json["encoding"] == encoding
     detail = api("alice").get(f"/api/v1/changes/{r.json['id']}").json
     assert detail["encoding"] == encoding
@@ -216,7 +216,7 @@ def test_excel_damage_is_warned_about_on_the_review_page_and_in_the_api(app, api
 
     r = alice.upload((DATA / "damage_excel.csv").read_bytes())
     assert r.status_code == 201, r.text
-    assert r.json["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 8}
+    assert r.json["summary"] == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 8, "conflicts": 0}
     expected = [
         "key '00123' looks deleted and '123' added (line 2): Excel drops leading zeros;"
         " format the key column as Text before saving",

@@ -429,16 +429,29 @@ def test_audit_page_rejects_a_bad_date(app, login):
     assert r.status_code == 400 and "YYYY-MM-DD" in r.text
 
 
+def record_versions(page) -> list[tuple[str, str, list[str]]]:
+    """(version, what happened, the changed cells' texts) of each row of a record's versions table."""
+    return [
+        (c[0][0], c[1][0].split()[-1], [text for text, cls in c[4:] if cls == "changed"])
+        for c in Tables(page.text).tables.get("list record-versions", [])
+    ]
+
+
 def test_record_history_page(app, history, login):
     alice = login("alice")
     page = alice.get("/records/DS-2")
     assert page.status_code == 200
     text = text_of(page.text)
     assert "Record DS-2" in text and "HR Global" in text
-    assert [(a, k) for a, k, _, _ in audit_rows(page)] == [("modify", "DS-2"), ("add", "DS-2")]
+    versions = record_versions(page)
+    assert [(v, what) for v, what, _ in versions] == [("2", "modified"), ("1", "added")]
+    assert versions[0][2] == ["HR Global"]  # only the cell version 2 changed is highlighted
+    blame = {c[0][0]: c[1][0] for c in Tables(page.text).tables["record"]}
+    assert blame["HR Global"].startswith("version 2, #2 by bob") and blame["owner@example.com"].startswith("version 1, #1 by alice")
     deleted = alice.get("/records/DS-3")
-    assert "not in the table any more" in deleted.text
-    assert [(a, k) for a, k, _, _ in audit_rows(deleted)] == [("delete", "DS-3"), ("add", "DS-3")]
+    assert "not in the table any more" in deleted.text and "Its last values were" in deleted.text
+    assert "Finance" in text_of(deleted.text)  # the last values of a deleted record
+    assert [(v, what) for v, what, _ in record_versions(deleted)] == [("2", "deleted"), ("1", "added")]
     assert alice.get("/records/NOPE").status_code == 404
 
 

@@ -392,7 +392,7 @@ def test_an_edited_workbook_stages_exactly_the_edit(app, login, api, tricky):
     r = api("alice").upload(out.getvalue(), filename="edited.xlsx")
     assert r.status_code == 201, r.json
     detail = api("alice").get(f"/api/v1/changes/{r.json['id']}").json
-    assert detail["summary"] == {"added": 0, "modified": 2, "deleted": 0, "unchanged": 2}
+    assert detail["summary"] == {"added": 0, "modified": 2, "deleted": 0, "unchanged": 2, "conflicts": 0}
     changed = {m["key"]: (m["changed"], m["after"]) for m in detail["modified"]}
     assert changed["00123"][0] == ["team"] and changed["00123"][1]["description"] == "'=SUM(A1)"
     assert changed["DS-3"][0] == ["row_count"] and changed["DS-3"][1]["row_count"] == 7

@@ -15,14 +15,21 @@ import tables
 from web import present
 from web.auth import admin_required
 from web.error_pages import json_error
-from web.params import audit_filter
+from web.params import audit_cursor, audit_filter, optional_int, required_int
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-# The whole table as CSV or as an Excel workbook; the version is in X-Dataset-Version.
-bp.add_url_rule("/export.csv", "export", present.csv_response)
-bp.add_url_rule("/export.xlsx", "export_xlsx", present.xlsx_response)
+@bp.route("/export.csv")
+def export():
+    """The whole table as CSV (?version=N: as it was after version N); the version is in X-Dataset-Version."""
+    return present.csv_response(optional_int("version"))
+
+
+@bp.route("/export.xlsx")
+def export_xlsx():
+    """The whole table as an Excel workbook (?version=N: as it was); the version is in X-Dataset-Version."""
+    return present.xlsx_response(optional_int("version"))
 
 
 @bp.route("/uploads/errors/<int:report_id>")
@@ -33,13 +40,16 @@ def error_file(report_id: int):
 
 @bp.route("/changes", methods=["POST"])
 def upload():
-    """Stage an upload (multipart: file, mode, comment, confirm_deletions, sheet for workbooks)."""
+    """Stage an upload (multipart: file, mode, comment, confirm_deletions, sheet for workbooks, base_version)."""
     file = request.files.get("file")
     if file is None:
         return json_error(400, "Send the table as a multipart form field named 'file'.")
     confirm = request.form.get("confirm_deletions", "").strip()
     if confirm and not confirm.isdigit():
         return json_error(400, "confirm_deletions must be a whole number.")
+    base = request.form.get("base_version", "").strip()
+    if base and (not base.isascii() or not base.isdigit() or len(base) > 9):
+        return json_error(400, f"base_version must be a whole number (the N of datasets-vN.csv), not {base[:40]!r}.")
     try:
         result = changes.submit(
             file.stream,
@@ -49,6 +59,7 @@ def upload():
             comment=request.form.get("comment", ""),
             confirm_deletions=int(confirm) if confirm else None,
             sheet=request.form.get("sheet", "").strip() or None,
+            base_version=int(base) if base else None,
         )
     except changes.Refused as exc:
         return json_error(
@@ -60,15 +71,8 @@ def upload():
         )
     except changes.ConfirmDeletions as exc:
         return json_error(422, exc.message, deletions=exc.deletions, errors=[])
-    body = {
-        "id": result.change.id if result.change else None,
-        "status": "pending" if result.change else "unchanged",
-        "base_version": result.base_version,
-        "summary": result.summary,
-        "encoding": result.encoding,
-        "warnings": result.warnings,
-    }
-    return jsonify(body), 201 if result.change else 200
+    body, status = present.stage_json(result)
+    return jsonify(body), status
 
 
 @bp.route("/changes")
@@ -90,11 +94,41 @@ def change_detail(change_id: int):
     limit, offset = request.args.get("limit", type=int), request.args.get("offset", 0, type=int)
     if (limit is not None and limit < 1) or offset < 0:
         return json_error(400, "limit must be 1 or more and offset 0 or more.")
-    body = present.change_json(cr)
+    body, schema = present.change_json(cr), tables.schema()
     for name, action in present.KINDS.items():
         rows = changes.staged_rows(change_id, action, offset, limit)
-        body[name] = list(present.row_dicts(cr, tables.schema(), action, rows))
+        body[name] = list(present.row_dicts(cr, schema, action, rows))
+    body["conflicts"] = [
+        present.conflict_json(c, schema, cr.field_names) for c in changes.conflicts(change_id, offset, limit)
+    ]
     return jsonify(body)
+
+
+@bp.route("/changes/<int:change_id>/diff.csv")
+def change_diff_csv(change_id: int):
+    """A change request's changes in the tabular diff format of daff (`@@`, `+++`, `---`, `->`)."""
+    return present.csv_stream(*changes.diff_csv(change_id))
+
+
+@bp.route("/changes/<int:change_id>/resolve", methods=["POST"])
+def resolve(change_id: int):
+    """The submitter settles conflicts: JSON {"resolutions": [{"key", "column", "take": "yours"|"theirs"}]}."""
+    data = request.get_json(silent=True)
+    resolutions = data.get("resolutions") if isinstance(data, dict) else None
+    if not isinstance(resolutions, list) or not all(isinstance(r, dict) for r in resolutions):
+        return json_error(
+            400, 'Send JSON {"resolutions": [{"key": …, "column": … or null, "take": "yours" or "theirs"}]}.'
+        )
+    cr = changes.get_request(change_id)
+    remaining = changes.resolve(change_id, current_user.username, resolutions)
+    return jsonify({"conflicts": [present.conflict_json(c, tables.schema(), cr.field_names) for c in remaining]})
+
+
+@bp.route("/changes/<int:change_id>/revert", methods=["POST"])
+def revert(change_id: int):
+    """Stage the inverse of an approved request as a new request, merged with the table now."""
+    body, status = present.stage_json(changes.revert(change_id, current_user.username))
+    return jsonify(body), status
 
 
 @bp.route("/changes/<int:change_id>/approve", methods=["POST"])
@@ -126,13 +160,59 @@ def withdraw(change_id: int):
 
 @bp.route("/audit")
 def audit():
-    """Audit entries newest first; filters key, user, since, until, change_id; paging with ?before=ID&limit=."""
+    """Audit entries newest first; filters key, user, since, until, action, change_id; ?limit=; the
+    next page with ?before= the answer's `next`."""
     limit = min(request.args.get("limit", 500, type=int), 5000)
-    entries = history.audit(audit_filter("change_id"), request.args.get("before", type=int), limit)
-    return jsonify({"items": present.audit_dicts(entries, tables.schema())})
+    page = history.audit(audit_filter(), audit_cursor(), limit)
+    next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
+    return jsonify({"items": present.audit_dicts(page.items, tables.schema()), "next": next_})
+
+
+@bp.route("/audit.csv")
+def audit_csv():
+    """The audit entries matching the same filters as /audit, as a streamed CSV."""
+    schema = tables.schema()
+    chunks = history.audit_csv(audit_filter(), lambda entries: present.audit_dicts(entries, schema))
+    return present.csv_stream("audit.csv", chunks)
 
 
 @bp.route("/records/<path:key>/history")
 def record_history(key: str):
     """Every audit entry of one record, newest first."""
     return jsonify({"items": present.audit_dicts(history.record_history(key), tables.schema())})
+
+
+@bp.route("/records/<path:key>/blame")
+def blame(key: str):
+    """The version, request and people that last changed each cell of one record."""
+    return jsonify(present.blame_json(key, history.blame(key), tables.schema()))
+
+
+# --- versions ----------------------------------------------------------------------------------
+
+
+@bp.route("/versions")
+def versions():
+    """Every version newest first, with the approved request that made it; ?limit, ?offset."""
+    limit = min(request.args.get("limit", 100, type=int), 1000)
+    items, total = history.versions(request.args.get("offset", 0, type=int), limit)
+    return jsonify({"items": [present.version_json(cr) for cr in items], "total": total})
+
+
+@bp.route("/diff")
+def version_diff():
+    """The rows that differ between versions ?from=A and ?to=B (A > B: the reverse diff); ?limit, ?offset per list."""
+    low, high = required_int("from"), required_int("to")
+    found, schema = history.diff(low, high), tables.schema()
+    offset, limit = optional_int("offset") or 0, optional_int("limit")
+    end = None if limit is None else offset + limit
+    body: dict = {"from": low, "to": high, "summary": found.summary}
+    for kind in ("added", "modified", "deleted"):
+        body[kind] = present.version_diff_rows(schema, kind, found.rows(kind)[offset:end])
+    return jsonify(body)
+
+
+@bp.route("/diff.csv")
+def version_diff_csv():
+    """The diff between versions ?from=A and ?to=B in the tabular diff format of daff."""
+    return present.csv_stream(*history.diff_csv(required_int("from"), required_int("to")))

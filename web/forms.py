@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, PasswordField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 
 class LoginForm(FlaskForm):
@@ -27,6 +27,10 @@ class UploadForm(FlaskForm):
     )
     confirm_deletions = IntegerField("Confirm the number of deletions", validators=[Optional()])
     sheet = StringField("Sheet (Excel workbooks only)", validators=[Optional(), Length(max=100)])
+    base_version = IntegerField(
+        "Based on version",
+        validators=[Optional(), NumberRange(min=0, max=10**9, message="Give the version as a whole number, e.g. 12.")],
+    )
 
 
 class RejectForm(FlaskForm):

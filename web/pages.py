@@ -12,13 +12,13 @@ import accounts
 import changes
 import history
 import tables
-from errors import DomainError
+from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
 from models import ChangeRequest
 from web import present
 from web.auth import admin_required
 from web.forms import ActionForm, RejectForm, UploadForm
-from web.params import audit_filter, page_args
+from web.params import audit_cursor, audit_filter, optional_int, page_args, required_int
 
 bp = Blueprint("pages", __name__)
 
@@ -28,42 +28,86 @@ bp = Blueprint("pages", __name__)
 
 @bp.route("/")
 def index():
-    """The current table, paged and searchable."""
+    """The table, paged and searchable; ?version=N shows it as it was after version N."""
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
-    found = tables.page(q, offset, size)
-    return render_template(
-        "index.html",
-        rows=found.rows,
-        has_next=found.has_next,
-        page=page,
-        q=q,
-        state=found.state,
-        pending=found.pending,
-        schema=tables.schema(),
-    )
+    version = optional_int("version")
+    if version is not None and version != tables.state().version:
+        found = history.page_at(version, q, offset, size)
+    else:
+        found = tables.page(q, offset, size)
+    return render_template("index.html", found=found, page=page, q=q, schema=tables.schema())
 
 
 @bp.route("/download")
 def download():
-    """Download the whole table as CSV."""
-    return present.csv_response()
+    """Download the whole table as CSV (?version=N: as it was after version N)."""
+    return present.csv_response(optional_int("version"))
 
 
 @bp.route("/download.xlsx")
 def download_xlsx():
-    """Download the whole table as an Excel workbook."""
-    return present.xlsx_response()
+    """Download the whole table as an Excel workbook (?version=N: as it was after version N)."""
+    return present.xlsx_response(optional_int("version"))
 
 
 @bp.route("/records/<path:key>")
 def record(key: str):
-    """One record: its current values and its full history."""
+    """One record: its values with who last changed each, and every version of it."""
     values = tables.record(key)
-    entries = present.audit_dicts(history.record_history(key, limit=500), tables.schema())
-    if values is None and not entries:
+    versions = history.record_versions(key)
+    if values is None and not versions:
         abort(404, f"There is no record with key {key!r}, now or in the history.")
-    return render_template("record.html", key=key, values=values, entries=entries, schema=tables.schema())
+    return render_template(
+        "record.html",
+        key=key,
+        values=values,
+        last_values=history.last_values(key) if values is None else None,
+        blame=history.blame(key) if versions else {},
+        versions=versions,
+        schema=tables.schema(),
+        action_form=ActionForm(),
+    )
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+@bp.route("/versions")
+def versions():
+    """Every version of the table, newest first, with the request that made it."""
+    page, offset, size = page_args()
+    items, total = history.versions(offset, size)
+    return render_template("versions.html", items=items, total=total, page=page, size=size)
+
+
+@bp.route("/diff")
+def version_diff():
+    """What changed between two versions (?from=A&to=B), one kind and one page at a time."""
+    low, high = required_int("from"), required_int("to")
+    found, schema = history.diff(low, high), tables.schema()
+    kinds = [k for k in ("modified", "added", "deleted") if found.summary[k]] or ["modified"]
+    kind = request.args.get("show") if request.args.get("show") in present.KINDS else kinds[0]
+    page, offset, size = page_args()
+    rows = found.rows(kind)[offset : offset + size]
+    names = list(schema.names)
+    views = [(key, None, present.cell_views(schema, names, before, after), None) for key, before, after in rows]
+    return render_template(
+        "diff.html",
+        low=low,
+        high=high,
+        summary=found.summary,
+        kind=kind,
+        rows=views,
+        page=page,
+        has_next=offset + size < len(found.rows(kind)),
+    )
+
+
+@bp.route("/diff.csv")
+def version_diff_csv():
+    """Download the diff between two versions (?from=A&to=B) in the tabular diff format of daff."""
+    return present.csv_stream(*history.diff_csv(required_int("from"), required_int("to")))
 
 
 # --- upload ----------------------------------------------------------------------------------
@@ -85,6 +129,7 @@ def upload():
             comment=form.comment.data or "",
             confirm_deletions=form.confirm_deletions.data,
             sheet=form.sheet.data or None,
+            base_version=form.base_version.data,
         )
     except changes.Refused as exc:
         return render_upload(form, 422, problems=exc.problems, total=exc.total, error_file=exc.error_file)
@@ -92,7 +137,10 @@ def upload():
         return render_upload(form, 422, confirm=exc)
     if result.change is None:
         flash(
-            f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged.",
+            f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged."
+            if result.base_version == tables.state().version
+            else f"No changes of yours: your file matches version {result.base_version}, and everything changed"
+            " since was changed by others. Nothing was staged.",
             "info",
         )
         return redirect(url_for("pages.index"))
@@ -130,10 +178,15 @@ def change(change_id: int):
     page, offset, size = page_args()
     rows = list(changes.staged_rows(change_id, present.KINDS[kind], offset, size + 1))
     schema, names = tables.schema(), cr.field_names
-    views = [(key, line, present.cell_views(schema, names, before, after)) for key, line, before, after in rows[:size]]
+    views = [
+        (key, line, present.cell_views(schema, names, before, after), warning)
+        for key, line, before, after, warning in rows[:size]
+    ]
     return render_template(
         "change.html",
         cr=cr,
+        conflicts=present.conflict_views(changes.conflicts(change_id, 0, 200), names) if cr.conflicts else [],
+        warnings=present.warning_groups(cr),
         encoding=encoding_label(cr.encoding),
         kind=kind,
         rows=views,
@@ -147,6 +200,45 @@ def change(change_id: int):
 
 def _first_kind(cr: ChangeRequest) -> str:
     return "modified" if cr.modified else "added" if cr.added else "deleted"
+
+
+@bp.route("/changes/<int:change_id>/diff.csv")
+def change_diff_csv(change_id: int):
+    """Download a change request's changes in the tabular diff format of daff."""
+    return present.csv_stream(*changes.diff_csv(change_id))
+
+
+@bp.route("/changes/<int:change_id>/resolve", methods=["POST"])
+def resolve(change_id: int):
+    """The submitter keeps their value or the newer one for one conflict."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    resolution = {
+        "key": request.form.get("key", ""),
+        "column": request.form.get("column") or None,
+        "take": request.form.get("take", ""),
+    }
+    try:
+        left = changes.resolve(change_id, current_user.username, [resolution])
+    except (changes.NotPending, Unprocessable) as exc:
+        flash(exc.message, "error")
+    else:
+        kept = "your value" if resolution["take"] == "yours" else "the newer value"
+        flash(f"Kept {kept} for {resolution['key']}. {len(left)} conflict(s) left.", "success")
+    return redirect(url_for("pages.change", change_id=change_id))
+
+
+@bp.route("/changes/<int:change_id>/revert", methods=["POST"])
+def revert(change_id: int):
+    """Stage the inverse of an approved request as a new request, for review like any other."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    result = changes.revert(change_id, current_user.username)
+    if result.change is None:
+        flash(f"Nothing to revert: the table already has what it had before #{change_id}.", "info")
+        return redirect(url_for("pages.change", change_id=change_id))
+    flash(f"Change request #{result.change.id} reverts #{change_id}; it waits for an admin's approval.", "success")
+    return redirect(url_for("pages.change", change_id=result.change.id))
 
 
 @bp.route("/changes/<int:change_id>/approve", methods=["POST"])
@@ -200,13 +292,23 @@ def withdraw(change_id: int):
 
 @bp.route("/audit")
 def audit():
-    """Every applied row change, rejection and withdrawal, newest first, with filters."""
-    size = current_app.config["PAGE_SIZE"]
-    entries = history.audit(audit_filter("change"), request.args.get("before", type=int), size + 1)
-    items = present.audit_dicts(entries[:size], tables.schema())
-    next_before = items[-1]["id"] if len(entries) > size else None
+    """Every applied row change, rejection, withdrawal and resolved conflict, newest first, with filters."""
+    page = history.audit(audit_filter(), audit_cursor(), current_app.config["PAGE_SIZE"])
     return render_template(
-        "audit.html", items=items, next_before=next_before, args=request.args, schema=tables.schema()
+        "audit.html",
+        items=present.audit_dicts(page.items, tables.schema()),
+        next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
+        args=request.args,
+        actions=history.AUDIT_ACTIONS,
+    )
+
+
+@bp.route("/audit.csv")
+def audit_csv():
+    """Download the audit entries matching the page's filters as CSV."""
+    schema = tables.schema()
+    return present.csv_stream(
+        "audit.csv", history.audit_csv(audit_filter(), lambda entries: present.audit_dicts(entries, schema))
     )
 
 

@@ -1,4 +1,8 @@
-"""Query parameters shared by the pages and the API: paging and date filters."""
+"""Query parameters shared by the pages and the API: paging, versions, date filters, audit cursors.
+
+A malformed parameter is the client's mistake: 400 with a message under /api, 404 on a page
+(the address does not name anything).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,38 @@ import datetime as dt
 from flask import abort, current_app, request
 
 import history
+
+
+def _bad(message: str):
+    abort(400 if request.path.startswith("/api/") else 404, message)
+
+
+def optional_int(name: str) -> int | None:
+    """A whole-number query parameter, or None when it is absent or empty."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        _bad(f"{name} must be a whole number, not {raw[:40]!r}.")
+    return int(raw)
+
+
+def required_int(name: str) -> int:
+    value = optional_int(name)
+    if value is None:
+        _bad(f"Give {name} as a whole number, e.g. ?{name}=3.")
+    return value  # type: ignore[return-value]
+
+
+def audit_cursor() -> tuple[int, int] | None:
+    """The audit log's `before` cursor: `E` or `E-R` (as the previous page's `next` gave it)."""
+    raw = request.args.get("before", "").strip()
+    if not raw:
+        return None
+    event, _, row = raw.partition("-")
+    if not event.isdigit() or (row and not row.isdigit()) or len(raw) > 40:
+        _bad(f"before must be the `next` value of the previous page, not {raw[:40]!r}.")
+    return int(event), int(row or 0)
 
 
 def page_args() -> tuple[int, int, int]:
@@ -31,12 +67,15 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return when
 
 
-def audit_filter(change_param: str) -> history.AuditFilter:
-    """The audit filters of the query string (`change_param` names the request-id parameter)."""
+def audit_filter() -> history.AuditFilter:
+    """The audit filters of the query string: key, user, since, until, action, and the request
+    (`change`; `change_id` too, as the API has always called it)."""
+    change = optional_int("change")
     return history.AuditFilter(
         key=request.args.get("key", "").strip() or None,
         user=request.args.get("user", "").strip() or None,
         since=parse_when(request.args.get("since")),
         until=parse_when(request.args.get("until"), end=True),
-        change_id=request.args.get(change_param, type=int),
+        change_id=change if change is not None else optional_int("change_id"),
+        action=request.args.get("action", "").strip() or None,
     )

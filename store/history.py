@@ -1,0 +1,185 @@
+"""The table's history: the staged rows of approved requests, read by version and by key.
+
+Version N of the table is version N-1 with the staged rows of the request approved as N applied,
+so the rows of later approvals, read back to front, turn the table now into the table as of any
+version. Every read here costs what changed since (or between) the versions asked about, never
+the size of the table: approvals are found through `change_requests.applied_version`, their rows
+through `pending_changes (change_id, action, id)`, a key's rows through `(key, change_id)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import DateTime, text
+
+from models import ChangeRequest, db
+from store.base import is_postgres, iter_cursor, snapshot
+from store.table import read_version
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One row change an approval applied: `before`/`after` are records packed with `fields`."""
+
+    key: str
+    action: str
+    before: str | None
+    after: str | None
+    version: int
+    change_id: int
+    fields: str
+
+
+_ROWS = (
+    "SELECT p.key, p.action, p.before, p.after, c.applied_version, c.id, c.fields"
+    " FROM change_requests c JOIN pending_changes p ON p.change_id = c.id"
+    " WHERE c.status = 'approved' AND c.applied_version IS NOT NULL"
+)
+
+
+def rows_between(low: int, high: int) -> list[HistoryRow]:
+    """Row changes of the approvals that made versions low+1 … high, oldest first."""
+    rows = db.session.execute(
+        text(_ROWS + " AND c.applied_version > :low AND c.applied_version <= :high ORDER BY c.applied_version, p.id"),
+        {"low": low, "high": high},
+    )
+    return [HistoryRow(*r) for r in rows]
+
+
+def key_rows(key: str) -> list[HistoryRow]:
+    """Every row change of one key, oldest first."""
+    rows = db.session.execute(text(_ROWS + " AND p.key = :key ORDER BY c.applied_version"), {"key": key})
+    return [HistoryRow(*r) for r in rows]
+
+
+def of_staged(change_id: int) -> list[HistoryRow]:
+    """The history of every key a (pending) request staged, oldest first."""
+    rows = db.session.execute(
+        text(
+            _ROWS + " AND p.key IN (SELECT key FROM pending_changes WHERE change_id = :id)"  # noqa: S608 - constants
+            " ORDER BY c.applied_version, p.id"
+        ),
+        {"id": change_id},
+    )
+    return [HistoryRow(*r) for r in rows]
+
+
+def approvals(offset: int, limit: int) -> list[ChangeRequest]:
+    """Approved requests, newest version first."""
+    return list(
+        db.session.scalars(
+            db.select(ChangeRequest)
+            .where(ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None))
+            .order_by(ChangeRequest.applied_version.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+
+
+def approval_count() -> int:
+    return (
+        db.session.scalar(
+            db.select(db.func.count())
+            .select_from(ChangeRequest)
+            .where(ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None))
+        )
+        or 0
+    )
+
+
+def approval_of(version: int) -> ChangeRequest | None:
+    """The request whose approval made `version`."""
+    return db.session.scalar(
+        db.select(ChangeRequest).where(ChangeRequest.status == "approved", ChangeRequest.applied_version == version)
+    )
+
+
+def adders_sample(change_id: int, limit: int) -> list[str]:
+    """Up to `limit` keys a request added (to tell whether a file has seen that request)."""
+    rows = db.session.execute(
+        text("SELECT key FROM pending_changes WHERE change_id = :id AND action = 'add' ORDER BY id LIMIT :limit"),
+        {"id": change_id, "limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+# --- the table as of a version, in one snapshot ----------------------------------------------
+
+
+def since_rows(raw, version: int) -> list[HistoryRow]:
+    """Row changes after `version`, oldest first, through a raw snapshot connection (store.base.snapshot)."""
+    cur = raw.cursor()
+    placeholder = "%s" if is_postgres() else "?"
+    cur.execute(_ROWS + f" AND c.applied_version > {placeholder} ORDER BY c.applied_version, p.id", (version,))
+    rows = [HistoryRow(*r) for r in cur.fetchall()]
+    cur.close()
+    return rows
+
+
+@dataclass
+class AsOf:
+    """The table now, streamed in key order, and the row changes since `version`, read in one snapshot."""
+
+    current_version: int
+    row_count: int
+    since: list[HistoryRow]
+    rows: Iterator[tuple[str, str]]  # (key, record) of the table now, in key order
+    _resources: contextlib.ExitStack
+
+    def close(self) -> None:
+        self._resources.close()
+
+
+def open_as_of(version: int, stream: bool = True) -> AsOf:
+    """Start reading the table now and its changes since `version` (`stream` False: the changes only)."""
+    stack = contextlib.ExitStack()
+    raw = stack.enter_context(snapshot())
+    try:
+        current, row_count = read_version(raw)
+        since = since_rows(raw, version)
+        rows: Iterator[tuple[str, str]] = iter(())
+        if stream:
+            batches = iter_cursor(raw, "SELECT key, record FROM datasets ORDER BY key", "as_of_records")
+            stack.callback(batches.close)
+            rows = itertools.chain.from_iterable(batches)
+    except BaseException:
+        stack.close()
+        raise
+    return AsOf(current, row_count, since, rows, stack)
+
+
+# --- the audit log's row entries -------------------------------------------------------------
+
+_ENTRY = (
+    "SELECT p.id, p.change_id, p.action, p.key, p.before, p.after, a.submitter, a.approver,"
+    " a.submitted_at, a.created_at, a.version, NULL AS note, c.fields, a.id AS event_id"
+    " FROM pending_changes p JOIN audit_log a ON a.change_id = p.change_id AND a.action = 'approve'"
+    " JOIN change_requests c ON c.id = p.change_id"
+)
+
+
+def approval_rows(event_id: int, change_id: int, actions: Sequence[str], before_row: int | None, limit: int) -> list:
+    """Row entries of one approval, newest staged row first (one index range per action, merged)."""
+    out = []
+    for action in actions:
+        sql = _ENTRY + " WHERE p.change_id = :cid AND p.action = :action AND a.id = :eid"
+        if before_row is not None:
+            sql += " AND p.id < :before_row"
+        typed = text(sql + " ORDER BY p.id DESC LIMIT :limit").columns(submitted_at=DateTime, created_at=DateTime)
+        params = {"cid": change_id, "action": action, "eid": event_id, "before_row": before_row, "limit": limit}
+        out.extend(db.session.execute(typed, params))
+    return sorted(out, key=lambda r: r.id, reverse=True)[:limit]
+
+
+def key_entries(key: str, clauses: list[str], params: dict, limit: int) -> list:
+    """Row entries of one key (newest approval first), with extra clauses on the approval `a` and row `p`."""
+    where = " AND ".join(["p.key = :key", *clauses])
+    typed = text(_ENTRY + f" WHERE {where} ORDER BY a.id DESC, p.id DESC LIMIT :limit").columns(
+        submitted_at=DateTime, created_at=DateTime
+    )
+    return list(db.session.execute(typed, params | {"key": key, "limit": limit}))
