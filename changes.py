@@ -516,6 +516,7 @@ def approve(change_id: int, admin: str) -> int:
         store.changes.apply_pending(change_id, version)
         store.audit.write(change_id, "approve", submitter, admin, submitted_at, version=version)
         store.changes.set_applied_version(change_id, version)
+        _prune_history(version)
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
@@ -525,6 +526,20 @@ def approve(change_id: int, admin: str) -> int:
         ) from exc
     db.session.expire_all()
     return version
+
+
+def _prune_history(version: int) -> None:
+    """Keep only the last HISTORY_KEEP_VERSIONS versions' row changes (when set), never past the base
+    of a pending request: they are what the pending requests merge against."""
+    keep = current_app.config.get("HISTORY_KEEP_VERSIONS")
+    if not keep:
+        return
+    oldest = version - keep
+    pending_base = store.changes.oldest_pending_base()
+    if pending_base is not None:
+        oldest = min(oldest, pending_base)
+    if oldest > store.table.state().history_from:
+        store.history.prune(oldest)
 
 
 def _merge_again(change: ChangeRequest) -> list[merge.Conflict]:

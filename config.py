@@ -35,6 +35,8 @@ SETTINGS = (
     Setting("SCHEMA_PATH", "schema.json", "The table's column definitions (Frictionless Table Schema)."),
     Setting("PAGE_SIZE", "50", "Rows per page on the table, review and audit pages."),
     Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins per user name or address within 15 minutes before sign-in is refused (429)."),
+    Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
+            "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed."),
 )  # fmt: skip
 
 
@@ -102,6 +104,9 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
         "PAGE_SIZE": _int("PAGE_SIZE", "50"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", "10"),
+        "HISTORY_KEEP_VERSIONS": _int("HISTORY_KEEP_VERSIONS", "0")
+        if os.environ.get("HISTORY_KEEP_VERSIONS", "").strip()
+        else None,
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -211,6 +211,16 @@ def set_applied_version(change_id: int, version: int) -> None:
     db.session.execute(db.update(ChangeRequest).where(ChangeRequest.id == change_id).values(applied_version=version))
 
 
+def oldest_pending_base() -> int | None:
+    """The oldest version a pending request still merges against (the lower of its base and merged version)."""
+    return db.session.execute(
+        text(
+            "SELECT min(CASE WHEN merged_version < base_version THEN merged_version ELSE base_version END)"
+            " FROM change_requests WHERE status = 'pending'"
+        )
+    ).scalar()
+
+
 def stale_rows(change_id: int) -> list[tuple]:
     """(id, key, action, line, before, current record) of the staged rows whose `before` is no
     longer the row in the table: a later approval changed them, so they must be merged again."""

@@ -108,6 +108,20 @@ def adders_sample(change_id: int, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def prune(up_to: int) -> None:
+    """Forget the row changes of the approvals that made versions up to `up_to` (HISTORY_KEEP_VERSIONS)."""
+    db.session.execute(
+        text(
+            "DELETE FROM pending_changes WHERE change_id IN"
+            " (SELECT id FROM change_requests WHERE status = 'approved' AND applied_version <= :v)"
+        ),
+        {"v": up_to},
+    )
+    db.session.execute(
+        text("UPDATE table_state SET history_from = :v WHERE id = 1 AND history_from < :v"), {"v": up_to}
+    )
+
+
 # --- the table as of a version, in one snapshot ----------------------------------------------
 
 

@@ -90,7 +90,13 @@ def test_a_value_of_a_row_the_upload_leaves_alone_is_refused(unique_app):
     }
     # swapping two values, and empty values, are fine
     r = upload(alice, "id,code,note\nA,X2,\nB,X1,\nC,,\nD,,\n")
-    assert r.status_code == 201 and r.json["summary"] == {"added": 2, "modified": 2, "deleted": 0, "unchanged": 0, "conflicts": 0}
+    assert r.status_code == 201 and r.json["summary"] == {
+        "added": 2,
+        "modified": 2,
+        "deleted": 0,
+        "unchanged": 0,
+        "conflicts": 0,
+    }
 
 
 def test_a_value_a_later_approval_took_is_refused_at_approval(unique_app):

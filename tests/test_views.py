@@ -447,7 +447,9 @@ def test_record_history_page(app, history, login):
     assert [(v, what) for v, what, _ in versions] == [("2", "modified"), ("1", "added")]
     assert versions[0][2] == ["HR Global"]  # only the cell version 2 changed is highlighted
     blame = {c[0][0]: c[1][0] for c in Tables(page.text).tables["record"]}
-    assert blame["HR Global"].startswith("version 2, #2 by bob") and blame["owner@example.com"].startswith("version 1, #1 by alice")
+    assert blame["HR Global"].startswith("version 2, #2 by bob") and blame["owner@example.com"].startswith(
+        "version 1, #1 by alice"
+    )
     deleted = alice.get("/records/DS-3")
     assert "not in the table any more" in deleted.text and "Its last values were" in deleted.text
     assert "Finance" in text_of(deleted.text)  # the last values of a deleted record

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response, send_file, stream_with_context
 
 import history
 from diff import changed_fields
@@ -258,8 +258,8 @@ def xlsx_response(version: int | None = None) -> Response:
 
 
 def csv_stream(filename: str, chunks: Iterable[bytes]) -> Response:
-    """Streamed CSV chunks as a download named `filename`."""
-    response = Response(chunks, mimetype="text/csv")
+    """Streamed CSV chunks as a download named `filename` (the request stays open while they are made)."""
+    response = Response(stream_with_context(chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
