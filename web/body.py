@@ -98,7 +98,7 @@ def spool(stream: IO[bytes], length: int | None) -> IO[bytes]:
     MAX_CONTENT_LENGTH)."""
     if length is not None and length <= IN_MEMORY_BYTES:
         return MemoryFile(read_exactly(stream, length))
-    spooled = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_BYTES)
+    spooled = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_BYTES)  # noqa: SIM115 - closed by Request.close
     buffer = bytearray(READ_BYTES)
     while n := stream.readinto(buffer):
         spooled.write(memoryview(buffer)[:n])
@@ -198,7 +198,16 @@ class Request(flask.Request):
     """Flask's request, with uploads received by this module (app.request_class)."""
 
     form_data_parser_class = BodyFormParser
+    _body: IO[bytes] | None = None
 
     def body_file(self) -> IO[bytes]:
         """The raw request body as a seekable file (a file sent as the body, not as a form)."""
-        return spool(self.stream, self.content_length)
+        if self._body is None:
+            self._body = spool(self.stream, self.content_length)
+        return self._body
+
+    def close(self) -> None:
+        """Close the files of the request (Flask calls this when the request ends)."""
+        super().close()
+        if self._body is not None:
+            self._body.close()
