@@ -805,21 +805,21 @@ APP_STEPS = (
 )
 
 
-def run_series(
-    kind: str, via: str, rows: int, profile: set[str], pg_url: str, steps: tuple[str, ...]
-) -> dict[str, tuple[dict, int]]:
-    """Every app step, one way, on a fresh database: {step: (result, peak RSS)}."""
-    out = {}
-    with fresh_database(kind, pg_url) as url, tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state.json"
+def run_kind(kind: str, vias: tuple[str, ...], rows: int, profile: set[str], pg_url: str, steps: tuple[str, ...]):
+    """Every app step on a fresh database per way (in process, HTTP), the ways taking turns step by
+    step so that both meet the same moment of a shared machine: {via: {step: (result, peak RSS)}}."""
+    out: dict[str, dict] = {via: {} for via in vias}
+    with contextlib.ExitStack() as stack:
+        urls = {via: stack.enter_context(fresh_database(kind, pg_url)) for via in vias}
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for step in APP_STEPS:
             if step not in steps:
                 continue
-            out[step] = run_step(step, url, rows, state, via, profile=step in profile)
-            seconds = out[step][0].get("seconds")
-            print(
-                f"  {kind} {VIAS[via]:<10} {step:<12} {seconds if seconds is None else round(seconds, 3)}", flush=True
-            )
+            for via in vias:
+                out[via][step] = run_step(step, urls[via], rows, tmp / f"state-{via}.json", via, step in profile)
+                seconds = out[via][step][0].get("seconds")
+                shown = "" if seconds is None else f"{seconds:.3f} s"
+                print(f"  {kind} {VIAS[via]:<10} {step:<12} {shown}", flush=True)
     return out
 
 
@@ -1122,7 +1122,7 @@ def main() -> None:
         peers = run_peers(rows, manifest, args.pg_url, skip)
         by_kind = {}
         for kind in kinds:
-            runs = {via: run_series(kind, via, rows, profile, args.pg_url, steps) for via in vias}
+            runs = run_kind(kind, vias, rows, profile, args.pg_url, steps)
             by_kind[kind] = collect(kind, rows, manifest, peers, runs)
             for r in by_kind[kind].values():
                 print(_line(r), flush=True)
