@@ -131,6 +131,19 @@ class MultipartFile(io.RawIOBase):
         super().close()
 
 
+def server_cpu() -> float:
+    """CPU seconds used so far by the app that serves the requests: gunicorn's workers (their pids
+    in BENCH_WORKERS), else this process. Less noisy than wall-clock time on a shared machine."""
+    workers = [int(p) for p in os.environ.get("BENCH_WORKERS", "").split(",") if p]
+    if not workers:
+        return time.process_time()
+    total = 0.0
+    for pid in workers:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @dataclass
 class Answer:
     status: int
@@ -157,6 +170,7 @@ class Web:
         self.http = isinstance(target, str)
         self.token = token
         self.csrf = ""
+        self.last_cpu = 0.0
         if self.http:
             import requests
 
@@ -227,9 +241,9 @@ class Web:
         if self.http:
             form["csrf_token"] = self.csrf
         body = MultipartFile(path, form, path.name)
-        t0 = time.perf_counter()
+        c0, t0 = server_cpu(), time.perf_counter()
         r = self.post_body("/upload", body, body.length, f"multipart/form-data; boundary={BOUNDARY}")
-        seconds = time.perf_counter() - t0
+        seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
         body.close()
         if r.status != 302 or "/changes/" not in r.location:
             raise SystemExit(f"upload of {path.name} failed: {r.status} {_page_text(r.content.decode())[:1500]}")
@@ -240,9 +254,9 @@ class Web:
         from urllib.parse import urlencode
 
         with path.open("rb") as f:
-            t0 = time.perf_counter()
+            c0, t0 = server_cpu(), time.perf_counter()
             r = self.post_body(f"/api/v1/changes?{urlencode(query)}", f, path.stat().st_size, "text/csv", api=True)
-            seconds = time.perf_counter() - t0
+            seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
         if r.status != 201:
             raise SystemExit(f"upload of {path.name} as the body failed: {r.status} {r.content[:1500]!r}")
         return r.json()["id"], seconds
@@ -377,19 +391,20 @@ def child(step: str, url: str, base: str | None, rows: int, state_path: Path) ->
                 change_id, seconds = alice.upload(edited)
             else:
                 change_id, seconds = alice.upload_raw(edited, filename=edited.name, comment="benchmark")
+            cpus.append(alice.last_cpu)
             counts = alice.counts(change_id)
             got = {k: counts[k] for k in want}
             if got != want:
                 raise SystemExit(f"the edited upload staged {got}, expected {want}")
             return seconds, change_id
 
-        runs = []
+        runs, cpus = [], []
         for attempt in range(REPEAT):  # the fastest of REPEAT uploads; all but the last of `upload` are withdrawn
             seconds, change_id = once()
             runs.append(seconds)
             if step == "upload_raw" or attempt < REPEAT - 1:
                 alice.withdraw(change_id)
-        out["seconds"], out["times"] = min(runs), runs
+        out["seconds"], out["times"], out["cpu"] = min(runs), runs, min(cpus)
         out["changes"] = sum(want.values())
         if step == "upload":
             state["edit_id"] = change_id
@@ -703,7 +718,7 @@ def gunicorn(url: str, log: Path):
                 time.sleep(0.5)
             else:
                 raise SystemExit(f"gunicorn did not answer within 120 s; see {log}")
-            yield base, lambda: max((_peak_rss(p) for p in _children(proc.pid)), default=0)
+            yield base, lambda: max((_peak_rss(p) for p in _children(proc.pid)), default=0), _children(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -721,14 +736,15 @@ def run_step(
     log = OUT / "steps.log"
     with log.open("a") as err:
         err.write(f"\n== {step} {via} {rows} {url.split('@')[-1]}\n")
-    with gunicorn(url, log) if via == "http" else contextlib.nullcontext((None, None)) as (base, peak):
+    with gunicorn(url, log) if via == "http" else contextlib.nullcontext((None, None, [])) as (base, peak, workers):
         cmd = [sys.executable]
         if profile and via == "inproc":
             cmd += ["-m", "cProfile", "-o", str(OUT / f"profile-{step}-{rows}.prof")]
         cmd += [str(Path(__file__)), "--child", step, "--url", url, "--rows", str(rows), "--state", str(state)]
         cmd += ["--repeat", str(REPEAT)] + (["--base", base] if base else [])
+        env = os.environ | {"BENCH_WORKERS": ",".join(map(str, workers))}
         with log.open("a") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=env)
             output = proc.stdout.read()
             proc.stdout.close()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -883,6 +899,11 @@ def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs
         upload = result(step, label, step, amount=manifest["edited_rows"], megabytes=manifest["edited_bytes"] / MB)
         d = data(step)
         upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
+        cpu = {via: runs[via][step][0]["cpu"] for via in vias if step in runs[via]}
+        if cpu:
+            upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
+        if "inproc" in cpu and "http" in cpu:
+            upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
         for peer, peer_label, limit in (
             ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
             ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
