@@ -166,7 +166,8 @@ def _watched(
     if not cells_shown:
         return
     if other:
-        why = f"the file does not say its encoding, and {encoding.label(other)} would read its letters differently"
+        others = " or ".join(encoding.label(e) for e in detected.alternatives[:3])
+        why = f"the file does not say its encoding, and {others} would read its letters differently"
     else:
         why = "some of its text does not look like words in any encoding"
     warnings.append(
