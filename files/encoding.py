@@ -113,8 +113,10 @@ _SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "HEBREW", "ARABIC", "ARMENIA
 # Punctuation and symbols that real text puts right next to letters: quotes, apostrophes, degrees,
 # ordinals, trade marks, currency, Spanish ¿¡, dashes, superscripts and fractions (m², 1½).
 _NEXT_TO_LETTERS = frozenset("«»„“”‘’‚‹›'\"°ºª™®©€£¥¢$¿¡…–—‐‑·²³¹½¼¾%‰†*•")
-_BETWEEN_LETTERS = frozenset("’‘'·‐‑–—")  # l’été, col·lecció, Jean‐Luc
+_BETWEEN_LETTERS = frozenset("’‘'·‐‑")  # l’été, col·lecció, Jean‐Luc
 _FINAL_FORMS = frozenset("ςךםןףץ")  # Greek final sigma, Hebrew final letters: only at a word's end
+# Words of these scripts have vowels (capitals aside, like ФСБ): Greek bytes read as Cyrillic (Βόλος as Вьлпт) lack them.
+_VOWELS = {"CYRILLIC": frozenset("аеёиоуыэюяіїєў"), "GREEK": frozenset("αεηιουωάέήίόύώϊϋΐΰ")}
 # Each language's ten most used letters, and the rest of its most used ones (charset-normalizer's tables).
 _LANGUAGE_LETTERS = [(frozenset(letters[:10]), frozenset(letters[10:])) for letters in FREQUENCIES.values()]
 
@@ -235,7 +237,7 @@ class Reading:
     odd: tuple[str, ...]  # words that look like a wrong decoding
     mess: float  # charset-normalizer's mess ratio of the whole reading
     script: str  # the script of most of its non-ASCII letters
-    fit: float  # how well its non-ASCII letters match the most used letters of one language (_fit)
+    fit: float  # how well its non-ASCII letters match the most used letters of one language (_fit; 1 for Latin)
 
 
 def _legacy(stream: IO[bytes], bad_utf8: int) -> Detected:
@@ -307,9 +309,11 @@ def judge(encoding: str, words: Iterable[bytes]) -> Reading:
     scripts: dict[str, int] = {}
     for c in letters:
         scripts[_script(c)] = scripts.get(_script(c), 0) + 1
-    fit = max(_fit(letters, top, rest) for top, rest in _LANGUAGE_LETTERS) if letters else 1.0
-    script = max(scripts, key=scripts.__getitem__) if scripts else ""
-    rare = script not in ("", "LATIN") and fit < MIN_FIT  # letters no language uses much: not this script
+    script = max(scripts, key=scripts.__getitem__) if scripts else "LATIN"  # no letters: among the ASCII ones
+    # Letter frequencies tell scripts apart (Greek bytes read as Cyrillic letters give rarely used ones),
+    # but not the Latin code pages, which differ in rarer accented letters: those compete on odd words.
+    fit = max(_fit(letters, top, rest) for top, rest in _LANGUAGE_LETTERS) if letters and script != "LATIN" else 1.0
+    rare = fit < MIN_FIT  # letters no language uses much: not this script
     return Reading(
         encoding=encoding,
         words=decoded,
@@ -340,8 +344,8 @@ def odd_word(word: str) -> str | None:
 
     >>> [odd_word(w) for w in ("Łódź", "Москва", "l’été", "m²", "«Αθήνα»", "£ódŸ", "Ìîñêâà", "ZoÃ«")]
     [None, None, None, None, None, 'case', 'accented', 'case']
-    >>> [odd_word(w) for w in ("Za¿ó³æ", "Gdaсsk", "Μξρκβς", "ςα", "Caf\\x8e")]
-    ['symbol', 'mixed scripts', None, 'final form', 'control']
+    >>> [odd_word(w) for w in ("Za¿ó³æ", "Gdaсsk", "Μξρκβς", "ςα", "Caf\\x8e", "Вьлпт", "ФСБ")]
+    ['symbol', 'mixed scripts', 'no vowels', 'final form', 'control', 'no vowels', None]
     """
     scripts = set()
     latin_letters = ascii_letters = 0
@@ -370,6 +374,9 @@ def odd_word(word: str) -> str | None:
         return "mixed scripts"
     if latin_letters >= 3 and not ascii_letters:
         return "accented"
+    vowels = _VOWELS.get(next(iter(scripts), ""))
+    if vowels and not word.isupper() and sum(c.isalpha() for c in word) >= 3 and not vowels & set(word.lower()):
+        return "no vowels"
     return None
 
 
