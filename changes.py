@@ -230,7 +230,7 @@ def _guard_mass_deletion(
     damaged: list[damage.DamagedKey] | None = None,
 ) -> None:
     """Refuse (ConfirmDeletions) a header-only file or more than `percent`% deletions unless exactly
-    confirmed; say so when the deleted keys are mostly `damaged` ones (a spreadsheet rewrote them)."""
+    confirmed; say so when deleted keys are `damaged` ones (a spreadsheet rewrote them, so they look added)."""
     if not deletions or confirmed == deletions:
         return
     if not header_only and deletions * 100 <= table_rows * percent:

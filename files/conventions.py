@@ -37,6 +37,7 @@ DATES = ("date", "datetime")
 _COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+\s*|\s*[+-]?[1-9]\d{0,2}(?:\.\d{3}){2,}\s*")
 _GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}\.\d{3}\s*")  # 135.450: says nothing
 _POINT = re.compile(r"\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*")
+_SEPARATORS = frozenset("/.-")  # after one or two digits: a date that may say which comes first
 _DAY_MONTH = re.compile(r"\s*(\d{1,2})([/.-])(\d{1,2})([/.-])(?:\d{4}|\d{2})(?!\d)")
 
 
@@ -103,7 +104,7 @@ def decide(
                 _note(evidence[i], kind, line, cell)
         for i in dated:
             cell = cells[i]
-            if cell[:1].isdigit() and (kind := date_kind(cell)):
+            if (cell[1:2] in _SEPARATORS or cell[2:3] in _SEPARATORS) and (kind := date_kind(cell)):
                 _note(evidence[i], kind, line, cell)
     if problems is not None:
         for i in numeric:

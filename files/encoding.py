@@ -40,6 +40,7 @@ from files.problems import FileProblems, Problem
 SAMPLE_BYTES = 256 * 1024
 CHUNK_BYTES = 1024 * 1024
 MAX_WORDS = 1000  # distinct non-ASCII words judged per candidate code page
+MAX_SAMPLED_BYTES = 4 * 1024 * 1024  # words are collected from this much of the file (its bytes: from all)
 MIN_FIT = 0.5  # a non-Latin reading whose letters fit no language this well is wrong (see _fit)
 FIT_MARGIN = 0.2  # a reading in another script whose letters fit a language this much worse is no rival
 MESS_LIMIT = 0.2  # charset-normalizer's own limit: a reading messier than this is not the encoding
@@ -107,8 +108,8 @@ MIXED = (
     " from files in two encodings?); save the table as CSV UTF-8 and upload that"
 )
 _ASCII = bytes(range(128))
-_WORD = re.compile(rb"[A-Za-z\x80-\xff]*[\x80-\xff][A-Za-z\x80-\xff]*")
-_WORD_TAIL = re.compile(rb"[A-Za-z\x80-\xff]*\Z")
+_FROM_HIGH = re.compile(rb"[\x80-\xff][A-Za-z\x80-\xff]*")  # a word from its first non-ASCII byte on
+_WORD_BYTES = bytes(range(65, 91)) + bytes(range(97, 123)) + bytes(range(128, 256))
 _SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "HEBREW", "ARABIC", "ARMENIAN", "GEORGIAN", "THAI"})
 # Punctuation and symbols that real text puts right next to letters: quotes, apostrophes, degrees,
 # ordinals, trade marks, currency, Spanish ¿¡, dashes, superscripts and fractions (m², 1½).
@@ -283,23 +284,32 @@ def _sample(stream: IO[bytes]) -> tuple[list[bytes], set[int], bool]:
     carry = b""
     first = True
     lone_cr = False
+    sampled = 0
     while chunk := stream.read(CHUNK_BYTES):
         if first:
             lone_cr = b"\r" in chunk and b"\n" not in chunk
             first = False
         high.update(chunk.translate(None, _ASCII))
-        if len(words) < MAX_WORDS:
+        sampled += len(chunk)
+        if len(words) < MAX_WORDS and sampled <= MAX_SAMPLED_BYTES + CHUNK_BYTES:
             text = carry + chunk
-            tail = _WORD_TAIL.search(text)
-            cut = tail.start() if tail and tail.start() > 0 else len(text)
+            cut = len(text.rstrip(_WORD_BYTES)) or len(text)  # a word cut off at the chunk's end: next time
             carry = text[cut:][-256:]
-            for word in _WORD.findall(text, 0, cut):
-                words.setdefault(word[:64], None)
-                if len(words) >= MAX_WORDS:
-                    break
+            _add_words(words, text, cut)
     if carry and len(words) < MAX_WORDS:
-        words.update((w[:64], None) for w in _WORD.findall(carry))
+        _add_words(words, carry, len(carry))
     return list(words)[:MAX_WORDS], high, lone_cr
+
+
+def _add_words(words: dict[bytes, None], text: bytes, end: int) -> None:
+    """Add the words of text[:end] that have non-ASCII bytes (found from those bytes: linear time)."""
+    for match in _FROM_HIGH.finditer(text, 0, end):
+        start = match.start()
+        before = text[max(0, start - 64) : start]
+        begin = start - (len(before) - len(before.rstrip(_WORD_BYTES)))
+        words.setdefault(text[begin : match.end()][:64], None)
+        if len(words) >= MAX_WORDS:
+            return
 
 
 def judge(encoding: str, words: Iterable[bytes]) -> Reading:
