@@ -59,7 +59,7 @@ _SIGNATURES = {
     b"7z\xbc\xaf": "a 7-Zip archive",
     b"{\\rtf": "an RTF document",
 }
-# The code pages spreadsheets save "CSV" in, most common first: a tie between readings that are
+# The code pages spreadsheets save "CSV" in, most common first: a tie between decodings that are
 # equally plausible goes to the earlier one (and is reported as doubtful).
 LEGACY = (
     "cp1252",  # Windows Western (Excel's "CSV (Comma delimited)" in Western Europe and the Americas)
@@ -134,7 +134,7 @@ def label(encoding: str) -> str:
 @dataclass(frozen=True)
 class Detected:
     """The encoding a file is read in; `alternatives`, when there are any, read its non-ASCII text
-    differently and just as plausibly, and `garbled` counts words no reading makes plausible: then the
+    differently and just as plausibly, and `garbled` are words that look wrong even so: then the
     reading is a guess the review page must warn about."""
 
     encoding: str
@@ -230,7 +230,7 @@ def _binary_start(head: bytes) -> int:
 
 
 @dataclass(frozen=True)
-class Reading:
+class Decoding:
     """One candidate code page's reading of the sample words, and how plausible it is."""
 
     encoding: str
@@ -247,33 +247,38 @@ def _legacy(stream: IO[bytes], bad_utf8: int) -> Detected:
     words, high, lone_cr = _sample(stream)
     preference = (MAC, *LEGACY) if lone_cr else LEGACY
     present = bytes(sorted(high))
-    readings = []
+    decodings = []
     for encoding in preference:
         try:
             present.decode(encoding)  # a byte the code page lacks anywhere in the file rules it out
         except UnicodeDecodeError:
             continue
-        readings.append(judge(encoding, words))
-    if not readings:
+        decodings.append(judge(encoding, words))
+    if not decodings:
         raise FileProblems([Problem(_line_of_offset(stream, bad_utf8), None, NOT_TEXT)])
-    best = _most_plausible(readings)
+    best = _most_plausible(decodings)
     if len(best.odd) * 4 > len(words):
         utf8 = sum(_is_utf8(w) for w in words)
         message = MIXED if utf8 * 2 > len(words) else NOT_TEXT
         raise FileProblems([Problem(_line_of_offset(stream, bad_utf8), None, message)])
-    alternatives = tuple(r.encoding for r in readings if r is not best and _as_plausible(r, best))
+    alternatives = tuple(r.encoding for r in decodings if r is not best and _as_plausible(r, best))
     return Detected(best.encoding, alternatives, best.odd)
 
 
-def _most_plausible(readings: list[Reading]) -> Reading:
+def _most_plausible(decodings: list[Decoding]) -> Decoding:
     """The reading with the fewest odd words (and not messy); between scripts (Greek bytes read as
     Cyrillic letters), the one whose letters fit a language best; else the earliest code page."""
-    rank = min((len(r.odd), r.mess >= MESS_LIMIT) for r in readings)
-    by_script: dict[str, Reading] = {}
-    for r in readings:
-        if (len(r.odd), r.mess >= MESS_LIMIT) == rank:
+    rank = min(_rank(r) for r in decodings)
+    by_script: dict[str, Decoding] = {}
+    for r in decodings:
+        if _rank(r) == rank:
             by_script.setdefault(r.script, r)
     return max(by_script.values(), key=lambda r: r.fit)  # ties: the earlier code page
+
+
+def _rank(decoding: Decoding) -> tuple[int, bool]:
+    """Lower is more plausible: fewer odd words, then not messier than charset-normalizer accepts."""
+    return len(decoding.odd), decoding.mess >= MESS_LIMIT
 
 
 def _sample(stream: IO[bytes]) -> tuple[list[bytes], set[int], bool]:
@@ -312,7 +317,7 @@ def _add_words(words: dict[bytes, None], text: bytes, end: int) -> None:
             return
 
 
-def judge(encoding: str, words: Iterable[bytes]) -> Reading:
+def judge(encoding: str, words: Iterable[bytes]) -> Decoding:
     """How plausible the text is when these words are read in `encoding`."""
     decoded = tuple(w.decode(encoding, "replace") for w in words)
     letters = [c.lower()[:1] for w in decoded for c in w if not c.isascii() and c.isalpha()]
@@ -324,7 +329,7 @@ def judge(encoding: str, words: Iterable[bytes]) -> Reading:
     # but not the Latin code pages, which differ in rarer accented letters: those compete on odd words.
     fit = max(_fit(letters, top, rest) for top, rest in _LANGUAGE_LETTERS) if letters and script != "LATIN" else 1.0
     rare = fit < MIN_FIT  # letters no language uses much: not this script
-    return Reading(
+    return Decoding(
         encoding=encoding,
         words=decoded,
         odd=decoded if rare else tuple(w for w in decoded if odd_word(w)),
@@ -341,10 +346,10 @@ def _fit(letters: list[str], top: frozenset[str], rest: frozenset[str]) -> float
     return sum(1.0 if c in top else 0.5 if c in rest else 0.0 for c in letters) / len(letters)
 
 
-def _as_plausible(other: Reading, best: Reading) -> bool:
+def _as_plausible(other: Decoding, best: Decoding) -> bool:
     """Could `other` be the right reading as well as `best`? Not when it reads the same, has more
     odd words, or gives another script whose letters fit a language clearly worse."""
-    if other.words == best.words or len(other.odd) > len(best.odd):
+    if other.words == best.words or _rank(other) > _rank(best):
         return False
     return other.script == best.script or other.fit > best.fit - FIT_MARGIN
 
