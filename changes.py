@@ -32,7 +32,7 @@ import store.table
 import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import damage, errorfile
-from files.formulas import unescaped_as_is, unescaper
+from files.formulas import unescaper
 from files.problems import FileProblems
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
@@ -188,10 +188,8 @@ def _stage(
         also=(lambda raw: store.history.since_rows(raw, base)) if base is not None else None
     )
     problems = upload.problems
-    escaped = upload.encoding != WORKBOOK_ENCODING  # no ' escaping in xlsx
-    parse = schema.row_parser(
-        problems.add, decimal_comma=upload.decimal_comma, clean=unescaper(schema) if escaped else None
-    )
+    escaped = upload.encoding != WORKBOOK_ENCODING  # a workbook's rows come unescaped (files.xlsx)
+    parse = schema.row_parser(problems.add, upload.conventions, clean=unescaper(schema) if escaped else None)
     with _gc_paused():
         two_way = diff.compare_cells(
             current,
@@ -200,7 +198,7 @@ def _stage(
             parse,
             full=mode == "full",
             sep=SEP,
-            trust_raw=unescaped_as_is if escaped else None,
+            trust_raw=upload.trust_raw,
         )
     for dup in two_way.duplicates:
         problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
@@ -221,9 +219,14 @@ def _stage(
         return StageResult(None, version if base is None else base, summary, upload.encoding)
     header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
     _guard_mass_deletion(
-        len(result.deleted), len(current), confirm_deletions, current_app.config["MASS_DELETE_PERCENT"], header_only
+        len(result.deleted),
+        len(current),
+        confirm_deletions,
+        current_app.config["MASS_DELETE_PERCENT"],
+        header_only,
+        damage.damaged_keys(result, schema),
     )
-    warnings = damage.warnings(result, schema)
+    warnings = upload.warnings + damage.warnings(result, schema)
     change = store.changes.add_request(
         submitter=submitter,
         mode=mode,
@@ -292,9 +295,15 @@ def _gc_paused():
 
 
 def _guard_mass_deletion(
-    deletions: int, table_rows: int, confirmed: int | None, percent: int, header_only: bool
+    deletions: int,
+    table_rows: int,
+    confirmed: int | None,
+    percent: int,
+    header_only: bool,
+    damaged: list[damage.DamagedKey] | None = None,
 ) -> None:
-    """Refuse (ConfirmDeletions) a header-only file or more than `percent`% deletions unless exactly confirmed."""
+    """Refuse (ConfirmDeletions) a header-only file or more than `percent`% deletions unless exactly
+    confirmed; say so when deleted keys are `damaged` ones (a spreadsheet rewrote them, so they look added)."""
     if not deletions or confirmed == deletions:
         return
     if not header_only and deletions * 100 <= table_rows * percent:
@@ -314,6 +323,16 @@ def _guard_mass_deletion(
         if confirmed is not None
         else ""
     )
+    if damaged:
+        first = damaged[0]
+        raise ConfirmDeletions(
+            f"{what}{wrong} {len(damaged):,} of these deletions are keys a spreadsheet damaged, not deletions:"
+            f" {first.why} (key {first.before!r} is now {first.after!r} on line {first.line}), so the row looks"
+            " deleted and added again. Format the key column as Text before saving, or upload the file as it was"
+            " downloaded; only if the deletions are intended, confirm the deletion of exactly"
+            f" {deletions:,} rows and upload again.",
+            deletions,
+        )
     raise ConfirmDeletions(
         f"{what}{wrong} If that is intended, confirm the deletion of exactly {deletions:,} rows and upload again; "
         "if not, check that you uploaded the whole table (or choose a partial upload).",

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ _SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 _INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+\s*")  # 1234,5 or 1.234,5
+_GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*")  # 1.234 or 135.450: thousands dots, or a decimal point?
 _EXCEL_SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?E[+-]\d{2,3}")  # how Excel shows long numbers: 1.23E+15
 SHOW_CHARS = 60
 
@@ -48,6 +49,71 @@ class SchemaError(Exception):
 
 class ValueProblem(ValueError):
     """A cell's text cannot become a value of its field; the message says what is expected."""
+
+
+class Ambiguous(ValueProblem):
+    """A cell reads two ways (`4/2/12`, `135.450`) and nothing in its column says which."""
+
+
+class Unsettled(Exception):
+    """A cell reads two ways and its column's evidence is not gathered yet: `Conventions.settle` first."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one column of an uploaded file writes numbers and dates.
+
+    Single cells can be ambiguous (`135.450`: a thousands dot or a decimal point? `4/2/12`: 4 February
+    or April 2?), so the whole column decides (files.conventions), and its cells are read that way.
+
+    - `decimal_comma`: True, numbers as European spreadsheets write them (`1.234,5`, and `135.450`
+      is 135450); False, a decimal point only (`1234.5`; commas refused); None, undecided: each
+      cell as it reads (`1,5` and `1.5`), and `135.450` refused as ambiguous.
+    - `day_first`: True, `03/04/2024` is 3 April; False, it is March 4; None, refused as ambiguous.
+    - `pending`: the column's evidence is not gathered yet; a cell that reads two ways raises
+      Unsettled instead of being refused.
+    """
+
+    decimal_comma: bool | None = False
+    day_first: bool | None = None
+    pending: bool = False
+
+
+PLAIN = Reading()
+
+
+class Conventions:
+    """How one uploaded file writes numbers and dates: a Reading per field, in schema order (fields
+    without one read PLAIN). `gather`, when given, is called once, the first time a cell cannot be
+    read without its column's evidence, and returns the settled readings.
+
+    >>> later = Conventions([PLAIN, Reading(pending=True)], gather=lambda: [PLAIN, Reading(day_first=True)])
+    >>> schema = Schema.from_dict({"primaryKey": "k", "fields": [{"name": "k"}, {"name": "d", "type": "date"}]})
+    >>> schema.canonical_row(["a", "4/2/12"], later)[0], later.at(1)
+    ('a\\x1f2012-02-04', Reading(decimal_comma=False, day_first=True, pending=False))
+    """
+
+    def __init__(self, readings: Sequence[Reading] = (), gather: Callable[[], Sequence[Reading]] | None = None):
+        self.readings = tuple(readings)
+        self._gather = gather
+
+    def __repr__(self) -> str:
+        return f"Conventions({list(self.readings)!r})"
+
+    def at(self, index: int) -> Reading:
+        """The reading of the field at `index`."""
+        return self.readings[index] if index < len(self.readings) else PLAIN
+
+    def settle(self) -> None:
+        """Gather the evidence (once); afterwards no reading is pending."""
+        gather, self._gather = self._gather, None
+        readings = gather() if gather is not None else self.readings
+        self.readings = tuple(replace(r, pending=False) for r in readings)
+
+    @property
+    def groups_thousands(self) -> bool:
+        """May a cell like `1.234` mean something other than its text (1234, with a thousands dot)?"""
+        return any(r.decimal_comma is not False for r in self.readings)
 
 
 def show(text: str, limit: int = SHOW_CHARS) -> str:
@@ -85,7 +151,7 @@ class Field:
     def label(self) -> str:
         return self.title or self.name
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: str, reading: Reading = PLAIN) -> Any:
         """Text as a spreadsheet wrote it → a Python value (None for an empty cell).
 
         >>> Field("n", "number").parse("1,5")
@@ -95,7 +161,7 @@ class Field:
         """
         if text in self.missing_values or (self.type != "string" and text.strip() == ""):
             return None
-        return _PARSERS[self.type](self, text)
+        return _PARSERS[self.type](self, text, reading)
 
     def format_value(self, value: Any) -> str:
         """A Python value → its canonical text."""
@@ -103,20 +169,24 @@ class Field:
             return ""
         return _FORMATTERS[self.type](value)
 
-    def canonical(self, text: str, decimal_comma: bool = False) -> str:
+    def canonical(self, text: str, reading: Reading = PLAIN) -> str:
         """Parse, check constraints, format: the one text this value is stored and compared as.
 
-        `decimal_comma` (a `;`-separated file from European Excel): numbers may be written
-        `1234,5` or `1.234,5`.
+        `reading` says how the cell's column writes numbers and dates (Reading).
 
-        >>> Field("n", "number").canonical("1.234,50", decimal_comma=True)
+        >>> Field("n", "number").canonical("1.234,50", Reading(decimal_comma=True))
         '1234.5'
+        >>> Field("n", "number").canonical("135.450", Reading(decimal_comma=True))
+        '135450'
         """
-        if decimal_comma and self.type == "number" and "," in text:
-            if not _DECIMAL_COMMA.fullmatch(text):
-                raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal comma, e.g. 1234,5)")
-            text = text.replace(".", "").replace(",", ".")
-        value = self.parse(text)
+        if (
+            reading.decimal_comma is not False
+            and self.type in ("number", "integer")
+            and ("," in text or "." in text)
+            and text not in self.missing_values
+        ):
+            text = _decimal_point(text, reading)
+        value = self.parse(text, reading)
         self.check(value)
         return self.format_value(value)
 
@@ -171,7 +241,7 @@ def _check_text(text: str) -> None:
         raise ValueProblem(f"contains an invisible control character (U+{ord(found.group()):04X}); delete it")
 
 
-def _parse_string(f: Field, text: str) -> str:
+def _parse_string(f: Field, text: str, reading: Reading = PLAIN) -> str:
     _check_text(text)
     return text
 
@@ -186,7 +256,7 @@ def _scientific_hint(text: str) -> str:
 MAX_DIGITS = 300  # longer numbers are not data a spreadsheet holds (and int() refuses over 4300)
 
 
-def _parse_integer(f: Field, text: str) -> int:
+def _parse_integer(f: Field, text: str, reading: Reading = PLAIN) -> int:
     t = text.strip()
     if _INTEGRAL.fullmatch(t):
         whole = t.split(".")[0]
@@ -200,7 +270,36 @@ def _parse_integer(f: Field, text: str) -> int:
     raise ValueProblem(f"{show(text)} is not a whole number (expected digits only, e.g. 1234)")
 
 
-def _parse_number(f: Field, text: str) -> Decimal:
+def _decimal_point(text: str, reading: Reading) -> str:
+    """A number as a column that may use decimal commas writes it → the same number with a decimal
+    point and no thousands separators (`1.234,5` → `1234.5`); other text is returned as it is.
+
+    >>> [_decimal_point(t, Reading(decimal_comma=True)) for t in ("1.234,5", "135.450", "1.5", "-0,25")]
+    ['1234.5', '135450', '1.5', '-0.25']
+    >>> _decimal_point("135.450", Reading(decimal_comma=None))
+    Traceback (most recent call last):
+    ...
+    schema.Ambiguous: '135.450' is ambiguous: 135450 with a thousands separator, or 135.45 with a decimal point? Nothing else in its column says which; write it as 135450 or 135.45
+    """
+    t = text.strip()
+    if "," in t:
+        if not _DECIMAL_COMMA.fullmatch(t):
+            raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal comma, e.g. 1234,5)")
+        return t.replace(".", "").replace(",", ".")
+    if not _GROUPED.fullmatch(t):
+        return text
+    if reading.decimal_comma or t.count(".") > 1:
+        return t.replace(".", "")
+    if reading.pending:
+        raise Unsettled
+    whole, point = t.replace(".", ""), _format_number(Decimal(t))
+    raise Ambiguous(
+        f"{show(text)} is ambiguous: {whole} with a thousands separator, or {point} with a decimal point?"
+        f" Nothing else in its column says which; write it as {whole} or {point}"
+    )
+
+
+def _parse_number(f: Field, text: str, reading: Reading = PLAIN) -> Decimal:
     t = text.strip()
     if not _NUMBER.fullmatch(t):
         raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal point, e.g. 1234.5)")
@@ -213,7 +312,7 @@ def _parse_number(f: Field, text: str) -> Decimal:
     return value
 
 
-def _parse_boolean(f: Field, text: str) -> bool:
+def _parse_boolean(f: Field, text: str, reading: Reading = PLAIN) -> bool:
     t = text.strip().lower()
     if t in TRUE_WORDS:
         return True
@@ -224,66 +323,94 @@ def _parse_boolean(f: Field, text: str) -> bool:
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _YMD_SLASH = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})")
-_DMY_DOTS = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
-_DMY_OR_MDY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})([/.-])(\d{1,2})([/.-])(\d{4}|\d{2})")  # 31/03/2024, 3/31/19, 31.03.19
 _DAY_MONTH_NAME = re.compile(r"(\d{1,2})[ -]([A-Za-z]{3,9})\.?[ ,-]+(\d{4}|\d{2})")  # 5 Jan 2024, 31-Jan-24
-_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?[ -](\d{1,2}),?[ -](\d{4})")  # Jan 5, 2024
+_MONTH_NAME_DAY = re.compile(r"([A-Za-z]{3,9})\.?[ -](\d{1,2}),?[ -](\d{4}|\d{2})")  # Jan 5, 2024
+_WITH_TIME = re.compile(  # a date, then a time of day: 2024-03-31 17:30, 5/19/2006 0:00:00, 3/31/19 5:30 PM
+    r"(.*?\d)(?:T|\s+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?\s*([AaPp][Mm])?"
+)
 _SERIAL = re.compile(r"\d{4,6}(?:\.\d+)?")
 DATE_FORMAT_HINT = "YYYY-MM-DD, e.g. 2024-03-31"
+DATETIME_FORMAT_HINT = "YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00"
 
 
 def _month(name: str) -> int | None:
     return MONTHS.get(name.lower())
 
 
-def _parse_date(f: Field, text: str) -> dt.date:
+def _year(digits: str) -> int:
+    """A year as written: two digits are 2000–2029 for 00–29 and 1930–1999 for 30–99 (Excel's rule)."""
+    year = int(digits)
+    return year if len(digits) > 2 else year + (2000 if year < 30 else 1900)
+
+
+def _parse_date(f: Field, text: str, reading: Reading = PLAIN) -> dt.date:
     t = text.strip()
-    if " " in t and _ISO_DATE.match(t):  # Excel may append a midnight time to a date
-        head, _, tail = t.partition(" ")
-        if tail.strip() in ("00:00", "00:00:00", "0:00", "0:00:00"):
-            t = head
-    parts: tuple[int, int, int] | None = None
-    if m := _ISO_DATE.fullmatch(t) or _YMD_SLASH.fullmatch(t):
-        parts = (int(m[1]), int(m[2]), int(m[3]))
-    elif m := _DMY_DOTS.fullmatch(t):  # 31.01.2024: the dotted form is day first wherever it is used
-        parts = (int(m[3]), int(m[2]), int(m[1]))
-    elif m := _DMY_OR_MDY.fullmatch(t):
-        a, b, year = int(m[1]), int(m[2]), int(m[3])
-        if a > 12 >= b:
-            parts = (year, b, a)
-        elif b > 12 >= a or a == b:
-            parts = (year, a, b)
-        elif 1 <= a <= 12 and 1 <= b <= 12:
-            first, second = dt.date(2000, b, 1).strftime("%B"), dt.date(2000, a, 1).strftime("%B")
+    if ":" in t and (m := _WITH_TIME.fullmatch(t)):  # a date with a time: spreadsheets append midnight
+        clock = _clock(m, text, DATE_FORMAT_HINT)
+        if clock != dt.time(0):
             raise ValueProblem(
-                f"{show(text)} is ambiguous: {a} {first} or {second} {b}? Write dates as {DATE_FORMAT_HINT}"
+                f"{show(text)} is not a date: it has a time of day ({clock.isoformat()}); this column holds dates"
+                f" only, written {DATE_FORMAT_HINT}"
             )
-        else:
-            parts = (year, a, b)  # not a real date either way; dt.date says why
-    elif (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
-        year = int(m[3]) if len(m[3]) == 4 else int(m[3]) + (2000 if int(m[3]) < 30 else 1900)  # Excel's rule
-        parts = (year, _month(m[2]), int(m[1]))  # type: ignore[assignment]
-    elif (m := _MONTH_NAME_DAY.fullmatch(t)) and _month(m[1]):
-        parts = (int(m[3]), _month(m[1]), int(m[2]))  # type: ignore[assignment]
-    elif _SERIAL.fullmatch(t):
-        serial = float(t)
-        as_date = dt.date(1899, 12, 30) + dt.timedelta(days=int(serial))
-        raise ValueProblem(
-            f"{show(text)} looks like an Excel date serial number ({as_date.isoformat()}?);"
-            f" format the column as a date and write {DATE_FORMAT_HINT}"
-        )
-    if parts is None:
-        raise ValueProblem(f"{show(text)} is not a date (expected {DATE_FORMAT_HINT})")
+        t = m[1]
+    return _make_date(_date_parts(t, text, reading, "dates", DATE_FORMAT_HINT), text)
+
+
+def _make_date(parts: tuple[int, int, int], text: str) -> dt.date:
     try:
         return dt.date(*parts)
     except ValueError as exc:
         raise ValueProblem(f"{show(text)} is not a real date ({exc})") from None
 
 
-DATETIME_FORMAT_HINT = "YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00"
+def _date_parts(t: str, text: str, reading: Reading, what: str, hint: str) -> tuple[int, int, int]:
+    """(year, month, day) of a date in any form the guide lists; `reading.day_first` settles
+    `03/04/2024` (else it is Ambiguous, or Unsettled while the column's evidence is pending)."""
+    if m := _ISO_DATE.fullmatch(t) or _YMD_SLASH.fullmatch(t):
+        return int(m[1]), int(m[2]), int(m[3])
+    if m := _DAY_MONTH_YEAR.fullmatch(t):
+        a, b, year = int(m[1]), int(m[3]), _year(m[5])
+        if m[2] == m[4] == ".":  # 31.01.2024: the dotted form is day first wherever it is used
+            return year, b, a
+        if a > 12 >= b:
+            return year, b, a
+        if b > 12 >= a or a == b or not (1 <= a <= 12 and 1 <= b <= 12):
+            return year, a, b  # month first; or not a real date either way, and dt.date says why
+        if reading.day_first is not None:
+            return (year, b, a) if reading.day_first else (year, a, b)
+        if reading.pending:
+            raise Unsettled
+        first, second = dt.date(2000, b, 1).strftime("%B"), dt.date(2000, a, 1).strftime("%B")
+        raise Ambiguous(f"{show(text)} is ambiguous: {a} {first} or {second} {b}? Write {what} as {hint}")
+    if (m := _DAY_MONTH_NAME.fullmatch(t)) and _month(m[2]):
+        return _year(m[3]), _month(m[2]), int(m[1])  # type: ignore[return-value]
+    if (m := _MONTH_NAME_DAY.fullmatch(t)) and _month(m[1]):
+        return _year(m[3]), _month(m[1]), int(m[2])  # type: ignore[return-value]
+    if _SERIAL.fullmatch(t):
+        serial = float(t)
+        as_date = dt.date(1899, 12, 30) + dt.timedelta(days=int(serial))
+        raise ValueProblem(
+            f"{show(text)} looks like an Excel date serial number ({as_date.isoformat()}?);"
+            f" format the column as a date and write {DATE_FORMAT_HINT}"
+        )
+    raise ValueProblem(f"{show(text)} is not a date (expected {DATE_FORMAT_HINT})")
 
 
-def _parse_datetime(f: Field, text: str) -> dt.datetime:
+def _clock(m: re.Match[str], text: str, hint: str) -> dt.time:
+    """The time of day matched by _WITH_TIME (groups 2–6: hours, minutes, seconds, fraction, AM/PM)."""
+    hour, minute, second = int(m[2]), int(m[3]), int(m[4] or 0)
+    if m[6]:
+        if not 1 <= hour <= 12:
+            raise ValueProblem(f"{show(text)} has no such time of day (expected {hint})")
+        hour = hour % 12 + (12 if m[6].lower() == "pm" else 0)
+    try:
+        return dt.time(hour, minute, second, int((m[5] or "0").ljust(6, "0")))
+    except ValueError:
+        raise ValueProblem(f"{show(text)} has no such time of day (expected {hint})") from None
+
+
+def _parse_datetime(f: Field, text: str, reading: Reading = PLAIN) -> dt.datetime:
     t = text.strip()
     if t.endswith(("Z", "z")):
         t = t[:-1] + "+00:00"
@@ -291,14 +418,14 @@ def _parse_datetime(f: Field, text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(t)
     except ValueError:
         pass
-    date_part, _, time_part = t.partition(" ")
-    if time_part:
-        try:
-            day = _parse_date(f, date_part)
-            clock = dt.time.fromisoformat(time_part if len(time_part.split(":")[0]) == 2 else "0" + time_part)
-            return dt.datetime.combine(day, clock)
-        except (ValueProblem, ValueError):
-            pass
+    m = _WITH_TIME.fullmatch(t) if ":" in t else None
+    try:
+        parts = _date_parts(m[1] if m else t, text, reading, "dates and times", DATETIME_FORMAT_HINT)
+        return dt.datetime.combine(_make_date(parts, text), _clock(m, text, DATETIME_FORMAT_HINT) if m else dt.time(0))
+    except Ambiguous:
+        raise
+    except ValueProblem:
+        pass
     raise ValueProblem(f"{show(text)} is not a date and time (expected {DATETIME_FORMAT_HINT})")
 
 
@@ -397,22 +524,38 @@ class Schema:
 
     # rows ------------------------------------------------------------------------------------
 
-    def canonical_row(self, values: Sequence[str], decimal_comma: bool = False) -> tuple[str, list[tuple[str, str]]]:
+    def canonical_row(
+        self, values: Sequence[str], conventions: Conventions | None = None
+    ) -> tuple[str, list[tuple[str, str]]]:
         """Raw cell texts in schema order → (record, problems as (field name, message)).
+
+        `conventions` says how the file writes numbers and dates; a cell that reads two ways while
+        its column's evidence is pending settles the conventions first.
 
         >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
         >>> schema.canonical_row(["1.23E+15", "x"])[1]  # doctest: +ELLIPSIS
         [('id', "key '1.23E+15' looks like a number Excel turned into scientific notation..."), ('n', "'x' is not a whole number...")]
         """
+        try:
+            return self._canonical_row(values, conventions)
+        except Unsettled:
+            assert conventions is not None  # only a pending Reading raises Unsettled
+            conventions.settle()
+            return self._canonical_row(values, conventions)
+
+    def _canonical_row(
+        self, values: Sequence[str], conventions: Conventions | None
+    ) -> tuple[str, list[tuple[str, str]]]:
         out: list[str] = []
         problems: list[tuple[str, str]] = []
         ki = self.key_index
         key_problem = self.key_problem(values[ki])
+        at = conventions.at if conventions is not None else _plain_at
         for i, (f, text) in enumerate(zip(self.fields, values, strict=True)):
             try:
                 if i == ki and key_problem:
                     raise ValueProblem(key_problem)
-                out.append(f.canonical(text, decimal_comma))
+                out.append(f.canonical(text, at(i)))
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
                 out.append(text)
@@ -437,19 +580,20 @@ class Schema:
     def row_parser(
         self,
         report: Callable[[int, str, str], None],
-        decimal_comma: bool = False,
+        conventions: Conventions | None = None,
         clean: Callable[[list[str]], list[str]] | None = None,
     ) -> Callable[[int, list[str]], Row | None]:
         """A function: one raw row (line, cells in schema order) → its canonical diff Row, or None
-        after telling `report(line, field, message)` about each bad cell. `clean` runs first."""
-        fast, ki = self.fast_canonical(decimal_comma), self.key_index
+        after telling `report(line, field, message)` about each bad cell. `clean` runs first;
+        `conventions` say how the file writes numbers and dates."""
+        fast, ki = self.fast_canonical(conventions), self.key_index
 
         def parse(line: int, values: list[str]) -> Row | None:
             if clean is not None:
                 values = clean(values)
             parsed = fast(values)
             if parsed is None:
-                record, problems = self.canonical_row(values, decimal_comma)
+                record, problems = self.canonical_row(values, conventions)
                 if problems:
                     for name, message in problems:
                         report(line, name, message)
@@ -459,13 +603,15 @@ class Schema:
 
         return parse
 
-    def fast_canonical(self, decimal_comma: bool = False) -> Callable[[Sequence[str]], tuple[str, str] | None]:
+    def fast_canonical(
+        self, conventions: Conventions | None = None
+    ) -> Callable[[Sequence[str]], tuple[str, str] | None]:
         """A shortcut for `canonical_row` on a row without problems: cells → (key, record), or None.
 
         Each field checks its cell in a few cheap steps (text within its limits, digits, `true`,
-        `2024-01-31`, …) and gives up on anything else; a row on which any field gives up (or that
-        has a control character) returns None and goes through `canonical_row`, which then says
-        what is wrong. So the shortcut never accepts what `canonical_row` would refuse, and never
+        `2024-01-31`, …) and otherwise gives up, or takes the general path for that cell alone
+        (`31/03/2024` in a date column); a row on which any field gives up (or that has a control
+        character) returns None and goes through `canonical_row`, which then says what is wrong. So the shortcut never accepts what `canonical_row` would refuse, and never
         gives a different record (tests/test_fast_paths.py checks both); it is 5–10× faster.
 
         >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
@@ -473,7 +619,7 @@ class Schema:
         >>> fast(["a", "007"]), fast(["a", "x"]), fast([" a", "1"])
         (('a', 'a\\x1f7'), None, None)
         """
-        checks = [_fast_check(f, decimal_comma) for f in self.fields]
+        checks = [_fast_check(f, i, conventions) for i, f in enumerate(self.fields)]
         ki, seps, key_problem, join = self.key_index, len(self.fields) - 1, self.key_problem, SEP.join
         control = _CONTROL_BUT_SEP.search
 
@@ -507,16 +653,24 @@ _CONTROL_BUT_SEP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1e\x7f]")
 _BOOLEAN_TEXT = dict.fromkeys(TRUE_WORDS, "true") | dict.fromkeys(FALSE_WORDS, "false")
 
 
-def _fast_check(f: Field, decimal_comma: bool) -> Callable[[str], str | None]:
-    """For `Schema.fast_canonical`: cell text → its canonical text, or None when unsure (then `canonical_row` decides)."""
+def _plain_at(index: int) -> Reading:
+    return PLAIN
+
+
+def _fast_check(f: Field, index: int, conventions: Conventions | None) -> Callable[[str], str | None]:
+    """For `Schema.fast_canonical`: cell text → its canonical text, or None when unsure (then `canonical_row` decides).
+
+    Only the general path (`slow`) depends on the column's Reading, and looks it up when called:
+    the conventions may settle while the file is read."""
     missing, empty = f.missing_values, (None if f.required else "")
     enum = frozenset(f.enum) if f.enum else None
     low, high = f.minimum, f.maximum
+    at = conventions.at if conventions is not None else _plain_at
 
     def slow(text: str) -> str | None:
         try:
-            return f.canonical(text, decimal_comma)
-        except ValueProblem:
+            return f.canonical(text, at(index))
+        except (ValueProblem, Unsettled):
             return None
 
     if f.type == "string" and low is None and high is None:
@@ -541,7 +695,7 @@ def _fast_check(f: Field, decimal_comma: bool) -> Callable[[str], str | None]:
             if text in missing:
                 return empty
             if not (text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS):
-                return None
+                return slow(text)  # 1.0, or 1.200 in a file with thousands dots
             value = int(text)
             if (low is not None and value < low) or (high is not None and value > high):
                 return None
@@ -564,7 +718,7 @@ def _fast_check(f: Field, decimal_comma: bool) -> Callable[[str], str | None]:
             if text in missing:
                 return empty
             if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
-                return None
+                return slow(text)  # 31/03/2024, 3/30/12: only this cell takes the general path
             try:
                 value = dt.date.fromisoformat(text)
             except ValueError:

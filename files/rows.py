@@ -9,26 +9,45 @@ from __future__ import annotations
 
 import csv
 import operator
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from files.formulas import unescaped_as_is
 from files.problems import FileProblems, Problem, ProblemList
-from schema import Schema, show
+from schema import Conventions, Schema, show
+
+_GROUPED_CELL = re.compile(r"(?:^|\x1f)\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*(?:\x1f|$)")
 
 
 @dataclass
 class Upload:
-    """An opened upload (CSV or workbook): how it was read, and its data rows as (line, cells in schema order)."""
+    """An opened upload (CSV or workbook): how it was read, and its data rows as (line, cells in schema order).
+
+    `conventions` say how the file writes numbers and dates (schema.Conventions); `warnings` are
+    for the review page (e.g. an encoding that is a guess), complete once the rows are read.
+    """
 
     encoding: str
     delimiter: str
     rows: Iterator[tuple[int, list[str]]]
     problems: ProblemList = field(default_factory=ProblemList)
+    conventions: Conventions = field(default_factory=Conventions)
+    warnings: list[str] = field(default_factory=list)
 
-    @property
-    def decimal_comma(self) -> bool:
-        """European Excel writes `;`-separated files with decimal commas."""
-        return self.delimiter == ";"
+    def trust_raw(self, text: str) -> bool:
+        """May a raw row whose cells joined by SEP equal a stored record count as unchanged without
+        being parsed (diff.compare_cells)? Not when a cell may be an escaped formula (`'=x`), nor,
+        when the file writes thousands dots, a cell like `1.234` (1234 there, 1.234 when stored).
+
+        >>> from schema import Reading
+        >>> upload = Upload("utf-8", ";", iter(()), conventions=Conventions([Reading(decimal_comma=True)]))
+        >>> upload.trust_raw("a\x1f1.5"), upload.trust_raw("a\x1f1.234"), upload.trust_raw("'=x")
+        (True, False, False)
+        """
+        if not unescaped_as_is(text):
+            return False
+        return not (self.conventions.groups_thousands and "." in text and _GROUPED_CELL.search(text))
 
 
 def normalise(name: str) -> str:

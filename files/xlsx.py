@@ -49,6 +49,7 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import iterparse
 
+from files.formulas import escape_formula, unescape_formula, unescaper
 from files.problems import FileProblems, Problem, ProblemList
 from files.rows import Upload, data_rows, map_header
 from records import SEP
@@ -130,8 +131,20 @@ def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> Up
     for f, position in zip(schema.fields, order, strict=True):
         kinds[position], names[position] = f.type, f.name
     upload = Upload(encoding=ENCODING, delimiter="", rows=iter(()), problems=problems)
-    upload.rows = data_rows(_SheetReader(rows, kinds, names, problems), order, width, problems)
+    upload.rows = map(_unescaped(schema), data_rows(_SheetReader(rows, kinds, names, problems), order, width, problems))
     return upload
+
+
+def _unescaped(schema: Schema) -> Callable[[tuple[int, list[str]]], tuple[int, list[str]]]:
+    """Undo the CSV download's formula escaping in text cells (`'+49 30 1234567` → `+49 30 1234567`):
+    a CSV opened in a spreadsheet and saved as a workbook keeps the `'` as part of the text. A text
+    that really starts with `'` and a formula character was written escaped (`_string_cell`)."""
+    unescape = unescaper(schema)
+
+    def row(numbered: tuple[int, list[str]]) -> tuple[int, list[str]]:
+        return numbered[0], unescape(numbered[1])
+
+    return row
 
 
 class _Reader(ExcelReader):
@@ -479,9 +492,14 @@ def _cell_writer(f: Field) -> Callable[[Any, str], CellValue]:
 
 
 def _string_cell(sheet, text: str) -> CellValue:
-    """A text cell; text Excel would turn into a formula, number or date on editing gets the quote prefix."""
+    """A text cell; text Excel would turn into a formula, number or date on editing gets the quote prefix.
+
+    A text that starts with `'` and a formula character is written escaped (`''=x`), as in the CSV
+    download: reading a workbook takes such a `'` off again (`_unescaped`)."""
     if not text:
         return None
+    if text.startswith("'") and unescape_formula(text) != text:
+        text = escape_formula(text)
     if len(text) > EXCEL_MAX_CHARS:
         raise NotForExcel(
             f"a value is {len(text):,} characters long, more than an Excel cell holds ({EXCEL_MAX_CHARS:,})."

@@ -108,3 +108,64 @@ def test_one_row_with_several_damaged_cells():
 
 def test_no_changes_no_warnings():
     assert warnings_for([["a", "1", "", ""]], [["a", "1", "", ""]]) == []
+
+
+# --- issue 10: every lossy rewrite of a re-save --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "what"),
+    [
+        ("1e5", "100000", "the spreadsheet read it as a number in scientific notation"),
+        ("2E-3", "0.002", "the spreadsheet read it as a number in scientific notation"),
+        ("1e5", "1.00E+05", "the spreadsheet read it as a number in scientific notation"),
+        ("00", "0", "lost its leading zeros"),
+        ("1.50", "1.5", "the same number written differently: the spreadsheet read the text as a number"),
+        ("+49", "49", "the same number written differently"),
+        ("12345678901234567", "12345678901234600", "which looks rounded by Excel"),
+        ("3.14159265358979323846", "3.14159265358979", "which looks rounded by Excel"),
+        ("2024-01-31T10:00:00.123456", "2024-01-31T10:00:00.123000", "the spreadsheet cut the microseconds"),
+        ("2024-01-31T10:00:00.5", "2024-01-31T10:00:00", "the spreadsheet cut the fractions of a second"),
+        ("2024-01-31T10:00:30", "2024-01-31T10:00:00", "the spreadsheet cut the seconds of the time"),
+        ("TRUE", "WAHR", "the spreadsheet wrote it in another language"),
+        ("faux", "FALSCH", "the spreadsheet wrote it in another language"),
+    ],
+)
+def test_lossy_rewrites_name_the_value_before_and_after(old, new, what):
+    (warning,) = warnings_for([["a", old, "", ""]], [["a", new, "", ""]])
+    assert warning.startswith("line 2, Postal code (code): "), warning
+    assert what in warning and repr(old) in warning and repr(new) in warning
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("1e5", "100001"),  # an edit
+        ("1.5", "1.50"),  # zeros added, not lost
+        ("01234", "01234.0"),
+        ("3.1415", "3.14"),  # short numbers are not rounded by Excel
+        ("2024-01-31T10:00:00", "2024-01-31T10:00:30"),
+        ("2024-01-31T10:00:00.5", "2024-01-31T10:00:02"),
+        ("TRUE", "FALSCH"),  # another value
+        ("TRUE", "yes"),
+    ],
+)
+def test_edits_that_look_alike_are_not_damage(old, new):
+    assert warnings_for([["a", old, "", ""]], [["a", new, "", ""]]) == []
+
+
+def test_long_keys_rounded_by_excel_look_deleted_and_added():
+    before = [["1234567890123456789", "", "", ""]]
+    after = [["1234567890123460000", "", "", ""]]
+    assert warnings_for(before, after) == [
+        "key '1234567890123456789' looks deleted and '1234567890123460000' added (line 2): Excel keeps only 15"
+        " digits of a number; format the key column as Text before saving"
+    ]
+
+
+def test_damaged_keys_are_counted_for_the_mass_deletion_guard():
+    current = {f"{i:05}": pack([f"{i:05}", "", "", ""]) for i in range(1, 11)}
+    uploaded = [Row(i + 1, str(i), pack([str(i), "", "", ""])) for i in range(1, 11)]
+    damaged = damage.damaged_keys(compare(current, uploaded), SCHEMA)
+    assert [(k.before, k.after, k.line) for k in damaged][:2] == [("00001", "1", 2), ("00002", "2", 3)]
+    assert len(damaged) == 10 and damaged[0].why == "Excel drops leading zeros"

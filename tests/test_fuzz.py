@@ -11,10 +11,13 @@ import codecs
 import csv
 import datetime as dt
 import io
+import json
 import os
+from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
-from conftest import HEADER, row
+from conftest import HEADER, Api, add_test_users, row
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -219,3 +222,119 @@ def test_every_valid_table_survives_export_and_upload_unchanged(app, api, data):
     assert back.status_code == 200, back.text
     assert back.json["status"] == "unchanged"
     assert back.json["summary"]["unchanged"] == len(list(csv.reader(io.StringIO(export.data.decode("utf-8-sig"))))) - 1
+
+
+# --- issue 10: legacy code pages and decimal commas ---------------------------------------------
+
+# Words people type in each language, as the code page its Windows writes "CSV (Comma delimited)" in.
+WORDS = {
+    "cp1252": ["Café", "Müller", "Señor", "Genève", "Straße", "Ñandú", "Zoë", "Besançon", "Ålborg", "Smørrebrød"],
+    "cp1250": ["Łódź", "Gdańsk", "Kraków", "Wrocław", "Częstochowa", "Plzeň", "Győr", "Žilina", "Zażółć", "gęślą"],
+    "cp1251": ["Москва", "Санкт-Петербург", "Київ", "София", "Новосибирск", "Ёлка", "Щука", "Львів", "отчёт"],
+    "cp1253": ["Αθήνα", "Θεσσαλονίκη", "Πάτρα", "Ηράκλειο", "Λάρισα", "Βόλος", "αναφορά", "Ιωάννινα"],
+    "iso8859_7": ["Αθήνα", "Θεσσαλονίκη", "Πάτρα", "Άρτα", "Ρόδος", "αναφορά"],
+    "mac_roman": ["Café", "Müller", "Señor", "Genève", "Straße", "Ñandú", "Zoë"],  # Excel for Mac, lone CRs
+}
+PLAIN_WORDS = ["report", "ledger", "EMEA", "v2", "2024", "data"]
+
+
+@st.composite
+def legacy_files(draw) -> tuple[str, bytes, dict[str, str]]:
+    """(code page, a table of the default schema saved in it, {key: name})."""
+    code_page = draw(st.sampled_from(sorted(WORDS)))
+    word = st.sampled_from(WORDS[code_page]) | st.sampled_from(PLAIN_WORDS)
+    ids = draw(st.lists(keys, min_size=1, max_size=6, unique=True))
+    names = {key: " ".join(draw(st.lists(word, min_size=1, max_size=3))) for key in ids}
+    newline = "\r" if code_page == "mac_roman" else draw(st.sampled_from(["\r\n", "\n"]))
+    delimiter = draw(st.sampled_from([",", ";"]))
+    lines = [NAMES] + [[key, name, "", "o@example.com", *[""] * 7] for key, name in names.items()]
+    text = "".join(delimiter.join(quote(c, delimiter) for c in cells) + newline for cells in lines)
+    return code_page, text.encode(code_page), names
+
+
+@FUZZ
+@given(file=legacy_files())
+def test_legacy_code_pages_are_read_right_or_warned_never_silently_garbled(app, api, file):
+    code_page, payload, names = file
+    r = api("alice").upload(payload, mode="partial")
+    if r.status_code == 422:  # refused: it must ask for UTF-8
+        event(f"{code_page}: refused")
+        assert all("CSV UTF-8" in e["message"] for e in r.json["errors"]), r.text
+        return
+    assert r.status_code == 201, r.text
+    guessed = any("which is a guess" in w for w in r.json["warnings"])
+    event(f"{code_page}: {'warned' if guessed else 'sure'}")
+    detail = api("boss").get(f"/api/v1/changes/{r.json['id']}").json
+    read = {row["id"]: row["name"] for row in detail["added"]} | {
+        m["key"]: m["after"]["name"] for m in detail["modified"]
+    }
+    if not guessed:
+        assert read == names
+    elif read != names:  # a wrong guess names the cells to check
+        assert any(repr(name) in " ".join(r.json["warnings"]) for name in read.values() if not name.isascii())
+
+
+MEASUREMENTS = {
+    "primaryKey": "code",
+    "fields": [
+        {"name": "code"},
+        {"name": "value", "type": "number"},
+        {"name": "count", "type": "integer"},
+        {"name": "taken", "type": "date"},
+    ],
+}
+
+
+@pytest.fixture
+def measurements_app(make_app, tmp_path):
+    path = tmp_path / "measurements.json"
+    path.write_text(json.dumps(MEASUREMENTS))
+    return add_test_users(make_app(SCHEMA_PATH=str(path)))
+
+
+def european(value: Decimal, grouped: bool) -> str:
+    """A number as European Excel writes it: a decimal comma and, with a #,##0 format, thousands dots."""
+    whole, _, fraction = f"{abs(value):f}".partition(".")
+    whole = f"{int(whole):,}".replace(",", ".") if grouped else whole
+    return ("-" if value < 0 else "") + whole + ("," + fraction if fraction else "")
+
+
+@st.composite
+def european_files(draw) -> tuple[bytes, dict[str, tuple[str, str, str]]]:
+    """(a table of MEASUREMENTS as European Excel saves it, {code: (value, count, date) canonical})."""
+    number = st.builds(
+        lambda units, places: Decimal(units).scaleb(-places), st.integers(-(10**9), 10**9), st.integers(0, 3)
+    )
+    delimiter, encoding = draw(st.sampled_from([(";", "cp1252"), (";", "utf-8-sig"), ("\t", "utf-16"), ("|", "utf-8")]))
+    grouped = draw(st.booleans())
+    date_format = draw(st.sampled_from(["%d.%m.%Y", "%d.%m.%y", "%d/%m/%Y"]))
+    codes = draw(st.lists(st.from_regex(r"M[0-9]{1,6}", fullmatch=True), min_size=1, max_size=8, unique=True))
+    rows, expected = [], {}
+    for i, code in enumerate(codes):
+        value = draw(number)
+        if i == 0:  # a decimal comma somewhere: without one a tab file's 135.450 would be ambiguous, and refused
+            value = Decimal(draw(st.integers(-(10**9), 10**9))).scaleb(-2) + Decimal("0.01")
+        count = draw(st.integers(0, 10**8))
+        day = draw(st.dates(dt.date(1930, 1, 1), dt.date(2029, 12, 31)))
+        if i == 0 and date_format == "%d/%m/%Y":
+            day = day.replace(day=draw(st.integers(13, 28)))  # a day over 12 says the column is day first
+        rows.append([code, european(value, grouped), european(Decimal(count), grouped), day.strftime(date_format)])
+        expected[code] = (format(value.normalize(), "f") if value else "0", str(count), day.isoformat())
+    text = "".join(delimiter.join(cells) + "\r\n" for cells in [["code", "value", "count", "taken"], *rows])
+    return text.encode(encoding), expected
+
+
+@FUZZ
+@given(file=european_files())
+def test_european_numbers_and_dates_survive_upload_and_export(measurements_app, file):
+    payload, expected = file
+    alice, boss = Api(measurements_app, "alice"), Api(measurements_app, "boss")
+    r = alice.upload(payload, mode="partial")
+    assert r.status_code in (200, 201), r.text
+    if r.status_code == 201:
+        assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+    export = alice.get("/api/v1/export.csv").data.decode("utf-8-sig")
+    stored = {cells[0]: tuple(cells[1:]) for cells in csv.reader(io.StringIO(export))}
+    assert {code: stored[code] for code in expected} == expected
+    again = alice.upload(payload, mode="partial")  # the same file again: the raw-text shortcut must agree
+    assert (again.status_code, again.json["status"]) == (200, "unchanged"), again.text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from schema import SEP, Field, Schema, SchemaError, ValueProblem, pack, unpack
+from schema import SEP, Field, Reading, Schema, SchemaError, ValueProblem, pack, unpack
 
 
 def field(type_: str = "string", **constraints) -> Field:
@@ -64,6 +64,7 @@ def field(type_: str = "string", **constraints) -> Field:
         ("date", "5/5/2024", "2024-05-05"),
         ("date", "31.01.2024", "2024-01-31"),
         ("date", "01.02.2024", "2024-02-01"),
+        ("date", "31/01/24", "2024-01-31"),  # two-digit years, as the guide promises (issue 10)
         ("date", "31-Jan-24", "2024-01-31"),
         ("date", "31-Jan-99", "1999-01-31"),
         ("date", "5 Jan 2024", "2024-01-05"),
@@ -110,7 +111,7 @@ def test_accepted_inputs_become_canonical_text(type_, text, canonical):
         ("date", "00/05/2024", "'00/05/2024' is not a real date (month must be in 1..12)"),
         ("date", "05/00/2024", "'05/00/2024' is not a real date (day is out of range for month)"),
         ("date", "13/13/2024", "'13/13/2024' is not a real date (month must be in 1..12)"),
-        ("date", "31/01/24", "'31/01/24' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
+        ("date", "31/01/124", "'31/01/124' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
         ("date", "Janfoo 5 2024", "'Janfoo 5 2024' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
         ("date", "yesterday", "'yesterday' is not a date (expected YYYY-MM-DD, e.g. 2024-03-31)"),
         ("datetime", "noon", "'noon' is not a date and time (expected YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00)"),
@@ -170,7 +171,7 @@ def test_constraints_accept(type_, constraints, text, canonical):
     [("1.234,5", "1234.5"), ("-0,25", "-0.25"), ("12.345.678,9", "12345678.9"), ("3", "3"), ("1.5", "1.5"), ("", "")],
 )
 def test_decimal_comma(text, canonical):
-    assert field("number").canonical(text, decimal_comma=True) == canonical
+    assert field("number").canonical(text, Reading(decimal_comma=True)) == canonical
 
 
 def test_missing_values_from_the_schema():

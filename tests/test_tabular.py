@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import diff
-from files import csv_read, csv_write, formulas, rows
+from files import csv_read, csv_write, encoding, formulas, rows
 from files.formulas import unescaped_as_is
 from files.problems import MAX_PROBLEMS, FileProblems
 from records import SEP, pack
@@ -34,7 +34,7 @@ def read(data: bytes, schema: Schema = SCHEMA):
     """Bytes → (upload, [(line, key, values)], problems as (line, column, message))."""
     upload = csv_read.read_csv(io.BytesIO(data), schema)
     problems = upload.problems
-    parse = schema.row_parser(problems.add, decimal_comma=upload.decimal_comma, clean=formulas.unescaper(schema))
+    parse = schema.row_parser(problems.add, upload.conventions, clean=formulas.unescaper(schema))
     rows = [r for r in (parse(line, cells) for line, cells in upload.rows) if r is not None]
     return (
         upload,
@@ -147,10 +147,8 @@ def test_decimal_comma_that_is_not_a_number(cell, message):
         ("id,name\nDS-1,Café €5 Ñandú\n".encode("cp1252"), "cp1252"),
         ("id,name\rDS-1,Café €5 Ñandú\r".encode("mac_roman"), "mac_roman"),
         ("id,name\rDS-1,Zoë\r".encode(), "utf-8"),
-        # a file that is UTF-8 until its last byte is not UTF-8
-        (("id,name\n" + "DS-1,Zoë\n" * 1000).encode() + b"DS-2,Caf\xe9\n", "cp1252"),
-        # a UTF-8 sequence cut off at the end of the file
-        ("id,name\nDS-1,Zoë".encode()[:-1], "cp1252"),
+        # a file that is ASCII until its last line, which is Windows-1252
+        (("id,name\n" + "DS-1,Zoe\n" * 1000).encode() + b"DS-2,Caf\xe9\n", "cp1252"),
         # one stray control character in text is for the cell check to report, not binary
         (b"id,name\nDS-1,a\x00b\n" + b"DS-2,plain text\n" * 10, "utf-8"),
     ],
@@ -162,8 +160,8 @@ def test_detect_encoding(data, encoding):
 
 
 def test_encoding_detection_reads_past_the_first_chunk(monkeypatch):
-    monkeypatch.setattr(csv_read, "CHUNK_BYTES", 16)
-    monkeypatch.setattr(csv_read, "SAMPLE_BYTES", 16)
+    monkeypatch.setattr(encoding, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(encoding, "SAMPLE_BYTES", 16)
     data = b"id,name\n" + b"DS-1,plain\n" * 20 + "DS-2,Café\n".encode("cp1252")
     assert csv_read.detect_encoding(io.BytesIO(data)) == "cp1252"
 
@@ -195,6 +193,16 @@ def test_encoding_label(encoding, label):
         (b"\xff\xd8\xff\xe0....", 1, "a JPEG image"),
         (b"id,name\nDS-1," + bytes(range(32)) * 4, 2, "this is a binary file, not CSV text"),
         (b"id,name\nDS-1,ok\nDS-2,\x81\x8d\n", 3, "is neither UTF-8 nor Windows-1252 text"),
+        # UTF-8 until a Windows-1252 byte: read as Windows-1252, every é before it would be mojibake (Ã©)
+        (("id,name\n" + "DS-1,Zoë\n" * 1000).encode() + b"DS-2,Caf\xe9\n", 1002, "is neither UTF-8 nor Windows-1252"),
+        # a UTF-8 sequence cut off at the end of the file
+        ("id,name\nDS-1,Zoë".encode()[:-1], 2, "is neither UTF-8 nor Windows-1252 text"),
+        # text pasted together from a UTF-8 and a Windows-1252 file
+        (
+            "id,name\nA,Zoë\nB,Müller\nC,Señor\n".encode() + "D,Café\n".encode("cp1252"),
+            5,
+            "is not UTF-8 text from this",
+        ),
         (codecs.BOM_UTF16_LE + "id\tname\n".encode("utf-16-le") + b"\x00", 1, "cannot be read as UTF-16 text"),
     ],
 )
