@@ -205,11 +205,12 @@ def choose_delimiter(sample: str, encoding: str, schema: Schema) -> str:
     return sniff_delimiter(sample, schema)
 
 
-def read_csv(stream: IO[bytes], schema: Schema) -> Upload:
+def read_csv(stream: IO[bytes], schema: Schema, max_rows: int | None = None) -> Upload:
     """Open an uploaded CSV: detect encoding and delimiter, check the header, stream the rows.
 
     Raises FileProblems for what is wrong with the file as a whole (empty, binary, bad header);
-    row-level problems (ragged rows) are collected in `upload.problems` while iterating.
+    row-level problems (ragged rows) are collected in `upload.problems` while iterating, and
+    TooLarge is raised past `max_rows` rows.
 
     >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "ok"}]})
     >>> upload = read_csv(io.BytesIO(b'\\xef\\xbb\\xbfok;id\\r\\n"a;\\r\\nb";1\\r\\n;;\\r\\n;2\\r\\n'), schema)
@@ -240,7 +241,7 @@ def read_csv(stream: IO[bytes], schema: Schema) -> Upload:
     for name, position in zip(schema.names, order, strict=True):
         names[position] = name
     upload = Upload(encoding=encoding, delimiter=delimiter, rows=iter(()))
-    upload.rows = data_rows(reader, order, width, upload.problems, names)
+    upload.rows = data_rows(reader, order, width, upload.problems, names, max_rows)
     return upload
 
 

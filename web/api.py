@@ -15,7 +15,7 @@ import tables
 from web import present
 from web.auth import admin_required
 from web.error_pages import json_error
-from web.params import audit_filter
+from web.params import MAX_OFFSET, audit_filter, int_arg, limit_arg, offset_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -25,7 +25,7 @@ bp.add_url_rule("/export.csv", "export", present.csv_response)
 bp.add_url_rule("/export.xlsx", "export_xlsx", present.xlsx_response)
 
 
-@bp.route("/uploads/errors/<int:report_id>")
+@bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
     return present.error_file_response(changes.error_file(report_id, current_user.username))
@@ -37,9 +37,7 @@ def upload():
     file = request.files.get("file")
     if file is None:
         return json_error(400, "Send the table as a multipart form field named 'file'.")
-    confirm = request.form.get("confirm_deletions", "").strip()
-    if confirm and not confirm.isdigit():
-        return json_error(400, "confirm_deletions must be a whole number.")
+    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=request.form)
     try:
         result = changes.submit(
             file.stream,
@@ -47,12 +45,12 @@ def upload():
             filename=file.filename or "",
             mode=request.form.get("mode", "full") or "full",
             comment=request.form.get("comment", ""),
-            confirm_deletions=int(confirm) if confirm else None,
+            confirm_deletions=confirm,
             sheet=request.form.get("sheet", "").strip() or None,
         )
     except changes.Refused as exc:
         return json_error(
-            422,
+            exc.status,
             exc.message,
             errors=[p.as_dict() for p in exc.problems],
             total_errors=exc.total,
@@ -60,6 +58,8 @@ def upload():
         )
     except changes.ConfirmDeletions as exc:
         return json_error(422, exc.message, deletions=exc.deletions, errors=[])
+    except changes.TooManyPending as exc:
+        return json_error(exc.status, exc.message, pending=exc.pending)
     body = {
         "id": result.change.id if result.change else None,
         "status": "pending" if result.change else "unchanged",
@@ -74,22 +74,19 @@ def upload():
 @bp.route("/changes")
 def change_list():
     """Change requests, newest first; ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
-    limit = min(request.args.get("limit", 100, type=int), 1000)
-    offset = request.args.get("offset", 0, type=int)
+    limit, offset = limit_arg(100, 1000), offset_arg()
     items, total = changes.list_requests(request.args.get("status") or None, offset, limit)
     return jsonify({"items": [present.change_json(c) for c in items], "total": total})
 
 
-@bp.route("/changes/<int:change_id>")
+@bp.route("/changes/<id:change_id>")
 def change_detail(change_id: int):
     """A change request with its added and deleted rows and its modifications.
 
     Every row by default; `?limit=N&offset=M` pages each of the three lists (for big requests).
     """
     cr = changes.get_request(change_id)
-    limit, offset = request.args.get("limit", type=int), request.args.get("offset", 0, type=int)
-    if (limit is not None and limit < 1) or offset < 0:
-        return json_error(400, "limit must be 1 or more and offset 0 or more.")
+    limit, offset = int_arg("limit", None, low=1, high=MAX_OFFSET), offset_arg()
     body = present.change_json(cr)
     for name, action in present.KINDS.items():
         rows = changes.staged_rows(change_id, action, offset, limit)
@@ -97,7 +94,7 @@ def change_detail(change_id: int):
     return jsonify(body)
 
 
-@bp.route("/changes/<int:change_id>/approve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/approve", methods=["POST"])
 @admin_required
 def approve(change_id: int):
     """Apply a change request (admins only)."""
@@ -105,7 +102,7 @@ def approve(change_id: int):
     return jsonify({"id": change_id, "status": "approved", "version": version})
 
 
-@bp.route("/changes/<int:change_id>/reject", methods=["POST"])
+@bp.route("/changes/<id:change_id>/reject", methods=["POST"])
 @admin_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only); JSON {"reason"} required."""
@@ -117,7 +114,7 @@ def reject(change_id: int):
     return jsonify({"id": change_id, "status": "rejected", "reason": reason})
 
 
-@bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
+@bp.route("/changes/<id:change_id>/withdraw", methods=["POST"])
 def withdraw(change_id: int):
     """The submitter takes back their own pending request."""
     changes.withdraw(change_id, current_user.username)
@@ -127,8 +124,8 @@ def withdraw(change_id: int):
 @bp.route("/audit")
 def audit():
     """Audit entries newest first; filters key, user, since, until, change_id; paging with ?before=ID&limit=."""
-    limit = min(request.args.get("limit", 500, type=int), 5000)
-    entries = history.audit(audit_filter("change_id"), request.args.get("before", type=int), limit)
+    limit = limit_arg(500, 5000)
+    entries = history.audit(audit_filter("change_id"), int_arg("before"), limit)
     return jsonify({"items": present.audit_dicts(entries, tables.schema())})
 
 

@@ -18,7 +18,7 @@ from models import ChangeRequest
 from web import present
 from web.auth import admin_required
 from web.forms import ActionForm, RejectForm, UploadForm
-from web.params import audit_filter, page_args
+from web.params import audit_filter, int_arg, page_args
 
 bp = Blueprint("pages", __name__)
 
@@ -87,9 +87,12 @@ def upload():
             sheet=form.sheet.data or None,
         )
     except changes.Refused as exc:
-        return render_upload(form, 422, problems=exc.problems, total=exc.total, error_file=exc.error_file)
+        return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
     except changes.ConfirmDeletions as exc:
         return render_upload(form, 422, confirm=exc)
+    except changes.TooManyPending as exc:
+        flash(exc.message, "error")
+        return render_upload(form, exc.status)
     if result.change is None:
         flash(
             f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged.",
@@ -104,7 +107,7 @@ def render_upload(form: UploadForm, status: int, **extra):
     return render_template("upload.html", form=form, state=tables.state(), schema=tables.schema(), **extra), status
 
 
-@bp.route("/uploads/errors/<int:report_id>")
+@bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
     return present.error_file_response(changes.error_file(report_id, current_user.username))
@@ -122,7 +125,7 @@ def change_list():
     return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
 
 
-@bp.route("/changes/<int:change_id>")
+@bp.route("/changes/<id:change_id>")
 def change(change_id: int):
     """The review page: who, when, counts, and the diff, one kind and one page at a time."""
     cr = changes.get_request(change_id)
@@ -142,6 +145,7 @@ def change(change_id: int):
         is_submitter=current_user.username == cr.submitter,
         reject_form=RejectForm(),
         action_form=ActionForm(),
+        keep_days=current_app.config["KEEP_DECIDED_DAYS"],
     )
 
 
@@ -149,7 +153,7 @@ def _first_kind(cr: ChangeRequest) -> str:
     return "modified" if cr.modified else "added" if cr.added else "deleted"
 
 
-@bp.route("/changes/<int:change_id>/approve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/approve", methods=["POST"])
 @admin_required
 def approve(change_id: int):
     """Apply a change request (admins only)."""
@@ -164,7 +168,7 @@ def approve(change_id: int):
     return redirect(url_for("pages.change", change_id=change_id))
 
 
-@bp.route("/changes/<int:change_id>/reject", methods=["POST"])
+@bp.route("/changes/<id:change_id>/reject", methods=["POST"])
 @admin_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only)."""
@@ -181,7 +185,7 @@ def reject(change_id: int):
     return redirect(url_for("pages.change", change_id=change_id))
 
 
-@bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
+@bp.route("/changes/<id:change_id>/withdraw", methods=["POST"])
 def withdraw(change_id: int):
     """The submitter takes back their own pending request."""
     if not ActionForm().validate_on_submit():
@@ -202,7 +206,7 @@ def withdraw(change_id: int):
 def audit():
     """Every applied row change, rejection and withdrawal, newest first, with filters."""
     size = current_app.config["PAGE_SIZE"]
-    entries = history.audit(audit_filter("change"), request.args.get("before", type=int), size + 1)
+    entries = history.audit(audit_filter("change"), int_arg("before"), size + 1)
     items = present.audit_dicts(entries[:size], tables.schema())
     next_before = items[-1]["id"] if len(entries) > size else None
     return render_template(
@@ -217,13 +221,19 @@ def audit():
 def tokens():
     """Your API tokens: create one (shown once) or revoke them."""
     form = ActionForm()
-    new_token = None
+    new_token, status = None, 200
     if form.validate_on_submit():
-        if request.form.get("revoke"):
-            n = accounts.revoke_tokens(current_user.username, request.form.get("revoke", type=int))
+        if revoke := request.form.get("revoke"):
+            token_id = None if revoke == "all" else int_arg("revoke", low=1, source=request.form)
+            n = accounts.revoke_tokens(current_user.username, token_id)
             flash(f"Revoked {n} token(s).", "success")
             return redirect(url_for("pages.tokens"))
-        new_token = accounts.create_token(current_user.username)
-    return render_template(
+        try:
+            new_token = accounts.create_token(current_user.username, self_service=True)
+        except accounts.TokensNotAllowed as exc:
+            flash(str(exc), "error")
+            status = 403
+    page = render_template(
         "tokens.html", form=form, tokens=accounts.list_tokens(current_user.username), new_token=new_token
     )
+    return page, status

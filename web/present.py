@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
         "decided_at": iso(cr.decided_at),
         "reason": cr.reason,
         "applied_version": cr.applied_version,
+        "rows_purged": cr.rows_purged_at is not None,
+        "rows_purged_at": iso(cr.rows_purged_at),
     }
 
 
@@ -125,11 +128,22 @@ def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
 # --- downloads -------------------------------------------------------------------------------
 
 
+def download_name(name: str) -> str:
+    """A file name fit for a Content-Disposition header: no control characters (a CR or LF would
+    end the header), no quotes or backslashes.
+
+    >>> download_name('a"b\\\\c\\r\\nSet-Cookie: x.csv')
+    'abcSet-Cookie: x.csv'
+    """
+    cleaned = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '"\\')
+    return cleaned.strip() or "download"
+
+
 def csv_response() -> Response:
     """The whole table as a streamed CSV download named after its version."""
     download = tables.csv_download()
     response = Response(download.chunks, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{download_name(download.filename)}"'
     response.headers["X-Dataset-Version"] = str(download.version)
     response.call_on_close(download.close)
     return response
@@ -138,7 +152,9 @@ def csv_response() -> Response:
 def xlsx_response() -> Response:
     """The whole table as an Excel workbook named after its version."""
     download = tables.xlsx_download()
-    response = send_file(download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download.filename)
+    response = send_file(
+        download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download_name(download.filename)
+    )
     response.headers["X-Dataset-Version"] = str(download.version)
     return response
 
@@ -146,4 +162,5 @@ def xlsx_response() -> Response:
 def error_file_response(report: ErrorReport) -> Response:
     """A refused upload with its `errors` column, as a download."""
     mimetype = xlsx.MIMETYPE if report.filename.endswith(".xlsx") else "text/csv"
-    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=report.filename)
+    name = download_name(report.filename)
+    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=name)
