@@ -24,7 +24,7 @@ import store.base
 from models import db
 from schema import Schema, SchemaError
 from web import api, auth, error_pages, pages
-from web.params import IdConverter
+from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    app.before_request(refuse_nul_characters)
     app.before_request(auth.require_login)
     app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)

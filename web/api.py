@@ -108,8 +108,8 @@ def reject(change_id: int):
     """Close a change request without applying it (admins only); JSON {"reason"} required."""
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") or request.form.get("reason", "")
-    if not isinstance(reason, str):
-        return json_error(400, "reason must be a string.")
+    if not isinstance(reason, str) or "\x00" in reason:
+        return json_error(400, "reason must be a string (without NUL characters).")
     changes.reject(change_id, current_user.username, reason)
     return jsonify({"id": change_id, "status": "rejected", "reason": reason})
 

@@ -56,7 +56,8 @@ def load_user_from_request(req) -> User | None:
             return accounts.user_for_token(header[7:].strip())
         return None
     proxy_header = current_app.config.get("AUTH_HEADER")
-    if proxy_header and (name := req.headers.get(proxy_header, "").strip()) and from_trusted_proxy(req.remote_addr):
+    name = req.headers.get(proxy_header, "").strip() if proxy_header else ""
+    if name and "\x00" not in name and from_trusted_proxy(req.remote_addr):
         return accounts.user_for_proxy(name)
     return None
 

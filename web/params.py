@@ -8,6 +8,7 @@ a database that cannot hold it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Mapping
 
 from flask import abort, current_app, request
@@ -31,6 +32,14 @@ class IdConverter(IntegerConverter):
         if len(value) > len(str(DB_INT_MAX)):  # also before Python's limit on converting long digit strings
             raise ValidationError()
         return super().to_python(value)
+
+
+def refuse_nul_characters() -> None:
+    """before_request: a NUL character in the path, the query string or a form field is refused
+    (400). No value may hold one, and PostgreSQL refuses them in text: a 500 otherwise."""
+    values = itertools.chain(request.args.listvalues(), request.form.listvalues() if request.form else ())
+    if "\x00" in request.path or any("\x00" in value for value in itertools.chain.from_iterable(values)):
+        abort(400, "The request holds a NUL character (\\x00), which no value may hold.")
 
 
 def refuse(message: str):
