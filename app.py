@@ -80,7 +80,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not app.config.get("SKIP_DB_INIT"):
             bootstrap.init_database(app, schema)
             housekeeping.clean_up()
-            housekeeping.started(app)
+        housekeeping.started(app)
     return app
 
 
