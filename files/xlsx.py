@@ -596,7 +596,7 @@ class _SheetRows(_RichText):
                 budget.exceeded()
             reference = attrs.get("r")
             if reference:
-                column = _COLUMNS.get(reference.rstrip(_DIGITS))
+                column = _COLUMNS.get(reference.rstrip(_DIGITS)) or _COLUMNS.get(reference.rstrip(_DIGITS).upper())
                 if column is None:
                     raise ValueError(f"{reference!r} is not a cell of an Excel sheet")
             else:
