@@ -72,7 +72,8 @@ MAX_UNPACKED_BYTES = 8 * 1024**3  # a million rows of 11 columns unpack to about
 FREE_TAGS = 1_000_000  # about a second of parsing
 TAGS_PER_PACKED_BYTE = 10  # real sheets: 0.5 to 2 (measured); a flood of `<c/>` or `<row/>`: 150 to 250
 FREE_ITEMS = 300_000  # cells and shared strings, the elements that cost most (1 to 3 µs each)
-ITEMS_PER_PACKED_BYTE = 3  # real sheets: 0.1 to 0.5 cells per packed byte; a flood of `<c/>`: 250
+ITEMS_PER_PACKED_BYTE = 2  # cells. Real sheets: 0.1 to 0.5 per packed byte; a flood of `<c/>`: 250
+STRINGS_PER_PACKED_BYTE = 1  # shared strings, each different (Excel shares repeats): real tables below 0.3
 FREE_BYTES = 64 * 1024**2
 BYTES_PER_PACKED_BYTE = 200  # real sheets unpack to 5 to 20 times their packed size
 MAX_VALUE_CHARS = 1_000_000  # characters of one cell or shared string (Excel's cells hold 32,767)
@@ -289,11 +290,11 @@ class _Budget:
         self.items_left = FREE_ITEMS
         self.part = ""
 
-    def open_part(self, info: zipfile.ZipInfo) -> None:
+    def open_part(self, info: zipfile.ZipInfo, items_per_packed_byte: int) -> None:
         packed = min(info.compress_size, self.upload_size)  # the directory may lie; the upload cannot
         self.tags_left += TAGS_PER_PACKED_BYTE * packed
         self.bytes_left += BYTES_PER_PACKED_BYTE * packed
-        self.items_left += ITEMS_PER_PACKED_BYTE * packed
+        self.items_left += items_per_packed_byte * packed
         self.part = info.filename
 
     def charge(self, chunk: bytes) -> None:
@@ -323,10 +324,10 @@ class _Book:
         self.epoch = WINDOWS_EPOCH
         self.rows_seen = 0
 
-    def parse(self, name: str, handler: _Handler) -> Iterator[None]:
+    def parse(self, name: str, handler: _Handler, items_per_packed_byte: int = ITEMS_PER_PACKED_BYTE) -> Iterator[None]:
         """Parse one member with a handler, a chunk at a time, yielding after each chunk."""
         info = self.archive.getinfo(name)
-        self.budget.open_part(info)
+        self.budget.open_part(info, items_per_packed_byte)
         parser = expat.ParserCreate(namespace_separator="}")
         parser.buffer_text = True
         parser.StartElementHandler = handler.start
@@ -359,7 +360,10 @@ class _Book:
         if types.shared_strings is not None:
             if self.archive.getinfo(types.shared_strings).file_size > MAX_SHARED_STRINGS_BYTES:
                 raise TooLarge(_too_big(MAX_SHARED_STRINGS_BYTES))
-            self.strings = self._read(_SharedStrings(self.budget), types.shared_strings).strings
+            strings = _SharedStrings(self.budget)
+            for _ in self.parse(types.shared_strings, strings, STRINGS_PER_PACKED_BYTE):
+                pass
+            self.strings = strings.strings
 
     def _read(self, handler: H, name: str) -> H:
         for _ in self.parse(name, handler):
@@ -377,10 +381,10 @@ class _Book:
 
 
 class _Handler:
-    """What a part's parser calls; `collect`/`collected` switch the text handler on only where text is kept."""
+    """What a part's parser calls; `collect`/`collected` switch the text handler on only where text
+    is kept (a list's append: no Python code runs per piece of text)."""
 
     parser: Any = None
-    chars = 0
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         pass
@@ -390,17 +394,17 @@ class _Handler:
 
     def collect(self) -> None:
         self.parts: list[str] = []
-        self.parser.CharacterDataHandler = self._text
+        self.parser.CharacterDataHandler = self.parts.append
 
     def collected(self) -> str:
         self.parser.CharacterDataHandler = None
-        return "".join(self.parts)
+        return _checked("".join(self.parts))
 
-    def _text(self, data: str) -> None:
-        self.parts.append(data)
-        self.chars += len(data)
-        if self.chars > MAX_VALUE_CHARS:
-            raise TooLarge(f"a cell of the workbook holds more than {MAX_VALUE_CHARS:,} characters")
+
+def _checked(text: str) -> str:
+    if len(text) > MAX_VALUE_CHARS:  # its bytes were within the budget; a value this long is still no cell
+        raise TooLarge(f"a cell of the workbook holds more than {MAX_VALUE_CHARS:,} characters")
+    return text
 
 
 H = TypeVar("H", bound=_Handler)
@@ -519,23 +523,30 @@ class _RichText(_Handler):
     """The text of a string item (`<si>`, or a cell's `<is>`): its `<t>` and the `<t>` of its runs,
     joined; phonetic hints (`<rPh>`) left out. What openpyxl's `Text.content` gives."""
 
+    inside: list[str]
+    texts: list[str]
+    in_text = False
+
     def begin(self) -> None:
-        self.inside: list[str] = []
-        self.texts: list[str] = []
-        self.chars = 0
+        self.inside = []
+        self.texts = []
 
     def enter(self, name: str) -> None:
-        self.inside.append(name.rpartition("}")[2])
-        if self.inside == ["t"] or self.inside == ["r", "t"]:
+        inside = self.inside
+        local = name[name.rfind("}") + 1 :]
+        inside.append(local)
+        if local == "t" and (len(inside) == 1 or (len(inside) == 2 and inside[0] == "r")):
+            self.in_text = True
             self.collect()
 
     def leave(self) -> None:
-        if self.inside == ["t"] or self.inside == ["r", "t"]:
+        if self.in_text:
+            self.in_text = False
             self.texts.append(self.collected())
         self.inside.pop()
 
     def finish(self) -> str:
-        return "".join(self.texts)
+        return _checked("".join(self.texts))
 
 
 class _SharedStrings(_RichText):
@@ -550,11 +561,13 @@ class _SharedStrings(_RichText):
         if self.in_item:
             self.enter(name)
         elif name == _SHARED:
-            self.budget.items_left -= 1
-            if self.budget.items_left < 0:
-                self.budget.exceeded()
+            budget = self.budget
+            budget.items_left -= 1
+            if budget.items_left < 0:
+                budget.exceeded()
             self.in_item = True
-            self.begin()
+            self.inside = []
+            self.texts = []
 
     def end(self, name: str) -> None:
         if not self.in_item:
@@ -563,7 +576,8 @@ class _SharedStrings(_RichText):
             self.leave()
         else:
             self.in_item = False
-            self.strings.append(self.finish())
+            texts = self.texts
+            self.strings.append(texts[0] if len(texts) == 1 else _checked("".join(texts)))
 
 
 class _SheetRows(_RichText):
@@ -612,7 +626,6 @@ class _SheetRows(_RichText):
                 self.enter(name)
             elif name == _VALUE and not self.in_value and self.value is None:
                 self.in_value = True
-                self.chars = 0
                 self.collect()
             elif name == _INLINE and self.cell_attrs.get("t") == "inlineStr":
                 self.inline = True
