@@ -79,7 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         store.base.configure_sqlite(db.engine)
         if not app.config.get("SKIP_DB_INIT"):
             bootstrap.init_database(app, schema)
-            housekeeping.clean_up()
+            app.extensions["clean_up_at_start"] = housekeeping.clean_up()
         housekeeping.started(app)
     return app
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import click
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 import accounts
@@ -124,6 +125,8 @@ def cleanup() -> None:
     (KEEP_DECIDED_DAYS). The app also does this at start-up and every CLEANUP_INTERVAL_MINUTES;
     run it from cron when that is 0."""
     done = housekeeping.clean_up()
+    # The app cleaned up once already when this command started it: count that too.
+    done += current_app.extensions.pop("clean_up_at_start", None) or housekeeping.CleanUp(0, 0, 0)
     click.echo(
         f"Deleted {done.error_files} expired error file(s) and the staged rows of {done.purged_requests}"
         f" rejected or withdrawn request(s); forgot {done.login_failures} old failed sign-in(s)."

@@ -31,6 +31,13 @@ class CleanUp:
     purged_requests: int
     login_failures: int
 
+    def __add__(self, other: CleanUp) -> CleanUp:
+        return CleanUp(
+            self.error_files + other.error_files,
+            self.purged_requests + other.purged_requests,
+            self.login_failures + other.login_failures,
+        )
+
 
 def clean_up() -> CleanUp:
     """Delete what has expired (see the module's docstring); returns how much of each."""
