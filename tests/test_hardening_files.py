@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HEADER, Api, add_test_users, row, table
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
@@ -424,3 +424,30 @@ def test_the_error_file_of_a_number_column_escapes_what_is_no_number():
     assert [cells[2] for cells in lines[1:]] == ["'=1+1", "-5", "+7", "'-1+cmd"]
     assert unescape_formula("'=1+1") == "=1+1"
     assert report.content.startswith(codecs.BOM_UTF8)
+
+
+def test_rows_missing_from_the_sheet_xml_keep_their_numbers_without_a_row_each():
+    """The reader no longer makes an empty row for every row number the XML skips, yet lines stay
+    the sheet's row numbers, in problems and in the error file."""
+    cell = '<c r="{}" t="inlineStr"><is><t>{}</t></is></c>'
+    data = bomb(
+        "xl/worksheets/sheet1.xml",
+        b"",
+        0,
+        b"<worksheet "
+        + MAIN_NS
+        + b"><sheetData>"
+        + HEADER_ROW
+        + f'<row r="2">{cell.format("A2", "DS-1")}</row>'.encode()
+        + f'<row r="5000">{cell.format("A5000", "DS-2")}{cell.format("I5000", "ten")}</row>'.encode(),
+        b"</sheetData></worksheet>",
+    )
+    upload = open_upload(io.BytesIO(data), SCHEMA)
+    assert [(line, cells[0]) for line, cells in upload.rows] == [(2, "DS-1"), (5000, "DS-2")]
+    rows = list(xlsx.sheet_values(io.BytesIO(data)))
+    assert [number for number, values in rows if values] == [1, 2, 5000] and len(rows) == 5000
+    schema_problems = [Problem(5000, "row_count", "'ten' is not a whole number")]
+    report = annotate(io.BytesIO(data), SCHEMA, schema_problems)
+    sheet_back = load_workbook(io.BytesIO(report.content), read_only=True).active
+    marked = [(r[0].row, r[0].value) for r in sheet_back.iter_rows(min_row=5000, max_row=5000)]
+    assert marked == [(5000, "row_count: 'ten' is not a whole number")]
