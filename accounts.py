@@ -1,4 +1,5 @@
-"""Accounts: users and passwords, API tokens, sign-in with throttling, who is an admin. Owns its commits.
+"""Accounts: users and passwords, API tokens, sign-in with throttling, sessions, who is an admin.
+Owns its commits.
 
 The sign-in pages and the request loaders (web/auth.py) and the CLI (cli.py) call these; nothing
 here knows about HTTP.
@@ -9,23 +10,50 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import store.accounts
-from models import ApiToken, User, db, utcnow
+from models import DB_INT_MAX, ApiToken, User, db, utcnow
 
 THROTTLE_WINDOW = dt.timedelta(minutes=15)
 TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)  # last_used_at is written at most this often: not a write per call
+MAX_SLOWDOWN_SECONDS = 5.0
+PASSWORD_MIN_LENGTH = 12
+# Passwords of 12 or more characters that lead the lists of leaked passwords: refused too.
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456789012", "1234567890123", "12345678901234", "123456789000", "111111111111", "000000000000",
+        "password1234", "password12345", "password123456", "passwordpassword", "password!234",
+        "qwerty123456", "qwertyuiop12", "qwertyuiop123", "qwertyuiopasdf", "1q2w3e4r5t6y", "1qaz2wsx3edc",
+        "zaq12wsxcde3", "abcdefghijkl", "abc123456789", "iloveyou1234", "welcome12345", "letmein12345",
+        "changeme1234", "administrator", "admin1234567", "adminadmin12", "p@ssw0rd1234", "passw0rd1234",
+        "trustno11234", "football1234", "baseball1234", "sunshine1234", "princess1234", "dragon123456",
+        "monkey123456", "superman1234", "starwars1234", "computer1234", "internet1234", "datasettracker",
+    }
+)  # fmt: skip
 
 
 class AuthError(Exception):
     """A user-management step that cannot be done (e.g. the user exists already)."""
 
 
+class WeakPassword(AuthError):
+    """A new password that is too short or too common."""
+
+
 class TooManyFailures(AuthError):
-    """Sign-in is paused for this user name or address after too many wrong passwords."""
+    """Sign-in is paused for this user name from this address, or for this address, after too many wrong passwords."""
+
+
+class AccountDisabled(AuthError):
+    """The password was right, but the account is disabled."""
+
+
+class TokensNotAllowed(AuthError):
+    """This account may not create API tokens (made by the sign-in proxy, or disabled)."""
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -36,28 +64,89 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-def _add_user(username: str, password: str) -> User:
+def check_password_policy(username: str, password: str) -> None:
+    """Refuse (WeakPassword) a new password shorter than PASSWORD_MIN_LENGTH, a common one, one of
+    very few different characters, or the user name itself.
+
+    >>> check_password_policy("alice", "alice-password")
+    >>> check_password_policy("alice", "password1234")
+    Traceback (most recent call last):
+    accounts.WeakPassword: That password is one of the most common ones; choose another.
+    """
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise WeakPassword(
+            f"A password needs at least {PASSWORD_MIN_LENGTH} characters (this one has {len(password)})."
+        )
+    folded = password.casefold()
+    if folded in COMMON_PASSWORDS or len(set(folded)) < 4:
+        raise WeakPassword("That password is one of the most common ones; choose another.")
+    if folded == username.strip().casefold():
+        raise WeakPassword("A password must not be the user name.")
+
+
+def _add_user(username: str, password: str, created_by_proxy: bool = False) -> User:
     username = username.strip()
     if not username or len(username) > 150:
         raise AuthError("A user name must be 1–150 characters.")
     if store.accounts.find_user(username):
         raise AuthError(f"User {username!r} already exists (use `users set-password` to change the password).")
-    return store.accounts.add_user(username, hash_password(password) if password else "")
+    return store.accounts.add_user(username, hash_password(password) if password else "", created_by_proxy)
 
 
 def create_user(username: str, password: str) -> User:
     """Add an account (an empty password: one that can only sign in through AUTH_HEADER)."""
+    if password:
+        check_password_policy(username, password)
     user = _add_user(username, password)
     db.session.commit()
     return user
 
 
-def set_password(username: str, password: str) -> User:
+def _existing(username: str) -> User:
     user = store.accounts.find_user(username)
     if user is None:
         raise AuthError(f"There is no user {username!r} (use `users create` first).")
+    return user
+
+
+def set_password(username: str, password: str) -> User:
+    """A new password; every session of the account ends (its API tokens stay)."""
+    check_password_policy(username, password)
+    user = _existing(username)
     user.password_hash = hash_password(password)
+    store.accounts.bump_session_generation(user.id)
     db.session.commit()
+    return user
+
+
+def set_disabled(username: str, disabled: bool) -> User:
+    """Disable an account (it cannot sign in, its sessions end, its tokens answer 401; its change
+    requests and audit entries stay, under its name) or enable it again."""
+    user = _existing(username)
+    user.disabled_at = utcnow() if disabled else None
+    if disabled:
+        store.accounts.bump_session_generation(user.id)
+    db.session.commit()
+    return user
+
+
+def sign_out(user: User) -> None:
+    """End every session of the account, on every worker (not only the one signing out)."""
+    store.accounts.bump_session_generation(user.id)
+    db.session.commit()
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The account of a session cookie's user id ("id:generation"), while that session is valid:
+    the account exists, is not disabled and has not ended its sessions since."""
+    user_id, _, generation = session_id.partition(":")
+    if not (user_id.isdecimal() and generation.isdecimal()) or len(user_id) > 12 or len(generation) > 12:
+        return None
+    if not 0 < int(user_id) <= DB_INT_MAX:
+        return None
+    user = store.accounts.get_user(int(user_id))
+    if user is None or not user.is_active or user.session_generation != int(generation):
+        return None
     return user
 
 
@@ -65,12 +154,15 @@ def find_user(username: str) -> User | None:
     return store.accounts.find_user(username)
 
 
-def user_by_id(user_id: int) -> User | None:
-    return store.accounts.get_user(user_id)
-
-
 def list_users() -> list[User]:
     return store.accounts.all_users()
+
+
+def expire_failures() -> int:
+    """Forget failed sign-ins older than the throttling window (clean-up); returns how many."""
+    count = store.accounts.forget_failures_before(utcnow() - THROTTLE_WINDOW)
+    db.session.commit()
+    return count
 
 
 def is_admin(user) -> bool:
@@ -95,34 +187,73 @@ def create_first_admins() -> list[tuple[str, str]]:
 # --- sign-in ---------------------------------------------------------------------------------
 
 
+def pause(seconds: float) -> None:
+    """Wait before checking a password of a name being guessed (tests replace it)."""
+    time.sleep(seconds)
+
+
+def slowdown(failures: int, limit: int) -> float:
+    """Seconds to wait before checking a password for a user name that failed `failures` times in
+    the window, from any address: none below `limit`, then 1 s, growing to MAX_SLOWDOWN_SECONDS.
+
+    >>> [slowdown(n, 10) for n in (9, 10, 15, 20, 100)]
+    [0.0, 1.0, 1.5, 2.0, 5.0]
+    """
+    if failures < limit:
+        return 0.0
+    return min(MAX_SLOWDOWN_SECONDS, 1.0 + (failures - limit) / max(limit, 1))
+
+
+_dummy_hashes: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash no password matches, checked for unknown names so they cost what known ones cost."""
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    if method not in _dummy_hashes:
+        _dummy_hashes[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+    return _dummy_hashes[method]
+
+
 def sign_in(username: str, password: str, address: str) -> User | None:
     """The account when the password is right; None (and the failure counted) when not.
 
-    Raises TooManyFailures when this user name or address failed LOGIN_MAX_FAILURES times in
-    the last THROTTLE_WINDOW.
+    Raises TooManyFailures when this user name failed LOGIN_MAX_FAILURES times from this address,
+    or this address LOGIN_MAX_FAILURES_PER_ADDRESS times, in the last THROTTLE_WINDOW. A name that
+    failed LOGIN_MAX_FAILURES times from anywhere is slowed down, never refused: guessing from many
+    addresses cannot lock its owner out. Unknown names cost a password check too (no timing hint).
+    Raises AccountDisabled for the right password of a disabled account.
     """
     now = utcnow()
-    if (
-        store.accounts.count_failures(username, address, now - THROTTLE_WINDOW)
-        >= current_app.config["LOGIN_MAX_FAILURES"]
-    ):
+    config = current_app.config
+    pair, from_address, for_name = store.accounts.count_failures(username, address, now - THROTTLE_WINDOW)
+    if pair >= config["LOGIN_MAX_FAILURES"] or from_address >= config["LOGIN_MAX_FAILURES_PER_ADDRESS"]:
         raise TooManyFailures(
-            "Too many failed sign-ins. Wait 15 minutes and try again, or ask an admin to reset your password."
+            "Too many failed sign-ins from your address. Wait 15 minutes and try again, or ask an admin to reset"
+            " your password."
         )
+    delay = slowdown(for_name, config["LOGIN_MAX_FAILURES"])
+    if delay:
+        pause(delay)
     user = store.accounts.find_user(username)
-    if user and user.password_hash and check_password_hash(user.password_hash, password):
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    if check_password_hash(stored, password) and user is not None and user.password_hash:
+        if not user.is_active:
+            raise AccountDisabled("This account is disabled. Ask an admin to enable it.")
         return user
     store.accounts.add_failure(username, address, forget_before=now - THROTTLE_WINDOW)
     db.session.commit()
     return None
 
 
-def user_for_proxy(username: str) -> User:
-    """The account named by a trusted proxy's header (AUTH_HEADER), created on first sight."""
+def user_for_proxy(username: str) -> User | None:
+    """The account named by a trusted proxy's header (AUTH_HEADER), created (and marked so) on
+    first sight; None when it is disabled."""
     user = store.accounts.find_user(username)
     if user is None:
-        user = create_user(username, "")
-    return user
+        user = _add_user(username, "", created_by_proxy=True)
+        db.session.commit()
+    return user if user.is_active else None
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -132,11 +263,22 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(username: str) -> str:
-    """A new API token for a user; only its hash is stored, so it is shown once."""
+def create_token(username: str, *, self_service: bool = False) -> str:
+    """A new API token for a user; only its hash is stored, so it is shown once.
+
+    `self_service`: the person asks for it themselves (the tokens page). Accounts the sign-in
+    proxy created may not, unless AUTH_HEADER_TOKENS allows it; disabled accounts never get one.
+    """
     user = store.accounts.find_user(username)
     if user is None:
         raise AuthError(f"There is no user {username!r}.")
+    if not user.is_active:
+        raise TokensNotAllowed(f"The account {username!r} is disabled; enable it first.")
+    if self_service and user.created_by_proxy and not current_app.config["AUTH_HEADER_TOKENS"]:
+        raise TokensNotAllowed(
+            "Accounts created through the company sign-in cannot create API tokens here; ask an admin"
+            " (`flask --app app tokens create NAME`)."
+        )
     token = "dt_" + secrets.token_urlsafe(32)
     store.accounts.add_token(user.id, _hash_token(token), token[:10])
     db.session.commit()
@@ -148,11 +290,14 @@ def user_for_token(token: str) -> User | None:
     row = store.accounts.active_token(_hash_token(token))
     if row is None:
         return None
+    user = store.accounts.get_user(row.user_id)
+    if user is None or not user.is_active:
+        return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
         row.last_used_at = now
         db.session.commit()
-    return store.accounts.get_user(row.user_id)
+    return user
 
 
 def list_tokens(username: str | None = None) -> list[tuple[ApiToken, str]]:

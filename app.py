@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,10 +19,12 @@ import accounts
 import bootstrap
 import cli
 import config
+import housekeeping
 import store.base
 from models import db
 from schema import Schema, SchemaError
 from web import api, auth, body, error_pages, pages
+from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -43,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     try:
         app.config.from_mapping(config.from_environment(Path(app.instance_path)))
         app.config.update(test_config or {})
+        app.config["AUTH_PROXY_IPS"] = config.proxy_networks(app.config.get("AUTH_PROXY_IPS"))
         config.check(app.config)
         schema = Schema.load(app.config["SCHEMA_PATH"])
     except (config.ConfigError, SchemaError) as exc:
@@ -52,35 +55,46 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    store.base.prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     csrf.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     auth.login_manager.init_app(app)
+    app.url_map.converters["id"] = IdConverter
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    app.before_request(refuse_nul_characters)
     app.before_request(auth.require_login)
+    app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(lambda: {"is_admin": accounts.is_admin, "table_title": schema.title})
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
+    app.cli.add_command(cli.cleanup)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)
         if not app.config.get("SKIP_DB_INIT"):
             bootstrap.init_database(app, schema)
+            app.extensions["clean_up_at_start"] = housekeeping.clean_up()
+        housekeeping.started(app)
     return app
 
 
 def security_headers(response):
-    """Headers on every response: no framing, no sniffing, no inline script."""
+    """Headers on every response: no framing, no sniffing, no inline script; nothing but the
+    static files may be kept by a browser or a proxy (pages, downloads and API answers hold
+    table data, error files the uploader's data, the tokens page a token)."""
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 
 import accounts
+import config
 import store.base
 import store.changes
 import store.table
@@ -38,13 +39,31 @@ def init_database(app: Flask, schema: Schema) -> None:
             _migrate_fields(state, schema)
         first_admins = accounts.create_first_admins()
         db.session.commit()
-    for name, password in first_admins:
-        print(
-            f"\n  Dataset Tracker: created admin account {name!r} with password: {password}\n"
-            f"  (shown once; change it with: flask --app app users set-password {name})\n",
-            file=sys.stderr,
-            flush=True,
-        )
+    if first_admins:
+        announce_first_admins(first_admins, Path(app.config["FIRST_ADMIN_PASSWORD_FILE"]))
+
+
+def announce_first_admins(created: list[tuple[str, str]], path: Path) -> None:
+    """Tell the person starting the app the first admins' passwords, once: on the console when it
+    is a terminal; else (gunicorn, systemd, docker: a log others may read) in a file in instance/
+    that only this user can read, and the log says where."""
+    if sys.stderr.isatty():
+        for name, password in created:
+            print(
+                f"\n  Dataset Tracker: created admin account {name!r} with password: {password}\n"
+                f"  (shown once; change it with: flask --app app users set-password {name})\n",
+                file=sys.stderr,
+                flush=True,
+            )
+        return
+    config.write_private(path, "".join(f"{name}: {password}\n" for name, password in created))
+    names = ", ".join(repr(name) for name, _ in created)
+    print(
+        f"\n  Dataset Tracker: created admin account(s) {names}; the password is in {path} (readable by this user"
+        f" only). Sign in, delete that file, and change the password with: flask --app app users set-password NAME\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def upgrade_schema(app: Flask) -> None:

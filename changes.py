@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -33,7 +34,7 @@ import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import damage, errorfile
 from files.formulas import unescaper
-from files.problems import FileProblems
+from files.problems import FileProblems, TooLarge
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
 from models import ChangeRequest, ErrorReport, MergeConflict, db, utcnow
@@ -82,13 +83,26 @@ class ConfirmDeletions(Unprocessable):
 
 class Refused(Unprocessable):
     """The file cannot be staged: its problems (the first MAX_PROBLEMS, `total` counts all) and the
-    id of the error file kept for its owner (None when the file is no table to annotate)."""
+    id of the error file kept for its owner (None when the file is no table to annotate).
+    `status` is 413 when the file holds more than the app reads (files.problems.TooLarge)."""
 
     def __init__(self, problems: FileProblems, error_file: int | None):
         super().__init__(f"The file was not staged: {problems.total} problem(s) found.")
         self.problems = problems.problems
         self.total = problems.total
         self.error_file = error_file
+        if isinstance(problems, TooLarge):
+            self.status = 413
+
+
+class TooManyPending(DomainError):
+    """The uploader has MAX_PENDING_PER_USER pending requests already; `pending` are their ids."""
+
+    status = 429
+
+    def __init__(self, message: str, pending: list[int]):
+        super().__init__(message)
+        self.pending = pending
 
 
 @dataclass
@@ -137,13 +151,20 @@ def submit(
     changed since stays, what only you changed is staged, what both changed is a conflict. With an
     unknown base it is compared with the table now, and changes that would undo a later approval
     are warned about. A file with problems is refused (Refused, nothing staged) and kept for its
-    owner with an `errors` column; a full upload deleting many rows must be confirmed.
+    owner with an `errors` column; a file larger than the app reads is refused (Refused, status
+    413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions).
+    Someone with MAX_PENDING_PER_USER pending requests gets TooManyPending before the file is read.
     """
+    _check_pending_quota(submitter)
+    filename = clean_filename(filename)
     source = "field" if base_version is not None else ""
     if base_version is None and (base_version := base_from_filename(filename)) is not None:
         source = "filename"
     try:
         return _stage(stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
+    except TooLarge as exc:
+        db.session.rollback()
+        raise Refused(exc, None) from None
     except FileProblems as exc:
         db.session.rollback()
         raise Refused(exc, _keep_error_file(stream, exc, submitter, filename, sheet)) from None
@@ -183,7 +204,7 @@ def _stage(
     if base is not None:
         _check_base(base)
     schema = tables.schema()
-    upload = open_upload(stream, schema, sheet)
+    upload = open_upload(stream, schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
     version, current, since = store.table.read_current(
         also=(lambda raw: store.history.since_rows(raw, base)) if base is not None else None
     )
@@ -231,7 +252,7 @@ def _stage(
         submitter=submitter,
         mode=mode,
         comment=comment.strip(),
-        filename=filename[:255],
+        filename=filename,
         encoding=upload.encoding,
         delimiter=upload.delimiter,
         base_version=version if base is None else base,
@@ -261,6 +282,29 @@ def _summary(result: diff.Diff, conflicts: int) -> dict[str, int]:
         "unchanged": result.unchanged,
         "conflicts": conflicts,
     }
+
+
+def _check_pending_quota(submitter: str) -> None:
+    """TooManyPending when the submitter has MAX_PENDING_PER_USER pending requests already."""
+    limit = current_app.config["MAX_PENDING_PER_USER"]
+    pending = store.changes.pending_ids(submitter, limit)
+    if len(pending) >= limit:
+        listed = ", ".join(f"#{i}" for i in pending)
+        raise TooManyPending(
+            f"You have {len(pending)} change requests waiting for a decision ({listed}); the limit is {limit}"
+            " (MAX_PENDING_PER_USER). Withdraw one, or wait until an admin decides, then upload again.",
+            pending,
+        )
+
+
+def clean_filename(name: str) -> str:
+    """An uploaded file's name without control characters (a CR or LF would break the headers of
+    its error file's download), at most 255 characters.
+
+    >>> clean_filename("evil\\r\\nSet-Cookie: x.csv")
+    'evilSet-Cookie: x.csv'
+    """
+    return "".join(c for c in name if unicodedata.category(c)[0] != "C")[:255]
 
 
 def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str]]:
@@ -346,13 +390,18 @@ def _guard_mass_deletion(
 def _keep_error_file(
     stream: IO[bytes], refused: FileProblems, owner: str, filename: str, sheet: str | None
 ) -> int | None:
-    """Keep the refused upload with an `errors` column for its owner (a day); return its id, or
-    None when the file is not a table to annotate. Deletes expired ones."""
+    """Keep the refused upload with an `errors` column for its owner (a day, and only the newest
+    ERROR_FILES_PER_USER of theirs); return its id, or None when the file is not a table to
+    annotate (or its owner keeps none)."""
+    keep = current_app.config["ERROR_FILES_PER_USER"]
+    if keep < 1:
+        return None
     annotated = errorfile.annotate(stream, tables.schema(), refused.problems, refused.total, sheet)
     if annotated is None:
         return None
     stem = filename.rsplit(".", 1)[0] if "." in filename else filename
     store.accounts.delete_error_reports_before(utcnow() - dt.timedelta(ERROR_FILE_DAYS))
+    store.accounts.keep_newest_error_reports(owner, keep - 1)
     report = store.accounts.add_error_report(
         owner, f"{stem or 'upload'}-errors{annotated.suffix}"[-255:], annotated.content
     )
@@ -368,6 +417,22 @@ def error_file(report_id: int, user: str) -> ErrorReport:
             "There is no such error file, or it has expired (they are kept for a day). Upload the file again."
         )
     return report
+
+
+# --- clean-up --------------------------------------------------------------------------------
+
+
+def expire_kept() -> tuple[int, int]:
+    """Delete, in one commit, what is kept only for a while: error files older than ERROR_FILE_DAYS,
+    and the staged rows of requests rejected or withdrawn more than KEEP_DECIDED_DAYS ago (the
+    requests, their counts and their audit entries stay; the review page and the API say the rows
+    were deleted). Staged rows of approved requests are never deleted: they are what was applied.
+    Returns (error files deleted, requests whose rows were deleted)."""
+    now = utcnow()
+    files = store.accounts.delete_error_reports_before(now - dt.timedelta(ERROR_FILE_DAYS))
+    purged = store.changes.purge_decided_rows(now - dt.timedelta(current_app.config["KEEP_DECIDED_DAYS"]), now)
+    db.session.commit()
+    return files, purged
 
 
 # --- reading requests ------------------------------------------------------------------------
@@ -387,7 +452,8 @@ def list_requests(status: str | None, offset: int, limit: int) -> tuple[list[Cha
 
 
 def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None = None) -> Iterator[tuple]:
-    """(key, line, before, after, warning) of one kind of staged change in upload order: a page, or all (`limit` None)."""
+    """(key, line, before, after, warning) of one kind of staged change in upload order: a page, or
+    all (`limit` None). None at all once the request's rows were purged (`ChangeRequest.rows_purged_at`)."""
     if limit is None:
         return store.changes.pending_all(change_id, action)
     return iter(store.changes.pending_page(change_id, action, offset, limit))

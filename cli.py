@@ -1,4 +1,5 @@
-"""Admin tasks as flask commands: `flask --app app users …` and `flask --app app tokens …`."""
+"""Admin tasks as flask commands: `flask --app app users …`, `flask --app app tokens …` and
+`flask --app app cleanup`."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import click
-from flask.cli import AppGroup
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 
 import accounts
+import housekeeping
 
 users = AppGroup("users", help="Manage sign-in accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
@@ -27,11 +30,11 @@ def _account_step(step: Callable[..., T], *args) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-def _password(password: str | None) -> str:
+def _password(name: str, password: str | None) -> str:
+    """The password given, or prompted for (twice); refused when too short or too common."""
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        _fail("A password needs at least 8 characters.")
+    _account_step(accounts.check_password_policy, name, password)
     return password
 
 
@@ -40,7 +43,7 @@ def _password(password: str | None) -> str:
 @click.option("--password", help="The password; prompted for when omitted.")
 def create_user(name: str, password: str | None) -> None:
     """Create a user account."""
-    _account_step(accounts.create_user, name, _password(password))
+    _account_step(accounts.create_user, name, _password(name, password))
     click.echo(f"Created user {name!r}.")
 
 
@@ -48,16 +51,42 @@ def create_user(name: str, password: str | None) -> None:
 @click.argument("name")
 @click.option("--password", help="The new password; prompted for when omitted.")
 def set_password(name: str, password: str | None) -> None:
-    """Set a user's password."""
-    _account_step(accounts.set_password, name, _password(password))
-    click.echo(f"Password of {name!r} changed.")
+    """Set a user's password (every session of the account ends; its API tokens stay)."""
+    _account_step(accounts.set_password, name, _password(name, password))
+    click.echo(f"Password of {name!r} changed; its sessions have ended.")
+
+
+@users.command("disable")
+@click.argument("name")
+def disable_user(name: str) -> None:
+    """Disable an account: it cannot sign in, its sessions end, its API tokens answer 401.
+    Its change requests and audit entries stay, under its name."""
+    _account_step(accounts.set_disabled, name, True)
+    click.echo(f"Disabled {name!r}: it cannot sign in and its sessions and API tokens no longer work.")
+
+
+@users.command("enable")
+@click.argument("name")
+def enable_user(name: str) -> None:
+    """Enable a disabled account again (its API tokens that were not revoked work again)."""
+    _account_step(accounts.set_disabled, name, False)
+    click.echo(f"Enabled {name!r}.")
 
 
 @users.command("list")
 def list_users() -> None:
-    """List user accounts (admins marked)."""
+    """List user accounts (admins, disabled accounts and those made by the sign-in proxy marked)."""
     for user in accounts.list_users():
-        click.echo(f"{user.username}{'  (admin)' if accounts.is_admin(user) else ''}")
+        marks = [
+            mark
+            for mark, applies in (
+                ("admin", accounts.is_admin(user)),
+                ("disabled", not user.is_active),
+                ("from the sign-in proxy", user.created_by_proxy),
+            )
+            if applies
+        ]
+        click.echo(user.username + "".join(f"  ({mark})" for mark in marks))
 
 
 @tokens.command("create")
@@ -87,3 +116,18 @@ def revoke_tokens(name: str) -> None:
     """Revoke all API tokens of user NAME."""
     count = _account_step(accounts.revoke_tokens, name)
     click.echo(f"Revoked {count} token(s) of {name!r}.")
+
+
+@click.command("cleanup")
+@with_appcontext
+def cleanup() -> None:
+    """Delete expired error files and the staged rows of old rejected and withdrawn requests
+    (KEEP_DECIDED_DAYS). The app also does this at start-up and every CLEANUP_INTERVAL_MINUTES;
+    run it from cron when that is 0."""
+    done = housekeeping.clean_up()
+    # The app cleaned up once already when this command started it: count that too.
+    done += current_app.extensions.pop("clean_up_at_start", None) or housekeeping.CleanUp(0, 0, 0)
+    click.echo(
+        f"Deleted {done.error_files} expired error file(s) and the staged rows of {done.purged_requests}"
+        f" rejected or withdrawn request(s); forgot {done.login_failures} old failed sign-in(s)."
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +32,29 @@ SETTINGS = (
     Setting("APP_ENV", "development", "`production` requires SECRET_KEY and marks session cookies Secure (HTTPS only)."),
     Setting("MAX_UPLOAD_MB", "512", "Largest upload accepted, in MB; larger ones get HTTP 413."),
     Setting("MASS_DELETE_PERCENT", "20", "A full upload deleting more than this share of the table must be confirmed."),
-    Setting("AUTH_HEADER", "", "Trust this request header (e.g. X-Forwarded-User) as the signed-in user name. "
-            "Only behind a proxy that sets it; off when empty."),
+    Setting("MAX_UPLOAD_ROWS", "5000000", "Most rows one upload may hold (blank ones included); more get HTTP 413. "
+            "Workbooks also stop at Excel's 1,048,576."),
+    Setting("AUTH_HEADER", "", "Trust this request header (e.g. X-Forwarded-User) as the signed-in user name, "
+            "from the proxies in AUTH_PROXY_IPS only; off when empty."),
+    Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
+            "is trusted. Required with AUTH_HEADER: without it the app refuses to start."),
+    Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens."),
     Setting("SCHEMA_PATH", "schema.json", "The table's column definitions (Frictionless Table Schema)."),
     Setting("PAGE_SIZE", "50", "Rows per page on the table, review and audit pages."),
     Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins per user name or address within 15 minutes before sign-in is refused (429)."),
     Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
             "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed."),
+    Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins for one user name from one address within 15 minutes before "
+            "that pair is refused (429); a name failing this often from many addresses is slowed down, not refused."),
+    Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", "50", "Failed sign-ins from one address, for any names, within 15 minutes "
+            "before that address is refused (429)."),
+    Setting("MAX_PENDING_PER_USER", "10", "Pending change requests one person may have; the next upload gets HTTP 429."),
+    Setting("ERROR_FILES_PER_USER", "3", "Refused uploads kept (with an errors column) per person, newest first; "
+            "each is deleted after a day."),
+    Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
+            "deleted (the request, its counts and its audit entries stay)."),
+    Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
+            "rows (also at start-up and with `flask --app app cleanup`); 0: only those two."),
 )  # fmt: skip
 
 
@@ -61,9 +79,48 @@ def _secret_key(instance_path: Path, production: bool) -> str:
         )
     path = instance_path / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        with contextlib.suppress(FileExistsError):  # another worker was first
+            write_private(path, secrets.token_hex(32), exclusive=True)
     return path.read_text().strip()
+
+
+def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Write a file only its owner can read, from the first byte on (never briefly world-readable)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # also when it existed with looser rights
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def proxy_networks(value: str | Iterable[object] | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """AUTH_PROXY_IPS as networks: a comma-separated string (or a list) of addresses and CIDR networks.
+
+    >>> [str(n) for n in proxy_networks("127.0.0.1, 10.0.0.0/24 ,::1")]
+    ['127.0.0.1/32', '10.0.0.0/24', '::1/128']
+    """
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"AUTH_PROXY_IPS: {text!r} is not an IP address or network (write e.g. 10.0.0.5 or 10.0.0.0/24)"
+            ) from None
+    return tuple(networks)
+
+
+def _bool(name: str, default: str) -> bool:
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _int(name: str, default: str) -> int:
@@ -80,16 +137,24 @@ STRONG_PASSWORD_HASH = "scrypt"
 
 
 def check(settings: Mapping[str, object]) -> None:
-    """Refuse combinations that must never run: a weak password hash in production."""
+    """Refuse combinations that must never run: a weak password hash in production, a trusted
+    sign-in header without the proxies it may come from."""
     if settings.get("APP_ENV") == "production" and settings.get("PASSWORD_HASH_METHOD") != STRONG_PASSWORD_HASH:
         raise ConfigError(
             f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
+        )
+    if settings.get("AUTH_HEADER") and not settings.get("AUTH_PROXY_IPS"):
+        raise ConfigError(
+            f"AUTH_HEADER={settings['AUTH_HEADER']} is set but AUTH_PROXY_IPS is not: anyone who reaches the app could send"
+            " that header and be any user, an admin too. Set AUTH_PROXY_IPS to the address(es) of the proxy that sets"
+            " the header (e.g. AUTH_PROXY_IPS=127.0.0.1 or 10.0.0.0/24), or unset AUTH_HEADER."
         )
 
 
 def from_environment(instance_path: Path) -> dict[str, object]:
     """The Flask config built from the environment; raises ConfigError for bad settings."""
-    instance_path.mkdir(parents=True, exist_ok=True)
+    if not instance_path.exists():
+        instance_path.mkdir(parents=True, mode=0o700)  # secrets and the SQLite database live here
     production = os.environ.get("APP_ENV", "development").strip().lower() == "production"
     admins = [a.strip() for a in os.environ.get("ADMIN_USER", "admin").split(",") if a.strip()]
     schema_path = Path(os.environ.get("SCHEMA_PATH", "schema.json"))
@@ -99,15 +164,24 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
         "ADMIN_USERS": admins,
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", "512") * 1024 * 1024,
+        "MAX_UPLOAD_ROWS": _int("MAX_UPLOAD_ROWS", "5000000"),
         "MASS_DELETE_PERCENT": _int("MASS_DELETE_PERCENT", "20"),
         "AUTH_HEADER": os.environ.get("AUTH_HEADER", "").strip(),
+        "AUTH_PROXY_IPS": proxy_networks(os.environ.get("AUTH_PROXY_IPS", "")),
+        "AUTH_HEADER_TOKENS": _bool("AUTH_HEADER_TOKENS", "false"),
         "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
         "PAGE_SIZE": _int("PAGE_SIZE", "50"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", "10"),
         "HISTORY_KEEP_VERSIONS": _int("HISTORY_KEEP_VERSIONS", "0")
         if os.environ.get("HISTORY_KEEP_VERSIONS", "").strip()
         else None,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", "50"),
+        "MAX_PENDING_PER_USER": _int("MAX_PENDING_PER_USER", "10"),
+        "ERROR_FILES_PER_USER": _int("ERROR_FILES_PER_USER", "3"),
+        "KEEP_DECIDED_DAYS": _int("KEEP_DECIDED_DAYS", "30"),
+        "CLEANUP_INTERVAL_MINUTES": _int("CLEANUP_INTERVAL_MINUTES", "60"),
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
+        "FIRST_ADMIN_PASSWORD_FILE": instance_path / "first-admin-password",  # when the console is no terminal
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -8,8 +8,12 @@ import json
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The largest id an INTEGER column holds on both databases (PostgreSQL's int4): ids from requests
+# are checked against it (web.params), so a 20-digit id is "not found", not a database error.
+DB_INT_MAX = 2**31 - 1
 
 # Keys sort bytewise on both databases (and PostgreSQL's index stays usable for prefix search).
 KeyText = Text().with_variant(Text(collation="C"), "postgresql")
@@ -81,6 +85,9 @@ class ChangeRequest(db.Model):
     reason: Mapped[str | None] = mapped_column(Text)
     applied_version: Mapped[int | None] = mapped_column(index=True)
     reverts: Mapped[int | None]  # the approved request this one undoes
+    # When the staged rows of this rejected or withdrawn request were deleted (KEEP_DECIDED_DAYS);
+    # the request, its counts and its audit entries stay.
+    rows_purged_at: Mapped[dt.datetime | None]
 
     @property
     def field_names(self) -> list[str]:
@@ -168,13 +175,30 @@ class AuditEntry(db.Model):
 
 
 class User(UserMixin, db.Model):
-    """A built-in account; passwords are stored as salted hashes (werkzeug)."""
+    """A built-in account; passwords are stored as salted hashes (werkzeug).
+
+    Its sessions carry `session_generation` (in the id Flask-Login keeps in the cookie): signing
+    out, a new password or disabling the account bumps it, which ends every session of the
+    account on every worker at its next request.
+    """
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    disabled_at: Mapped[dt.datetime | None]
+    created_by_proxy: Mapped[bool] = mapped_column(default=False, server_default=false())  # by AUTH_HEADER
+
+    def get_id(self) -> str:
+        """What the session cookie holds: the account and its session generation."""
+        return f"{self.id}:{self.session_generation}"
+
+    @property
+    def is_active(self) -> bool:
+        """A disabled account cannot sign in (Flask-Login's login_user refuses it)."""
+        return self.disabled_at is None
 
 
 class ApiToken(db.Model):

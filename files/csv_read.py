@@ -74,13 +74,14 @@ def choose_delimiter(sample: str, encoding: str, schema: Schema) -> str:
     return sniff_delimiter(sample, schema)
 
 
-def read_csv(stream: IO[bytes], schema: Schema) -> Upload:
+def read_csv(stream: IO[bytes], schema: Schema, max_rows: int | None = None) -> Upload:
     """Open an uploaded CSV: detect encoding and delimiter, check the header, stream the rows.
 
     Raises FileProblems for what is wrong with the file as a whole (empty, binary, bad header);
-    row-level problems (ragged rows) are collected in `upload.problems` while iterating. How the
-    file writes numbers and dates is decided from whole columns (files.conventions): for number
-    columns of a `;`, tab or `|` file before the rows are read, for dates when a date needs it.
+    row-level problems (ragged rows) are collected in `upload.problems` while iterating, and
+    TooLarge is raised past `max_rows` rows. How the file writes numbers and dates is decided from
+    whole columns (files.conventions): for number columns of a `;`, tab or `|` file before the rows
+    are read, for dates when a date needs it.
 
     >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "ok"}]})
     >>> upload = read_csv(io.BytesIO(b'\\xef\\xbb\\xbfok;id\\r\\n"a;\\r\\nb";1\\r\\n;;\\r\\n;2\\r\\n'), schema)
@@ -125,7 +126,7 @@ def read_csv(stream: IO[bytes], schema: Schema) -> Upload:
             stream.seek(0)
             again = csv.reader(io.TextIOWrapper(_KeepOpen(stream), encoding=name, newline=""), delimiter=delimiter)
             next(again, None)
-            rows = data_rows(again, order, width, ProblemList(), names)
+            rows = data_rows(again, order, width, ProblemList(), names, max_rows)
             return conventions.decide(rows, schema, delimiter, problems)
         finally:
             stream.seek(position)
@@ -134,7 +135,7 @@ def read_csv(stream: IO[bytes], schema: Schema) -> Upload:
         upload.conventions = Conventions(decide(upload.problems))
     else:
         upload.conventions = Conventions(conventions.initial(schema, delimiter), gather=lambda: decide(None))
-    rows = data_rows(reader, order, width, upload.problems, names)
+    rows = data_rows(reader, order, width, upload.problems, names, max_rows)
     upload.rows = _watched(rows, detected, schema, upload.warnings) if detected.doubtful else rows
     return upload
 

@@ -12,7 +12,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from files.formulas import FORMULA_TRIGGERS, escape_formula
+from files.formulas import MAY_NEED_ESCAPE, escape_formula
 from records import SEP
 from schema import Schema
 
@@ -52,7 +52,8 @@ def csv_chunks(records: Iterable[str], schema: Schema, chunk_rows: int = 2000) -
         yield _csv_lines(batch, schema.string_indexes, writer, sink).encode("utf-8")
 
 
-_CELL_STARTS_TRIGGER = re.compile("\x1f['=+\\-@\t\r]")  # a cell after the first that escape_formula may change
+_CELL_STARTS_TRIGGER = re.compile("\x1f" + MAY_NEED_ESCAPE)  # a cell after the first that escape_formula may change
+_FIRST_CELL_TRIGGER = re.compile(MAY_NEED_ESCAPE)
 
 
 def _csv_lines(batch: list[str], string_indexes: Sequence[int], writer, sink: TextSink) -> str:
@@ -65,10 +66,11 @@ def _csv_lines(batch: list[str], string_indexes: Sequence[int], writer, sink: Te
     """
     text = SEP.join(batch)
     positions = [m.start() + 1 for m in _CELL_STARTS_TRIGGER.finditer(text)]
-    if positions or batch[0].startswith(("'", *FORMULA_TRIGGERS)):
+    first = _FIRST_CELL_TRIGGER.match(batch[0]) is not None
+    if positions or first:
         ends = list(itertools.accumulate(len(r) + 1 for r in batch))  # where each next record starts
         rows = {bisect.bisect_right(ends, p) for p in positions}
-        if batch[0].startswith(("'", *FORMULA_TRIGGERS)):
+        if first:
             rows.add(0)
         for i in rows:
             cells = batch[i].split(SEP)

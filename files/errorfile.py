@@ -6,8 +6,10 @@ that row's problems; problems with the whole file or its header go on the first 
 `rows.map_header` ignores a column named `errors`, so the fixed file uploads as it is (and a
 refused error file gets a fresh `errors` column in place of the old one).
 
-A CSV comes back as CSV (UTF-8 with BOM, the file's own separator, CRLF); a workbook comes back as
-a workbook of its sheet, cells typed as they were.
+A CSV comes back as CSV (UTF-8 with BOM, the file's own separator, CRLF), its cells formula-escaped
+like the export (a text cell that a spreadsheet would run gets a leading `'`, which the upload
+takes off again, so the fixed file means what the refused one meant); a workbook comes back as a
+workbook of its sheet, cells typed as they were (text cells are never formulas there).
 
 >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
 >>> upload = io.BytesIO(b"id;n\\r\\nA;1\\r\\nB;two\\r\\n")
@@ -21,14 +23,16 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from files import csv_read, xlsx
 from files.csv_write import TextSink
-from files.formulas import escape_formula
+from files.formulas import FIRST_CHARACTERS, escape_formula, runs_as_formula, unescape_formula
 from files.problems import FileProblems, Problem
+from files.rows import header_lookup, normalise
 from schema import Schema
 
 ERRORS_COLUMN = "errors"
@@ -81,7 +85,8 @@ def _annotate_csv(
         text.seek(0)
         out = TextSink()
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-        writer.writerows(_annotated(_records(csv.reader(text, delimiter=delimiter)), schema, problems, total))
+        records = _formulas_escaped(_records(csv.reader(text, delimiter=delimiter)), schema)
+        writer.writerows(_annotated(records, schema, problems, total))
     except (csv.Error, UnicodeDecodeError):
         return None  # not readable the way the upload was: better no error file than a mangled one
     finally:
@@ -99,6 +104,44 @@ def _records(reader) -> Iterator[tuple[int, int, list[str]]]:
     for cells in reader:
         yield previous_end + 1, reader.line_num, cells
         previous_end = reader.line_num
+
+
+# A number a spreadsheet shows as a number although it starts with + or - (left as it is in the
+# number columns of an error file; anything else there that starts like a formula is escaped).
+_PLAIN_NUMBER = re.compile(r"[ \u00a0]*[+-]?[\d.,' \u00a0]*\d[\d.,' \u00a0]*(?:[eE][+-]?\d+)?[ \u00a0]*")
+
+
+def _formulas_escaped(
+    records: Iterable[tuple[int, int, list[str]]], schema: Schema
+) -> Iterator[tuple[int, int, list[str]]]:
+    """The CSV records with every cell a spreadsheet would run as a formula escaped.
+
+    Text columns (and columns the header does not name) get `escape_formula(unescape_formula(cell))`:
+    the upload unescapes them, so the error file's cell means what the uploaded one meant. In
+    other columns the upload does not unescape; a cell there that starts like a formula is not a
+    value of its type anyway, so it is escaped (plain signed numbers are left as they are).
+    """
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        return
+    lookup, types = header_lookup(schema), {f.name: f.type for f in schema.fields}
+    start, end, header = first
+    names = [lookup.get(normalise(cell)) for cell in header]
+    kinds = [types.get(name) if name else None for name in names]
+    yield start, end, [cell if name else escape_formula(cell) for cell, name in zip(header, names, strict=True)]
+    for start, end, cells in records:
+        yield start, end, [_escaped(cell, kinds[i] if i < len(kinds) else None) for i, cell in enumerate(cells)]
+
+
+def _escaped(cell: str, kind: str | None) -> str:
+    if not cell or cell[0] not in FIRST_CHARACTERS:
+        return cell
+    if kind in (None, "string"):
+        return escape_formula(unescape_formula(cell))
+    if runs_as_formula(cell) and not _PLAIN_NUMBER.fullmatch(cell):
+        return escape_formula(cell)
+    return cell
 
 
 def _is_errors_column(cell: Any, schema: Schema) -> bool:

@@ -39,6 +39,14 @@ class FileProblems(Exception):
         super().__init__("; ".join(str(p) for p in self.problems[:3]))
 
 
+class TooLarge(FileProblems):
+    """The file holds more than the app reads (too many rows, or a workbook that unpacks to far more
+    than its size): refused as a whole, as soon as that is known, without reading the rest."""
+
+    def __init__(self, message: str):
+        super().__init__([Problem(None, None, message)])
+
+
 class ProblemList(list[Problem]):
     """Collects problems, keeping the first MAX_PROBLEMS but counting all of them."""
 

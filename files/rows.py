@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import operator
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from files.formulas import unescaped_as_is
-from files.problems import FileProblems, Problem, ProblemList
+from files.problems import FileProblems, Problem, ProblemList, TooLarge
 from schema import Conventions, Schema, show
 
 _GROUPED_CELL = re.compile(r"(?:^|\x1f)\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*(?:\x1f|$)")
@@ -122,14 +123,22 @@ def map_header(cells: Sequence[str], schema: Schema) -> tuple[list[int], int]:
 
 
 def data_rows(
-    reader, order: list[int], width: int, problems: ProblemList, names: Sequence[str] = ()
+    reader,
+    order: list[int],
+    width: int,
+    problems: ProblemList,
+    names: Sequence[str] = (),
+    max_rows: int | None = None,
 ) -> Iterator[tuple[int, list[str]]]:
     """Yield (first physical line, cells in schema order); skip blank rows; report ragged ones.
 
     `names` are the field names by position in the file, for naming the column of a short row.
+    More than `max_rows` rows after the header, blank ones included, raise TooLarge: a file of
+    empty lines costs as much to read as one of rows.
     This is the per-row hot path of an upload: a well-formed row costs a length check, `any`
     and (when the file's columns are not in schema order) one itemgetter call.
     """
+    limit = sys.maxsize if max_rows is None else max_rows
     pick: Callable[[list[str]], list[str]]
     if order == list(range(width)):
         pick = _identity
@@ -138,7 +147,12 @@ def data_rows(
         pick = (lambda cells: [getter(cells)]) if len(order) == 1 else (lambda cells: list(getter(cells)))
     previous_end = reader.line_num
     try:
-        for cells in reader:
+        for count, cells in enumerate(reader, 1):
+            if count > limit:
+                raise TooLarge(
+                    f"the file has more than {limit:,} rows, more than one upload may hold (MAX_UPLOAD_ROWS);"
+                    " upload the rows you changed as a partial upload, or ask the administrator"
+                )
             line = previous_end + 1
             previous_end = reader.line_num
             if len(cells) != width:

@@ -1,8 +1,10 @@
 """Excel workbooks (.xlsx) in and out, with the same guarantees as CSV.
 
-Pure Python (openpyxl; no Flask, no SQL). `read_xlsx` gives the same kind of object as
+Pure Python (no Flask, no SQL). `read_xlsx` gives the same kind of object as
 `csv_read.read_csv`, so a workbook goes through the same header, blank-row and diff rules, and a
-workbook downloaded and uploaded back unchanged stages nothing.
+workbook downloaded and uploaded back unchanged stages nothing. Reading streams the XML with the
+standard library's expat parser on a budget (a small file can unpack to gigabytes: see
+"reading" below); cells are converted as openpyxl converts them.
 
 Cells a spreadsheet typed are turned into the text the schema parses to the same value: the
 integer 10 → "10", 1.0 in an integer column → "1", TRUE → "true", a date (Excel keeps dates as
@@ -28,29 +30,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
+import posixpath
 import re
 import tempfile
-import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from itertools import islice
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.text import Text
-from openpyxl.reader.excel import ExcelReader
+from openpyxl.styles.numbers import builtin_format_code, is_date_format, is_timedelta_format
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, WINDOWS_EPOCH, from_excel, from_ISO8601
 from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet._read_only import ReadOnlyWorksheet
-from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
-from openpyxl.xml.functions import iterparse
+from openpyxl.xml.constants import REL_NS, SHARED_STRINGS, SHEET_MAIN_NS, XLSM, XLSX, XLTM, XLTX
 
 from files.formulas import escape_formula, unescape_formula, unescaper
-from files.problems import FileProblems, Problem, ProblemList
+from files.problems import FileProblems, Problem, ProblemList, TooLarge
 from files.rows import Upload, data_rows, map_header
 from records import SEP
 from schema import Field, Schema
@@ -61,12 +63,25 @@ ZIP_MAGIC = b"PK\x03\x04"
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CHARS = 32_767  # a cell holds at most this many characters
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number; longer ones are written as text
-# Zip bombs: the shared strings are the one part held in memory; the rest is streamed, but a
-# sheet that unpacks to terabytes would still keep a worker busy for hours.
+EXCEL_MAX_COLUMNS = 16_384  # column XFD
+# Zip bombs. The declared sizes are checked first (zipfile never unpacks more than a member
+# declares); then every part is parsed on a budget (`_Budget`) that real workbooks stay far below:
+# a free allowance, plus so much per byte of the part as packed in the zip. Shared strings are the
+# one part held in memory whole.
 MAX_SHARED_STRINGS_BYTES = 1024**3
 MAX_UNPACKED_BYTES = 8 * 1024**3  # a million rows of 11 columns unpack to about 1 GB
+FREE_TAGS = 1_000_000  # about a second of parsing
+TAGS_PER_PACKED_BYTE = 10  # real sheets: 0.5 to 2 (measured); a flood of `<c/>` or `<row/>`: 150 to 250
+FREE_ITEMS = 300_000  # cells and shared strings, the elements that cost most (1 to 3 µs each)
+ITEMS_PER_PACKED_BYTE = 2  # cells. Real sheets: 0.1 to 0.5 per packed byte; a flood of `<c/>`: 250
+STRINGS_PER_PACKED_BYTE = 1  # shared strings, each different (Excel shares repeats): real tables below 0.3
+FREE_BYTES = 64 * 1024**2
+BYTES_PER_PACKED_BYTE = 200  # real sheets unpack to 5 to 20 times their packed size
+MAX_VALUE_CHARS = 1_000_000  # characters of one cell or shared string (Excel's cells hold 32,767)
+MAX_PACKAGE_ENTRIES = 100_000  # sheets, relationships, number formats, cell styles (Excel: 64,000 styles)
+ERROR_FILE_MAX_CELLS = 20_000_000  # cells written back into a refused workbook's error file
+CHUNK_BYTES = 64 * 1024
 SPOOL_BYTES = 32 * 1024 * 1024
-BATCH_ROWS = 1000
 _EARLIEST_DATE = dt.date(1900, 3, 1)  # Excel's dates before this are off by one (its 1900 leap year)
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")  # OOXML's escape for characters XML cannot hold
 # Text Excel would turn into a formula, number, date or boolean when the cell is edited: written
@@ -82,6 +97,7 @@ _DAMAGED = (
     TypeError,
     AttributeError,
     ParseError,
+    expat.ExpatError,
     InvalidFileException,
     NotImplementedError,  # a compression method zipfile does not know
     RuntimeError,  # an encrypted zip member
@@ -98,6 +114,13 @@ class NotForExcel(ValueError):
 
 
 # --- reading ---------------------------------------------------------------------------------
+#
+# The package is read with a streaming XML parser (expat) and a budget, never as a tree: a
+# workbook of 150 KB can unpack to gigabytes of tiny elements (millions of empty `<row/>` or
+# `<c/>`), and building an object per element would hold a worker for minutes and gigabytes.
+# Only the parts needed are read: the content types, the workbook and its relationships, the
+# date formats of styles.xml, the shared strings and the one sheet. Rows are counted while the
+# sheet streams (more than `max_rows` → TooLarge); an empty row costs a counter, no object.
 
 
 def is_workbook(stream: IO[bytes]) -> bool:
@@ -108,24 +131,28 @@ def is_workbook(stream: IO[bytes]) -> bool:
     return head == ZIP_MAGIC
 
 
-def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None) -> Upload:
+def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None, max_rows: int = EXCEL_MAX_ROWS) -> Upload:
     """Open an uploaded workbook: check the header of its first (or the named) sheet, stream its rows.
 
     Lines are spreadsheet row numbers (the header is row 1), columns are field names. Raises
     FileProblems for what is wrong with the file as a whole (not a workbook, damaged, no such
     sheet, bad header); cell-level problems are collected in `upload.problems` while iterating.
+    Raises TooLarge (also while iterating) past `max_rows` rows or past the XML budget.
     """
     book = _open(stream)
-    worksheet = _pick_sheet(book, sheet)
-    rows = _sheet_rows(worksheet)
+    part = _pick_sheet(book, sheet)
+    rows = book.rows(part, max_rows)
     problems = ProblemList()
     try:
-        _, header = next(rows)
+        number, cells = next(rows)
     except StopIteration:
-        raise FileProblems([Problem(None, None, f"the sheet {worksheet.title!r} is empty")]) from None
+        if not book.rows_seen:
+            raise FileProblems([Problem(None, None, f"the sheet {part.title!r} is empty")]) from None
+        number, cells = 0, []
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
-    order, width = map_header([_text(cell.value, "string") for cell in header], schema)
+    header = _dense(cells) if number == 1 else []  # no row 1: the header row is empty
+    order, width = map_header([_text(value, "string") for value in header], schema)
     kinds = ["string"] * width
     names = [""] * width
     for f, position in zip(schema.fields, order, strict=True):
@@ -147,59 +174,576 @@ def _unescaped(schema: Schema) -> Callable[[tuple[int, list[str]]], tuple[int, l
     return row
 
 
-class _Reader(ExcelReader):
-    """openpyxl's reader, but shared strings are kept exactly as stored: `_text` undoes their
-    escapes, the same way for shared and inline strings (openpyxl only half-undoes shared ones)."""
+def sheet_values(
+    stream: IO[bytes], sheet: str | None = None, max_cells: int = ERROR_FILE_MAX_CELLS
+) -> Iterator[tuple[int, Sequence[Any]]]:
+    """(row number, cell values as stored) of the first (or the named) sheet, empty rows included.
 
-    def read_strings(self) -> None:
-        part = self.package.find(SHARED_STRINGS)
-        if part is None:
+    Text comes as stored (OOXML escapes kept), so `write_rows` puts it back unchanged. Raises
+    FileProblems when the workbook cannot be opened or turns out damaged part way, TooLarge past
+    `max_cells` cells (counted from column A to each row's last value).
+    """
+    book = _open(stream)
+    rows = book.rows(_pick_sheet(book, sheet), EXCEL_MAX_ROWS)
+    previous, cells_left = 0, max_cells
+    try:
+        for number, cells in rows:
+            for empty in range(previous + 1, number):
+                yield empty, ()
+            values = _dense(cells)
+            cells_left -= len(values)
+            if cells_left < 0:
+                raise TooLarge(f"the sheet has more than {max_cells:,} cells")
+            yield number, values
+            previous = number
+    except _DAMAGED as exc:
+        raise FileProblems([_damaged(exc)]) from None
+
+
+def _dense(cells: list[tuple[int, Any, str]]) -> list[Any]:
+    """A row's (column, value, type) cells as values from column A on, None where no value."""
+    values: list[Any] = [None] * (max(column for column, _, _ in cells) + 1) if cells else []
+    for column, value, _ in cells:
+        values[column] = value
+    return values
+
+
+class _SheetReader:
+    """A sheet's data rows as lists of cell texts, shaped like a csv.reader (`line_num` = row number)
+    so that the row rules of rows.py (blank rows, column order) apply to workbooks unchanged.
+
+    Rows without values are not in `rows`; a gap before a row is handed over as one empty row
+    (which data_rows skips), so that data_rows counts lines right without a row per empty row.
+    """
+
+    def __init__(self, rows: Iterator[tuple[int, list]], kinds: list[str], names: list[str], problems):
+        self.rows = rows
+        self.kinds = kinds
+        self.names = names
+        self.width = len(kinds)
+        self.problems = problems
+        self.line_num = 1
+        self.waiting: tuple[int, list] | None = None
+
+    def __iter__(self) -> _SheetReader:
+        return self
+
+    def __next__(self) -> list[str]:
+        if self.waiting is not None:
+            (number, cells), self.waiting = self.waiting, None
+        else:
+            try:
+                number, cells = next(self.rows)
+            except _DAMAGED as exc:
+                self.problems.add(self.line_num + 1, None, _damaged(exc).message)
+                raise StopIteration from None
+            if number > self.line_num + 1:
+                self.waiting = (number, cells)
+                self.line_num = number - 1
+                return []
+        self.line_num = number
+        width, kinds = self.width, self.kinds
+        texts = [""] * width
+        bad = False
+        for i, value, data_type in cells:
+            if i >= width:
+                if _text(value, "string").strip():
+                    self.problems.add(
+                        number,
+                        f"column {get_column_letter(i + 1)}",
+                        f"has a value ({_short(value)}) right of the last column of the header; give the column"
+                        " a name in row 1 or delete the value",
+                    )
+                    bad = True
+                continue
+            if data_type == "e":
+                if self.names[i]:
+                    self.problems.add(
+                        number,
+                        self.names[i],
+                        f"the cell shows the error {value}, not a value; fix the formula or type the value",
+                    )
+                    bad = True
+                continue
+            texts[i] = _text(value, kinds[i])
+        return [] if bad else texts  # data_rows skips an empty row: the problem is already reported
+
+
+# --- reading: the package, on a budget -------------------------------------------------------
+
+_MAIN = SHEET_MAIN_NS + "}"  # element names as the parser gives them: namespace}local
+_ROW, _CELL, _VALUE, _INLINE, _SHARED = _MAIN + "row", _MAIN + "c", _MAIN + "v", _MAIN + "is", _MAIN + "si"
+_REL_ID = REL_NS + "}id"
+_WORKBOOK_TYPES = (XLTM, XLTX, XLSM, XLSX)  # openpyxl's order of preference
+_COLUMNS = {get_column_letter(i): i for i in range(1, EXCEL_MAX_COLUMNS + 1)}
+_DIGITS = "0123456789"
+
+
+@dataclass(frozen=True)
+class _SheetPart:
+    """A worksheet of the workbook: its name, visibility and the zip member holding its XML."""
+
+    title: str
+    sheet_state: str
+    path: str
+
+
+class _Budget:
+    """How much XML a workbook may make the reader parse: a free allowance plus an amount per byte
+    of its parts as packed in the zip, in bytes, in tags (`<`: every element, comment or
+    declaration has one; counted per chunk before it is parsed) and in items (cells and shared
+    strings, counted as they are met). Real workbooks stay far below; a zip bomb, whose tiny
+    packed size unpacks to millions of elements, runs into it within a few seconds.
+    """
+
+    def __init__(self, upload_size: int):
+        self.upload_size = upload_size
+        self.tags_left = FREE_TAGS
+        self.bytes_left = FREE_BYTES
+        self.items_left = FREE_ITEMS
+        self.part = ""
+
+    def open_part(self, info: zipfile.ZipInfo, items_per_packed_byte: int) -> None:
+        packed = min(info.compress_size, self.upload_size)  # the directory may lie; the upload cannot
+        self.tags_left += TAGS_PER_PACKED_BYTE * packed
+        self.bytes_left += BYTES_PER_PACKED_BYTE * packed
+        self.items_left += items_per_packed_byte * packed
+        self.part = info.filename
+
+    def charge(self, chunk: bytes) -> None:
+        self.bytes_left -= len(chunk)
+        self.tags_left -= chunk.count(b"<")
+        if self.bytes_left < 0 or self.tags_left < 0:
+            self.exceeded()
+
+    def exceeded(self) -> None:
+        raise TooLarge(
+            f"the workbook unpacks to far more XML than its size suggests ({self.part}); it looks like a zip bomb"
+            " and was not read. If it is a real table, save it as CSV UTF-8 and upload that"
+        )
+
+
+class _Book:
+    """An opened workbook: its sheets, shared strings and date styles; `rows` streams one sheet."""
+
+    def __init__(self, archive: zipfile.ZipFile, upload_size: int):
+        self.archive = archive
+        self.names = set(archive.namelist())
+        self.budget = _Budget(upload_size)
+        self.worksheets: list[_SheetPart] = []
+        self.strings: list[str] = []
+        self.date_styles: set[int] = set()
+        self.timedelta_styles: set[int] = set()
+        self.epoch = WINDOWS_EPOCH
+        self.rows_seen = 0
+
+    def parse(self, name: str, handler: _Handler, items_per_packed_byte: int = ITEMS_PER_PACKED_BYTE) -> Iterator[None]:
+        """Parse one member with a handler, a chunk at a time, yielding after each chunk."""
+        info = self.archive.getinfo(name)
+        self.budget.open_part(info, items_per_packed_byte)
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.buffer_text = True
+        parser.StartElementHandler = handler.start
+        parser.EndElementHandler = handler.end
+        parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = _refuse_dtd  # never in a workbook
+        handler.parser = parser
+        with self.archive.open(info) as src:
+            while chunk := src.read(CHUNK_BYTES):
+                self.budget.charge(chunk)
+                parser.Parse(chunk, False)
+                yield
+        parser.Parse(b"", True)
+        yield
+
+    def read(self) -> None:
+        """Read what every sheet needs: the sheet list, the date styles and the shared strings."""
+        types = self._read(_ContentTypes(), "[Content_Types].xml")
+        workbook = self._read(_WorkbookPart(), types.workbook)
+        relations = self._read(_Relations(types.workbook), _relations_path(types.workbook)).relations
+        if workbook.date1904:
+            self.epoch = CALENDAR_MAC_1904
+        for title, state, relation in workbook.sheets:
+            if not relation:
+                continue  # as openpyxl does (old .xlsm files have such entries)
+            target, kind = relations[relation]
+            if target in self.names and "chartsheet" not in kind:
+                self.worksheets.append(_SheetPart(title, state, target))
+        if "xl/styles.xml" in self.names:
+            self.date_styles, self.timedelta_styles = self._read(_Styles(), "xl/styles.xml").date_styles()
+        if types.shared_strings is not None:
+            if self.archive.getinfo(types.shared_strings).file_size > MAX_SHARED_STRINGS_BYTES:
+                raise TooLarge(_too_big(MAX_SHARED_STRINGS_BYTES))
+            strings = _SharedStrings(self.budget)
+            for _ in self.parse(types.shared_strings, strings, STRINGS_PER_PACKED_BYTE):
+                pass
+            self.strings = strings.strings
+
+    def _read(self, handler: H, name: str) -> H:
+        for _ in self.parse(name, handler):
+            pass
+        return handler
+
+    def rows(self, part: _SheetPart, max_rows: int) -> Iterator[tuple[int, list[tuple[int, Any, str]]]]:
+        """(row number, [(column from 0, value, type)]) of each row of a sheet that holds a value."""
+        sheet = _SheetRows(self, part.title, min(max_rows, EXCEL_MAX_ROWS))
+        for _ in self.parse(part.path, sheet):
+            if sheet.ready:
+                ready, sheet.ready = sheet.ready, []
+                yield from ready
+            self.rows_seen = sheet.rows_seen
+
+
+class _Handler:
+    """What a part's parser calls; `collect`/`collected` switch the text handler on only where text
+    is kept (a list's append: no Python code runs per piece of text)."""
+
+    parser: Any = None
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        pass
+
+    def end(self, name: str) -> None:
+        pass
+
+    def collect(self) -> None:
+        self.parts: list[str] = []
+        self.parser.CharacterDataHandler = self.parts.append
+
+    def collected(self) -> str:
+        self.parser.CharacterDataHandler = None
+        return _checked("".join(self.parts))
+
+
+def _checked(text: str) -> str:
+    if len(text) > MAX_VALUE_CHARS:  # its bytes were within the budget; a value this long is still no cell
+        raise TooLarge(f"a cell of the workbook holds more than {MAX_VALUE_CHARS:,} characters")
+    return text
+
+
+H = TypeVar("H", bound=_Handler)
+
+
+class _Nested(_Handler):
+    """A handler that knows the local names of the elements it is in."""
+
+    def __init__(self) -> None:
+        self.path: list[str] = []
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        local = name.rpartition("}")[2]
+        self.element(local, self.path[-1] if self.path else "", attrs)
+        self.path.append(local)
+
+    def end(self, name: str) -> None:
+        self.path.pop()
+
+    def element(self, local: str, parent: str, attrs: dict[str, str]) -> None:
+        pass
+
+
+class _ContentTypes(_Handler):
+    """[Content_Types].xml: the workbook part and the shared strings part, as openpyxl finds them."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+        self.default_workbook = False
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        local, kind = name.rpartition("}")[2], attrs.get("ContentType", "")
+        if local == "Override" and (kind in _WORKBOOK_TYPES or kind == SHARED_STRINGS):
+            self.first.setdefault(kind, attrs.get("PartName", "").removeprefix("/"))
+        elif local == "Default" and kind in _WORKBOOK_TYPES:
+            self.default_workbook = True
+
+    @property
+    def workbook(self) -> str:
+        part = next((self.first[kind] for kind in _WORKBOOK_TYPES if kind in self.first), None)
+        if part is None and not self.default_workbook:
+            raise OSError("File contains no valid workbook part")
+        return part or "xl/workbook.xml"
+
+    @property
+    def shared_strings(self) -> str | None:
+        return self.first.get(SHARED_STRINGS)
+
+
+class _WorkbookPart(_Nested):
+    """xl/workbook.xml: the sheets in order (name, state, relationship id) and the date system."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sheets: list[tuple[str, str, str | None]] = []
+        self.date1904 = False
+
+    def element(self, local: str, parent: str, attrs: dict[str, str]) -> None:
+        if local == "sheet" and parent == "sheets":
+            _count(self.sheets, "sheets")
+            self.sheets.append((attrs.get("name", ""), attrs.get("state", "visible"), attrs.get(_REL_ID)))
+        elif local == "workbookPr":
+            self.date1904 = attrs.get("date1904", "").lower() in ("1", "true")
+
+
+def _relations_path(part: str) -> str:
+    folder, file = posixpath.split(part)
+    return posixpath.join(folder, "_rels", f"{file}.rels")
+
+
+class _Relations(_Handler):
+    """A part's relationships: id → (zip member, type), targets resolved as openpyxl resolves them."""
+
+    def __init__(self, part: str) -> None:
+        self.folder = posixpath.dirname(part)
+        self.relations: dict[str, tuple[str, str]] = {}
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if name.rpartition("}")[2] != "Relationship":
             return
-        name = part.PartName[1:]
-        if self.archive.getinfo(name).file_size > MAX_SHARED_STRINGS_BYTES:
-            raise _TooBig
-        with self.archive.open(name) as src:
-            self.shared_strings = _string_table(src)
-
-    def read_worksheets(self) -> None:
-        for sheet, rel in self.parser.find_sheets():
-            if rel.target in self.valid_files and "chartsheet" not in rel.Type:
-                worksheet = _Sheet(self.wb, sheet.name, rel.target, self.shared_strings)
-                worksheet.sheet_state = sheet.state
-                self.wb._sheets.append(worksheet)
+        _count(self.relations, "relationships")
+        target = attrs.get("Target", "")
+        if attrs.get("TargetMode") != "External":
+            target = target[1:] if target.startswith("/") else posixpath.normpath(posixpath.join(self.folder, target))
+        self.relations[attrs.get("Id", "")] = (target, attrs.get("Type", ""))
 
 
-class _Sheet(ReadOnlyWorksheet):
-    def _get_size(self) -> None:
-        """Skipped: every row is read anyway (`_sheet_rows`), and without a stored size openpyxl
-        would parse the whole sheet here once more just to measure it."""
+class _Styles(_Nested):
+    """xl/styles.xml, for one thing only: which cell styles show a number as a date or a duration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.custom: dict[int, str] = {}
+        self.formats: list[int] = []
+
+    def element(self, local: str, parent: str, attrs: dict[str, str]) -> None:
+        if local == "numFmt" and parent == "numFmts":
+            _count(self.custom, "number formats")
+            self.custom[int(attrs["numFmtId"])] = attrs.get("formatCode", "")
+        elif local == "xf" and parent == "cellXfs":
+            _count(self.formats, "cell styles")
+            self.formats.append(int(attrs.get("numFmtId", 0)))
+
+    def date_styles(self) -> tuple[set[int], set[int]]:
+        dates, durations = set(), set()
+        for style, number_format in enumerate(self.formats):
+            code = self.custom[number_format] if number_format in self.custom else builtin_format_code(number_format)
+            if is_date_format(code):
+                dates.add(style)
+            if is_timedelta_format(code):
+                durations.add(style)
+        return dates, durations
 
 
-class _TooBig(Exception):
-    pass
+class _RichText(_Handler):
+    """The text of a string item (`<si>`, or a cell's `<is>`): its `<t>` and the `<t>` of its runs,
+    joined; phonetic hints (`<rPh>`) left out. What openpyxl's `Text.content` gives."""
+
+    inside: list[str]
+    texts: list[str]
+    in_text = False
+
+    def begin(self) -> None:
+        self.inside = []
+        self.texts = []
+
+    def enter(self, name: str) -> None:
+        inside = self.inside
+        local = name[name.rfind("}") + 1 :]
+        inside.append(local)
+        if local == "t" and (len(inside) == 1 or (len(inside) == 2 and inside[0] == "r")):
+            self.in_text = True
+            self.collect()
+
+    def leave(self) -> None:
+        if self.in_text:
+            self.in_text = False
+            self.texts.append(self.collected())
+        self.inside.pop()
+
+    def finish(self) -> str:
+        return _checked("".join(self.texts))
 
 
-def _string_table(src: IO[bytes]) -> list[str]:
-    tag = f"{{{SHEET_MAIN_NS}}}si"
-    strings = []
-    for _, node in iterparse(src):
-        if node.tag == tag:
-            strings.append(Text.from_tree(node).content)
-            node.clear()
-    return strings
+class _SharedStrings(_RichText):
+    """xl/sharedStrings.xml: the strings cells of type `s` point to, by position."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.strings: list[str] = []
+        self.in_item = False
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        if self.in_item:
+            self.enter(name)
+        elif name == _SHARED:
+            budget = self.budget
+            budget.items_left -= 1
+            if budget.items_left < 0:
+                budget.exceeded()
+            self.in_item = True
+            self.inside = []
+            self.texts = []
+
+    def end(self, name: str) -> None:
+        if not self.in_item:
+            return
+        if self.inside:
+            self.leave()
+        else:
+            self.in_item = False
+            texts = self.texts
+            self.strings.append(texts[0] if len(texts) == 1 else _checked("".join(texts)))
 
 
-def _open(stream: IO[bytes]):
-    """The workbook in read-only mode, or FileProblems saying what the file is instead."""
+class _SheetRows(_RichText):
+    """A worksheet's rows as the parser meets them: `ready` collects (row number, cells) of the rows
+    that hold a value; empty rows and cells only move counters. Raises TooLarge past `max_rows`."""
+
+    def __init__(self, book: _Book, title: str, max_rows: int) -> None:
+        self.book = book
+        self.budget = book.budget
+        self.title = title
+        self.max_rows = max_rows
+        self.ready: list[tuple[int, list[tuple[int, Any, str]]]] = []
+        self.rows_seen = 0
+        self.number = 0  # the current (or last) row's number
+        self.cells: list[tuple[int, Any, str]] | None = None  # the current row's cells with a value
+        self.column = 0
+        self.cell_attrs: dict[str, str] | None = None  # the current cell's attributes, while in one
+        self.value: str | None = None  # its text, once read
+        self.inline = False  # in a cell's <is>
+        self.in_value = False
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        # The hot path of a sheet: a cell's start costs a budget step, its column and two assignments.
+        if name == _CELL:
+            if self.cells is None:
+                return  # a cell outside a row: openpyxl ignores it too
+            budget = self.budget
+            budget.items_left -= 1
+            if budget.items_left < 0:
+                budget.exceeded()
+            reference = attrs.get("r")
+            if reference:
+                column = _COLUMNS.get(reference.rstrip(_DIGITS)) or _COLUMNS.get(reference.rstrip(_DIGITS).upper())
+                if column is None:
+                    raise ValueError(f"{reference!r} is not a cell of an Excel sheet")
+            else:
+                column = self.column + 1
+                if column > EXCEL_MAX_COLUMNS:
+                    raise ValueError(f"row {self.number} has more than {EXCEL_MAX_COLUMNS:,} cells")
+            self.column = column
+            self.cell_attrs = attrs
+        elif name == _ROW:
+            self.row(attrs.get("r"))
+        elif self.cell_attrs is not None:
+            if self.inline:
+                self.enter(name)
+            elif name == _VALUE and not self.in_value and self.value is None:
+                self.in_value = True
+                self.collect()
+            elif name == _INLINE and self.cell_attrs.get("t") == "inlineStr":
+                self.inline = True
+                self.begin()
+
+    def row(self, number_text: str | None) -> None:
+        if number_text:
+            try:
+                number = int(number_text)
+            except ValueError:
+                as_float = float(number_text)
+                if not as_float.is_integer():
+                    raise ValueError(f"{number_text!r} is not a row number") from None
+                number = int(as_float)
+            if number <= self.number:
+                raise ValueError(f"row {number} comes after row {self.number}")
+        else:
+            number = self.number + 1
+        if number > self.max_rows:
+            raise TooLarge(
+                f"the sheet {self.title!r} has more than {self.max_rows:,} rows, more than one upload may hold"
+                " (MAX_UPLOAD_ROWS); upload the rows you changed as a partial upload, or ask the administrator"
+            )
+        self.number = number
+        self.rows_seen += 1
+        self.cells = []
+        self.column = 0
+
+    def end(self, name: str) -> None:
+        if name == _CELL:
+            if self.cell_attrs is not None:
+                if self.value is not None:  # most cells of a bomb end here, without a value
+                    self.cell()
+                    self.value = None
+                self.cell_attrs = None
+        elif name == _ROW:
+            if self.cells:
+                self.ready.append((self.number, self.cells))
+            self.cells = None
+        elif self.cell_attrs is not None:
+            if self.inline:
+                if self.inside:
+                    self.leave()
+                else:
+                    self.inline = False
+                    self.value = self.finish()
+            elif self.in_value and name == _VALUE:
+                self.in_value = False
+                self.value = self.collected()
+
+    def cell(self) -> None:
+        """The finished cell's value, converted as openpyxl converts it (data_only: a formula's value)."""
+        attrs, text = self.cell_attrs, self.value
+        kind = attrs.get("t", "n")
+        if kind == "inlineStr":
+            value: Any = text
+            kind = "s"
+        elif not text:
+            return  # <v></v>
+        elif kind == "n":
+            value = float(text) if ("." in text or "E" in text or "e" in text) else int(text)
+            style = int(attrs.get("s") or 0)
+            if style in self.book.date_styles:
+                try:
+                    value = from_excel(value, self.book.epoch, timedelta=style in self.book.timedelta_styles)
+                except (OverflowError, ValueError):
+                    value, kind = "#VALUE!", "e"  # a date no calendar has: an error cell, as in openpyxl
+        elif kind == "s":
+            index = int(text)
+            if index < 0:
+                raise IndexError(f"shared string {index}")
+            value = self.book.strings[index]
+        elif kind == "b":
+            value = bool(int(text))
+        elif kind == "str":
+            value, kind = text, "s"
+        elif kind == "d":
+            value = from_ISO8601(text)
+        else:
+            value = text
+        if value is not None:
+            self.cells.append((self.column - 1, value, kind))
+
+
+def _count(items: Sized, what: str) -> None:
+    if len(items) >= MAX_PACKAGE_ENTRIES:
+        raise TooLarge(f"the workbook lists more than {MAX_PACKAGE_ENTRIES:,} {what}")
+
+
+def _refuse_dtd(*args: Any) -> None:
+    raise ValueError("the XML declares a DTD, which no workbook does")
+
+
+def _open(stream: IO[bytes]) -> _Book:
+    """The workbook's structure, read on a budget, or FileProblems saying what the file is instead."""
+    size = stream.seek(0, io.SEEK_END)
     stream.seek(0)
     try:
-        with zipfile.ZipFile(stream) as archive:
-            members = archive.infolist()
+        archive = zipfile.ZipFile(stream)
+        members = archive.infolist()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
     names = [m.filename for m in members]
     if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-        raise FileProblems([_too_big(MAX_UNPACKED_BYTES)])
+        raise TooLarge(_too_big(MAX_UNPACKED_BYTES))
     if "[Content_Types].xml" not in names or not any(n.startswith("xl/") for n in names):
         what = next((w for prefix, w in _OTHER_ZIPS if any(n.startswith(prefix) for n in names)), "a zip archive")
         raise FileProblems(
@@ -211,25 +755,16 @@ def _open(stream: IO[bytes]):
                 )
             ]
         )
-    stream.seek(0)
+    book = _Book(archive, size)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about features it skips (styles, extensions)
-            reader = _Reader(stream, read_only=True, data_only=True, keep_links=False)
-            reader.read()
-    except _TooBig:
-        raise FileProblems([_too_big(MAX_SHARED_STRINGS_BYTES)]) from None
+        book.read()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
-    return reader.wb
+    return book
 
 
-def _too_big(limit: int) -> Problem:
-    return Problem(
-        None,
-        None,
-        f"the workbook unpacks to more than {limit // 1024**3} GB; save the table as CSV UTF-8 and upload that",
-    )
+def _too_big(limit: int) -> str:
+    return f"the workbook unpacks to more than {limit // 1024**3} GB; save the table as CSV UTF-8 and upload that"
 
 
 def _damaged(exc: BaseException) -> Problem:
@@ -242,7 +777,7 @@ def _damaged(exc: BaseException) -> Problem:
     )
 
 
-def _pick_sheet(book, sheet: str | None):
+def _pick_sheet(book: _Book, sheet: str | None) -> _SheetPart:
     """The sheet named `sheet` (trimmed, any case), else the first visible one."""
     sheets = book.worksheets
     if not sheets:
@@ -257,74 +792,6 @@ def _pick_sheet(book, sheet: str | None):
     raise FileProblems(
         [Problem(None, None, f"the workbook has no sheet named {sheet.strip()!r}; its sheets are: {listed}")]
     )
-
-
-def _sheet_rows(worksheet) -> Iterator[tuple[int, Sequence[Any]]]:
-    """(row number, cells) for every row of a sheet, empty rows included; warnings silenced per batch."""
-    worksheet.reset_dimensions()  # a stored size may be wrong: read every row that is there
-    cells = worksheet.iter_rows()
-    number = 0
-    while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            batch = list(islice(cells, BATCH_ROWS))
-        for row in batch:
-            number += 1
-            yield number, row
-        if len(batch) < BATCH_ROWS:
-            return
-
-
-class _SheetReader:
-    """A sheet's data rows as lists of cell texts, shaped like a csv.reader (`line_num` = row number)
-    so that the row rules of rows.py (blank rows, column order) apply to workbooks unchanged."""
-
-    def __init__(self, rows: Iterator[tuple[int, Sequence[Any]]], kinds: list[str], names: list[str], problems):
-        self.rows = rows
-        self.kinds = kinds
-        self.names = names
-        self.width = len(kinds)
-        self.problems = problems
-        self.line_num = 1
-
-    def __iter__(self) -> _SheetReader:
-        return self
-
-    def __next__(self) -> list[str]:
-        try:
-            number, cells = next(self.rows)
-        except _DAMAGED as exc:
-            self.problems.add(self.line_num + 1, None, _damaged(exc).message)
-            raise StopIteration from None
-        self.line_num = number
-        width, kinds = self.width, self.kinds
-        texts = [""] * width
-        bad = False
-        for i, cell in enumerate(cells):
-            value = cell.value
-            if value is None:
-                continue
-            if i >= width:
-                if _text(value, "string").strip():
-                    self.problems.add(
-                        number,
-                        f"column {get_column_letter(i + 1)}",
-                        f"has a value ({_short(value)}) right of the last column of the header; give the column"
-                        " a name in row 1 or delete the value",
-                    )
-                    bad = True
-                continue
-            if cell.data_type == "e":
-                if self.names[i]:
-                    self.problems.add(
-                        number,
-                        self.names[i],
-                        f"the cell shows the error {value}, not a value; fix the formula or type the value",
-                    )
-                    bad = True
-                continue
-            texts[i] = _text(value, kinds[i])
-        return [] if bad else texts  # data_rows skips an empty row: the problem is already reported
 
 
 def _short(value: Any) -> str:
@@ -375,20 +842,6 @@ def _escape(text: str) -> str:
     if "_x" in text:
         text = _ESCAPED.sub(lambda m: "_x005F" + m[0], text)
     return text.replace("\r", "_x000D_")
-
-
-def sheet_values(stream: IO[bytes], sheet: str | None = None) -> Iterator[tuple[int, list[Any]]]:
-    """(row number, cell values as stored) of the first (or the named) sheet, empty rows included.
-
-    Text comes as stored (OOXML escapes kept), so `write_rows` puts it back unchanged. Raises
-    FileProblems when the workbook cannot be opened or turns out damaged part way.
-    """
-    rows = _sheet_rows(_pick_sheet(_open(stream), sheet))
-    try:
-        for number, cells in rows:
-            yield number, [cell.value for cell in cells]
-    except _DAMAGED as exc:
-        raise FileProblems([_damaged(exc)]) from None
 
 
 def write_rows(rows: Iterable[Sequence[Any]], title: str, out: IO[bytes]) -> None:

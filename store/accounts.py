@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from models import ApiToken, ErrorReport, LoginFailure, User, db
 
@@ -19,10 +19,15 @@ def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
 
 
-def add_user(username: str, password_hash: str) -> User:
-    user = User(username=username, password_hash=password_hash)
+def add_user(username: str, password_hash: str, created_by_proxy: bool = False) -> User:
+    user = User(username=username, password_hash=password_hash, created_by_proxy=created_by_proxy)
     db.session.add(user)
     return user
+
+
+def bump_session_generation(user_id: int) -> None:
+    """End every session of an account: the generation in their cookies no longer matches."""
+    db.session.execute(db.update(User).where(User.id == user_id).values(session_generation=User.session_generation + 1))
 
 
 def all_users() -> list[User]:
@@ -65,19 +70,23 @@ def active_tokens(user_id: int, token_id: int | None = None) -> list[ApiToken]:
 # --- failed sign-ins -------------------------------------------------------------------------
 
 
-def count_failures(username: str, address: str, since: dt.datetime) -> int:
-    """Failed sign-ins since `since` for this user name or from this address."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(
-                LoginFailure.created_at >= since,
-                (LoginFailure.username == username) | (LoginFailure.address == address),
-            )
-        )
-        or 0
-    )
+def count_failures(username: str, address: str, since: dt.datetime) -> tuple[int, int, int]:
+    """Failed sign-ins since `since`: (for this user name from this address, from this address for
+    any name, for this user name from any address)."""
+    name, here = LoginFailure.username == username, LoginFailure.address == address
+    row = db.session.execute(
+        select(
+            func.sum(case((name & here, 1), else_=0)),
+            func.sum(case((here, 1), else_=0)),
+            func.sum(case((name, 1), else_=0)),
+        ).where(LoginFailure.created_at >= since, name | here)
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+
+def forget_failures_before(when: dt.datetime) -> int:
+    """Delete failed sign-ins older than `when`; returns how many."""
+    return db.session.execute(db.delete(LoginFailure).where(LoginFailure.created_at < when)).rowcount
 
 
 def add_failure(username: str, address: str, forget_before: dt.datetime) -> None:
@@ -99,5 +108,12 @@ def get_error_report(report_id: int) -> ErrorReport | None:
     return db.session.get(ErrorReport, report_id)
 
 
-def delete_error_reports_before(when: dt.datetime) -> None:
-    db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < when))
+def delete_error_reports_before(when: dt.datetime) -> int:
+    """Delete error files made before `when`; returns how many."""
+    return db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < when)).rowcount
+
+
+def keep_newest_error_reports(owner: str, keep: int) -> None:
+    """Delete one person's error files but the newest `keep`."""
+    newest = select(ErrorReport.id).where(ErrorReport.owner == owner).order_by(ErrorReport.id.desc()).limit(keep)
+    db.session.execute(db.delete(ErrorReport).where(ErrorReport.owner == owner, ErrorReport.id.not_in(newest)))

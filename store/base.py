@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from models import db
 
@@ -145,6 +146,23 @@ def configure_sqlite(engine: Engine) -> None:
         cur.close()
 
 
+def prepare_sqlite_file(url: str) -> None:
+    """An SQLite database file readable by its owner only, from the first byte on: created 0600
+    before SQLite opens it (SQLite gives its -wal and -shm files the database file's rights), and
+    an existing one (with its -wal and -shm) set to 0600. Nothing for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another worker was first
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # not there, or not ours to change
+            file.chmod(0o600)
+
+
 @contextlib.contextmanager
 def startup_lock(instance_path: Path):
     """Held while a process migrates and checks the database at start-up (each gunicorn worker does):
@@ -159,7 +177,8 @@ def startup_lock(instance_path: Path):
                 conn.commit()
     else:
         instance_path.mkdir(parents=True, exist_ok=True)
-        with open(instance_path / "startup.lock", "w") as lock:
+        lock_fd = os.open(instance_path / "startup.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(lock_fd, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield

@@ -6,6 +6,7 @@ rows to the table with a few set-based statements.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,35 @@ def list_requests(status: str | None, offset: int, limit: int) -> list[ChangeReq
     if status:
         query = query.where(ChangeRequest.status == status)
     return list(db.session.scalars(query.offset(offset).limit(limit)))
+
+
+def pending_ids(submitter: str, limit: int) -> list[int]:
+    """Ids of one person's pending requests, oldest first (at most `limit`)."""
+    query = (
+        select(ChangeRequest.id)
+        .where(ChangeRequest.submitter == submitter, ChangeRequest.status == "pending")
+        .order_by(ChangeRequest.id)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+def purge_decided_rows(decided_before: dt.datetime, now: dt.datetime) -> int:
+    """Delete the staged rows of requests rejected or withdrawn before `decided_before`, and mark
+    those requests (`rows_purged_at`); returns how many requests. The caller commits.
+
+    Never the rows of approved requests (they are what was applied) nor of pending ones."""
+    old = (
+        "SELECT id FROM change_requests WHERE status IN ('rejected', 'withdrawn')"
+        " AND decided_at < :before AND rows_purged_at IS NULL"
+    )
+    params = {"before": decided_before}
+    db.session.execute(text(f"DELETE FROM pending_changes WHERE change_id IN ({old})"), params)  # noqa: S608 - constant
+    result = db.session.execute(
+        text(f"UPDATE change_requests SET rows_purged_at = :now WHERE id IN ({old})"),  # noqa: S608 - constant
+        params | {"now": now},
+    )
+    return result.rowcount
 
 
 def count_requests(status: str | None) -> int:

@@ -131,7 +131,7 @@ def test_proxy_header_is_ignored_by_default(app):
 
 
 def test_proxy_header_signs_in_when_configured(make_app):
-    app = make_app(AUTH_HEADER="X-Forwarded-User")
+    app = make_app(AUTH_HEADER="X-Forwarded-User", AUTH_PROXY_IPS="127.0.0.1")
     client = app.test_client()
     r = client.get("/", headers={"X-Forwarded-User": "carol"})
     assert r.status_code == 200 and "carol" in r.text

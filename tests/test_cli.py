@@ -29,17 +29,19 @@ def test_users_create_with_password(app, runner):
 
 
 def test_users_create_prompts_for_the_password(app, runner):
-    result = runner.invoke(args=["users", "create", "dave"], input="dave-secret\ndave-secret\n")
+    result = runner.invoke(args=["users", "create", "dave"], input="dave-secret-1\ndave-secret-1\n")
     assert result.exit_code == 0, result.output
-    assert "Password" in result.output and "dave-secret" not in result.output  # hidden input
-    assert signs_in(app, "dave", "dave-secret")
+    assert "Password" in result.output and "dave-secret-1" not in result.output  # hidden input
+    assert signs_in(app, "dave", "dave-secret-1")
 
 
 def test_users_create_prompt_needs_matching_confirmation(app, runner):
-    result = runner.invoke(args=["users", "create", "dave"], input="dave-secret\nother-one\ndave-secret\ndave-secret\n")
+    result = runner.invoke(
+        args=["users", "create", "dave"], input="dave-secret-1\nother-one-two\ndave-secret-1\ndave-secret-1\n"
+    )
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output.lower()
-    assert signs_in(app, "dave", "dave-secret")
+    assert signs_in(app, "dave", "dave-secret-1")
 
 
 def test_users_create_fails_clearly_if_the_name_exists(app, runner):
@@ -52,9 +54,10 @@ def test_users_create_fails_clearly_if_the_name_exists(app, runner):
 
 
 def test_users_create_refuses_a_short_password(app, runner):
-    result = runner.invoke(args=["users", "create", "erin", "--password", "short"])
-    assert result.exit_code != 0 and "8 characters" in result.output
-    assert not signs_in(app, "erin", "short")
+    for weak in ("short", "password", "elevenchars"):  # 8 characters were enough before: now 12
+        result = runner.invoke(args=["users", "create", "erin", "--password", weak])
+        assert result.exit_code != 0 and "12 characters" in result.output, weak
+        assert not signs_in(app, "erin", weak)
 
 
 def test_users_set_password(app, runner):

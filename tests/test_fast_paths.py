@@ -53,7 +53,10 @@ def reference_csv(records: list[str], schema: Schema) -> bytes:
 
 
 # Cell text biased towards what matters to CSV and to formula escaping.
-tricky = st.sampled_from(["", ",", '"', "\n", "\r", "\r\n", "'", "=", "+", "-", "@", "\t", " ", "a", "é", "1"])
+tricky = st.sampled_from(
+    ["", ",", '"', "\n", "\r", "\r\n", "'", "=", "+", "-", "@", "\t", " ", "a", "é", "1",
+     "\u00a0", "\u3000", "\uff1d", "\uff0b", "\uff0d", "\uff20"]  # blanks before a formula, full-width triggers
+)  # fmt: skip
 cell = st.lists(tricky, max_size=6).map("".join) | st.text(max_size=8).map(lambda t: t.replace(SEP, ""))
 
 
@@ -71,6 +74,7 @@ def test_export_equals_csv_writer_on_every_row(rows, chunk_rows):
         [""],  # a lone empty cell must be written as "" or the row would vanish
         ["", "a", ""],
         ["=1+1", "'=x", "-", "plain"],
+        [" =1", "\u00a0+1", "\u3000-1", "\uff1dSUM(A1)", "  \uff20x", "' =1", " a=1"],
         ["a,b", 'say "hi"', "two\nlines"],
     ],
 )

@@ -165,6 +165,7 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 @example(payload=b"\x00" * 100, mode="partial")
 @example(payload=HEADER.encode() + b"\nDS-9," + b"x" * 300 + b",,o,,,,,,,\n", mode="partial")
 def test_any_bytes_get_a_clear_answer_and_nothing_is_half_staged(app, seeded, api, payload, mode):
+    app.config["MAX_PENDING_PER_USER"] = 10**6  # examples share the app: alice's requests pile up
     alice = api("alice")
     with app.app_context():
         requests_before, rows_before = staged_counts()
@@ -255,6 +256,7 @@ def legacy_files(draw) -> tuple[str, bytes, dict[str, str]]:
 @FUZZ
 @given(file=legacy_files())
 def test_legacy_code_pages_are_read_right_or_warned_never_silently_garbled(app, api, file):
+    app.config["MAX_PENDING_PER_USER"] = 10**6  # examples share the app: alice's requests pile up
     code_page, payload, names = file
     r = api("alice").upload(payload, mode="partial")
     if r.status_code == 422:  # refused: it must ask for UTF-8
@@ -289,7 +291,7 @@ MEASUREMENTS = {
 def measurements_app(make_app, tmp_path):
     path = tmp_path / "measurements.json"
     path.write_text(json.dumps(MEASUREMENTS))
-    return add_test_users(make_app(SCHEMA_PATH=str(path)))
+    return add_test_users(make_app(SCHEMA_PATH=str(path), MAX_PENDING_PER_USER=10**6))
 
 
 def european(value: Decimal, grouped: bool) -> str:

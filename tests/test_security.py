@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from conftest import row, table
 
 import accounts
+import config
 import store.audit
 from models import LoginFailure, db
 
@@ -36,31 +37,70 @@ def sign_in(client, username: str, password: str | None = None, **kwargs):
 @pytest.fixture
 def throttled_app(app):
     app.config["LOGIN_MAX_FAILURES"] = 3
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 5
     return app
 
 
-def test_failures_per_user_name_throttle_even_the_right_password(throttled_app):
+@pytest.fixture
+def pauses(monkeypatch):
+    """The slow-downs sign-in asked for, in seconds (none taken: the tests do not wait)."""
+    asked: list[float] = []
+    monkeypatch.setattr(accounts, "pause", asked.append)
+    return asked
+
+
+def test_failures_for_a_user_name_from_one_address_throttle_that_address(throttled_app, pauses):
     client = throttled_app.test_client()
-    for i in range(3):  # from three different addresses: the user name is what counts
-        r = sign_in(client, "alice", "wrong", environ_base={"REMOTE_ADDR": f"10.0.0.{i}"})
-        assert r.status_code == 401
-        assert "Wrong user name or password" in r.text
-    r = sign_in(client, "alice", environ_base={"REMOTE_ADDR": "10.0.0.99"})
+    here = {"REMOTE_ADDR": "10.0.0.1"}
+    for _ in range(3):
+        r = sign_in(client, "alice", "wrong", environ_base=here)
+        assert r.status_code == 401 and "Wrong user name or password" in r.text
+    r = sign_in(client, "alice", environ_base=here)  # even the right password, from there
     assert r.status_code == 429
     assert "Too many failed sign-ins" in r.text and "15 minutes" in r.text
     no_traceback(r.text)
     with client.session_transaction() as session:
         assert "_user_id" not in session
-    # other users are not affected
+    # alice herself, from her own address, is slowed down but not locked out
+    assert sign_in(throttled_app.test_client(), "alice", environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code == 302
+    assert pauses and pauses[-1] >= 1
+    # other users are not affected at all
+    pauses.clear()
     assert sign_in(client, "bob", environ_base={"REMOTE_ADDR": "10.0.0.98"}).status_code == 302
+    assert pauses == []
+
+
+def test_a_name_guessed_from_many_addresses_is_slowed_down_not_locked_out(throttled_app, pauses):
+    """The red team's lock-out: wrong passwords for the admin's name from many addresses must not
+    refuse the admin everywhere; they only slow sign-in for that name down."""
+    for i in range(9):
+        r = sign_in(throttled_app.test_client(), "boss", "guess", environ_base={"REMOTE_ADDR": f"10.9.0.{i}"})
+        assert r.status_code == 401
+    assert len(pauses) == 9 - 3 and all(0 < p <= accounts.MAX_SLOWDOWN_SECONDS for p in pauses)
+    assert pauses == sorted(pauses)  # the more guesses, the slower
+    r = sign_in(throttled_app.test_client(), "boss", environ_base={"REMOTE_ADDR": "10.0.0.50"})
+    assert r.status_code == 302  # the admin, from elsewhere: in, after a pause
+    assert pauses[-1] >= 1
 
 
 def test_failures_per_address_throttle_every_user_name(throttled_app):
     client = throttled_app.test_client()
-    for name in ("x", "y", "z"):
+    for name in ("v", "w", "x", "y", "z"):
         assert sign_in(client, name, "guess", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 401
     assert sign_in(client, "bob", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 429
     assert sign_in(client, "bob", environ_base={"REMOTE_ADDR": "192.0.2.8"}).status_code == 302
+
+
+def test_existing_and_missing_names_cost_one_password_check_each(throttled_app, monkeypatch):
+    """Unknown names are checked against a dummy hash: response times do not tell names apart."""
+    checks: list[str] = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash", lambda h, p: checks.append(h) or real(h, p))
+    client = throttled_app.test_client()
+    for name in ("alice", "nobody-here", "alice", "nobody-here"):
+        assert sign_in(client, name, "wrong", environ_base={"REMOTE_ADDR": f"10.3.0.{len(checks)}"}).status_code == 401
+    assert len(checks) == 4
+    assert len({h.split("$")[0] for h in checks}) == 1  # the same method and cost for both
 
 
 def test_failures_older_than_the_window_do_not_count(throttled_app):
@@ -498,6 +538,7 @@ def test_auth_header_is_ignored_unless_configured(app):
 
 def test_auth_header_signs_in_when_configured(app):
     app.config["AUTH_HEADER"] = "X-Forwarded-User"
+    app.config["AUTH_PROXY_IPS"] = config.proxy_networks("127.0.0.1")  # the test client's address
     client = app.test_client()
     r = client.get("/", headers={"X-Forwarded-User": "boss"})
     assert r.status_code == 200 and "admin" in r.text
@@ -513,5 +554,6 @@ def test_auth_header_signs_in_when_configured(app):
 
 def test_auth_header_is_not_trusted_by_the_api(app):
     app.config["AUTH_HEADER"] = "X-Forwarded-User"
+    app.config["AUTH_PROXY_IPS"] = config.proxy_networks("127.0.0.1")
     r = app.test_client().get("/api/v1/changes", headers={"X-Forwarded-User": "boss"})
     assert r.status_code == 401

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,25 +122,50 @@ def test_a_new_column_keeps_existing_data(make_app, monkeypatch, tmp_path):
 # --- the first admin -------------------------------------------------------------------------
 
 
-def test_first_run_creates_the_admin_and_prints_the_password_once(make_app, capfd):
-    app = make_app(ADMIN_USERS=["root"])
+@pytest.fixture
+def secret(tmp_path):
+    """Where start-up writes the first admins' passwords (instance/first-admin-password outside tests)."""
+    return tmp_path / "first-admin-password"
+
+
+def test_the_first_password_file_is_in_the_instance_folder(tmp_path):
+    assert config.from_environment(tmp_path)["FIRST_ADMIN_PASSWORD_FILE"] == tmp_path / "first-admin-password"
+
+
+def test_first_run_writes_the_admin_password_to_a_private_file_when_not_on_a_terminal(make_app, capfd, secret):
+    """Under gunicorn or systemd the console is a log others may read: the password goes to a file."""
+    app = make_app(ADMIN_USERS=["root"], FIRST_ADMIN_PASSWORD_FILE=secret)
     err = capfd.readouterr().err
-    found = re.search(r"created admin account 'root' with password: (\S+)", err)
-    assert found, err
+    assert str(secret) in err and "password" in err
+    found = re.fullmatch(r"root: (\S+)\n", secret.read_text())
+    assert found, secret.read_text()
     password = found.group(1)
+    assert password not in err
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     r = app.test_client().post("/login", data={"username": "root", "password": password})
     assert r.status_code == 302
     with app.app_context():
         assert db.session.execute(text("SELECT count(*) FROM users")).scalar() == 1
-    make_app(ADMIN_USERS=["root"])  # a restart (or another worker) does not make a new one
-    assert "password" not in capfd.readouterr().err
+    secret.unlink()
+    make_app(ADMIN_USERS=["root"], FIRST_ADMIN_PASSWORD_FILE=secret)  # a restart (or another worker) makes none
+    assert "password" not in capfd.readouterr().err and not secret.exists()
     assert app.test_client().post("/login", data={"username": "root", "password": password}).status_code == 302
 
 
-def test_first_run_creates_every_listed_admin(make_app, capfd):
-    make_app(ADMIN_USERS=["root", "chief"])
+def test_first_run_prints_the_password_once_on_a_terminal(make_app, capfd, secret, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    app = make_app(ADMIN_USERS=["root"], FIRST_ADMIN_PASSWORD_FILE=secret)
     err = capfd.readouterr().err
-    assert "'root' with password" in err and "'chief' with password" in err
+    found = re.search(r"created admin account 'root' with password: (\S+)", err)
+    assert found, err
+    assert not secret.exists()
+    assert app.test_client().post("/login", data={"username": "root", "password": found.group(1)}).status_code == 302
+
+
+def test_first_run_creates_every_listed_admin(make_app, secret):
+    make_app(ADMIN_USERS=["root", "chief"], FIRST_ADMIN_PASSWORD_FILE=secret)
+    lines = secret.read_text().splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["root", "chief"]
 
 
 # --- settings --------------------------------------------------------------------------------

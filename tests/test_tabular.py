@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import diff
 from files import csv_read, csv_write, encoding, formulas, rows
@@ -354,11 +356,38 @@ def test_problems_are_capped_but_counted():
         ("", ""),
         ("a=b", "a=b"),
         ("O'Brien", "O'Brien"),
+        (" =1+1", "' =1+1"),  # blanks before the trigger: spaces, no-break spaces, ideographic spaces
+        ("\u00a0\u00a0-5", "'\u00a0\u00a0-5"),
+        ("\u3000@x", "'\u3000@x"),
+        ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),  # full-width = + - @
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff0d1", "'\uff0d1"),
+        ("\uff20x", "'\uff20x"),
+        (" \u3000\uff1d1", "' \u3000\uff1d1"),
+        ("' =1", "'' =1"),
+        (" a=1", " a=1"),
+        ("   ", "   "),
     ],
 )
 def test_formula_escape_round_trip(value, escaped):
     assert formulas.escape_formula(value) == escaped
     assert formulas.unescape_formula(escaped) == value
+
+
+formula_text = st.lists(
+    st.sampled_from(
+        ["'", "=", "+", "-", "@", "\t", "\r", " ", "\u00a0", "\u3000", "\uff1d", "\uff0b", "\uff0d", "\uff20", "a", "1"]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(formula_text | st.text(max_size=6))
+def test_escape_then_unescape_is_the_identity_and_leaves_no_formula(value):
+    escaped = formulas.escape_formula(value)
+    assert formulas.unescape_formula(escaped) == value
+    assert not formulas.runs_as_formula(escaped)
 
 
 def test_unescaping_applies_to_text_columns_only():

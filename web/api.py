@@ -15,7 +15,7 @@ import tables
 from web import present
 from web.auth import admin_required
 from web.error_pages import json_error
-from web.params import audit_cursor, audit_filter, optional_int, required_int
+from web.params import MAX_OFFSET, audit_cursor, audit_filter, int_arg, limit_arg, offset_arg, required_int
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -23,16 +23,16 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 @bp.route("/export.csv")
 def export():
     """The whole table as CSV (?version=N: as it was after version N); the version is in X-Dataset-Version."""
-    return present.csv_response(optional_int("version"))
+    return present.csv_response(int_arg("version"))
 
 
 @bp.route("/export.xlsx")
 def export_xlsx():
     """The whole table as an Excel workbook (?version=N: as it was); the version is in X-Dataset-Version."""
-    return present.xlsx_response(optional_int("version"))
+    return present.xlsx_response(int_arg("version"))
 
 
-@bp.route("/uploads/errors/<int:report_id>")
+@bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
     return present.error_file_response(changes.error_file(report_id, current_user.username))
@@ -52,7 +52,7 @@ def upload():
     base_version), or the file itself as the body (Content-Type text/csv or the xlsx type) with
     the same options, and `filename`, in the query string."""
     if request.mimetype in RAW_UPLOAD_TYPES:
-        options, stream, filename = request.args, request.body_file(), request.args.get("filename", "")
+        options, stream, filename = request.args, None, request.args.get("filename", "")
     else:
         file = request.files.get("file")
         if file is None:
@@ -62,12 +62,10 @@ def upload():
                 " Content-Type text/csv (or the xlsx type) and the options in the query string.",
             )
         options, stream, filename = request.form, file.stream, file.filename or ""
-    confirm = options.get("confirm_deletions", "").strip()
-    if confirm and not confirm.isdigit():
-        return json_error(400, "confirm_deletions must be a whole number.")
-    base = options.get("base_version", "").strip()
-    if base and (not base.isascii() or not base.isdigit() or len(base) > 9):
-        return json_error(400, f"base_version must be a whole number (the N of datasets-vN.csv), not {base[:40]!r}.")
+    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=options)
+    base = int_arg("base_version", None, high=10**9, source=options)
+    if stream is None:  # the options are checked before the body is read
+        stream = request.body_file()
     try:
         result = changes.submit(
             stream,
@@ -75,13 +73,13 @@ def upload():
             filename=filename,
             mode=options.get("mode", "full") or "full",
             comment=options.get("comment", ""),
-            confirm_deletions=int(confirm) if confirm else None,
+            confirm_deletions=confirm,
             sheet=options.get("sheet", "").strip() or None,
-            base_version=int(base) if base else None,
+            base_version=base,
         )
     except changes.Refused as exc:
         return json_error(
-            422,
+            exc.status,
             exc.message,
             errors=[p.as_dict() for p in exc.problems],
             total_errors=exc.total,
@@ -89,6 +87,8 @@ def upload():
         )
     except changes.ConfirmDeletions as exc:
         return json_error(422, exc.message, deletions=exc.deletions, errors=[])
+    except changes.TooManyPending as exc:
+        return json_error(exc.status, exc.message, pending=exc.pending)
     body, status = present.stage_json(result)
     return jsonify(body), status
 
@@ -96,22 +96,19 @@ def upload():
 @bp.route("/changes")
 def change_list():
     """Change requests, newest first; ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
-    limit = min(request.args.get("limit", 100, type=int), 1000)
-    offset = request.args.get("offset", 0, type=int)
+    limit, offset = limit_arg(100, 1000), offset_arg()
     items, total = changes.list_requests(request.args.get("status") or None, offset, limit)
     return jsonify({"items": [present.change_json(c) for c in items], "total": total})
 
 
-@bp.route("/changes/<int:change_id>")
+@bp.route("/changes/<id:change_id>")
 def change_detail(change_id: int):
     """A change request with its added and deleted rows and its modifications.
 
     Every row by default; `?limit=N&offset=M` pages each of the three lists (for big requests).
     """
     cr = changes.get_request(change_id)
-    limit, offset = request.args.get("limit", type=int), request.args.get("offset", 0, type=int)
-    if (limit is not None and limit < 1) or offset < 0:
-        return json_error(400, "limit must be 1 or more and offset 0 or more.")
+    limit, offset = int_arg("limit", None, low=1, high=MAX_OFFSET), offset_arg()
     body, schema = present.change_json(cr), tables.schema()
     for name, action in present.KINDS.items():
         rows = changes.staged_rows(change_id, action, offset, limit)
@@ -122,13 +119,13 @@ def change_detail(change_id: int):
     return jsonify(body)
 
 
-@bp.route("/changes/<int:change_id>/diff.csv")
+@bp.route("/changes/<id:change_id>/diff.csv")
 def change_diff_csv(change_id: int):
     """A change request's changes in the tabular diff format of daff (`@@`, `+++`, `---`, `->`)."""
     return present.csv_stream(*changes.diff_csv(change_id))
 
 
-@bp.route("/changes/<int:change_id>/resolve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
 def resolve(change_id: int):
     """The submitter settles conflicts: JSON {"resolutions": [{"key", "column", "take": "yours"|"theirs"}]}."""
     data = request.get_json(silent=True)
@@ -142,14 +139,14 @@ def resolve(change_id: int):
     return jsonify({"conflicts": [present.conflict_json(c, tables.schema(), cr.field_names) for c in remaining]})
 
 
-@bp.route("/changes/<int:change_id>/revert", methods=["POST"])
+@bp.route("/changes/<id:change_id>/revert", methods=["POST"])
 def revert(change_id: int):
     """Stage the inverse of an approved request as a new request, merged with the table now."""
     body, status = present.stage_json(changes.revert(change_id, current_user.username))
     return jsonify(body), status
 
 
-@bp.route("/changes/<int:change_id>/approve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/approve", methods=["POST"])
 @admin_required
 def approve(change_id: int):
     """Apply a change request (admins only)."""
@@ -157,19 +154,19 @@ def approve(change_id: int):
     return jsonify({"id": change_id, "status": "approved", "version": version})
 
 
-@bp.route("/changes/<int:change_id>/reject", methods=["POST"])
+@bp.route("/changes/<id:change_id>/reject", methods=["POST"])
 @admin_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only); JSON {"reason"} required."""
     data = request.get_json(silent=True) or {}
     reason = data.get("reason") or request.form.get("reason", "")
-    if not isinstance(reason, str):
-        return json_error(400, "reason must be a string.")
+    if not isinstance(reason, str) or "\x00" in reason:
+        return json_error(400, "reason must be a string (without NUL characters).")
     changes.reject(change_id, current_user.username, reason)
     return jsonify({"id": change_id, "status": "rejected", "reason": reason})
 
 
-@bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
+@bp.route("/changes/<id:change_id>/withdraw", methods=["POST"])
 def withdraw(change_id: int):
     """The submitter takes back their own pending request."""
     changes.withdraw(change_id, current_user.username)
@@ -180,8 +177,7 @@ def withdraw(change_id: int):
 def audit():
     """Audit entries newest first; filters key, user, since, until, action, change_id; ?limit=; the
     next page with ?before= the answer's `next`."""
-    limit = min(request.args.get("limit", 500, type=int), 5000)
-    page = history.audit(audit_filter(), audit_cursor(), limit)
+    page = history.audit(audit_filter(), audit_cursor(), limit_arg(500, 5000))
     next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
     return jsonify({"items": present.audit_dicts(page.items, tables.schema()), "next": next_})
 
@@ -212,8 +208,7 @@ def blame(key: str):
 @bp.route("/versions")
 def versions():
     """Every version newest first, with the approved request that made it; ?limit, ?offset."""
-    limit = min(request.args.get("limit", 100, type=int), 1000)
-    items, total = history.versions(request.args.get("offset", 0, type=int), limit)
+    items, total = history.versions(offset_arg(), limit_arg(100, 1000))
     return jsonify({"items": [present.version_json(cr) for cr in items], "total": total})
 
 
@@ -222,7 +217,7 @@ def version_diff():
     """The rows that differ between versions ?from=A and ?to=B (A > B: the reverse diff); ?limit, ?offset per list."""
     low, high = required_int("from"), required_int("to")
     found, schema = history.diff(low, high), tables.schema()
-    offset, limit = optional_int("offset") or 0, optional_int("limit")
+    offset, limit = offset_arg(), int_arg("limit", None, low=1, high=MAX_OFFSET)
     end = None if limit is None else offset + limit
     body: dict = {"from": low, "to": high, "summary": found.summary}
     for kind in ("added", "modified", "deleted"):

@@ -4,9 +4,10 @@ the trusted proxy header, and the admin check. Accounts themselves live in accou
 from __future__ import annotations
 
 import functools
+import ipaddress
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 import accounts
@@ -38,24 +39,38 @@ def admin_required(view):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    """The session cookie's account, while the session is valid (checked on every request:
+    signing out, a new password or a disabled account end it on every worker)."""
     # The API is exempt from CSRF, so it must not accept the session cookie: bearer tokens only.
     if request.path.startswith("/api/"):
         return None
-    return accounts.user_by_id(int(user_id)) if user_id.isdigit() else None
+    return accounts.user_for_session(user_id)
 
 
 @login_manager.request_loader
 def load_user_from_request(req) -> User | None:
-    """Bearer tokens for /api; the trusted proxy header (AUTH_HEADER) for pages when configured."""
+    """Bearer tokens for /api; the trusted proxy header (AUTH_HEADER) for pages, from AUTH_PROXY_IPS only."""
     header = req.headers.get("Authorization", "")
     if req.path.startswith("/api/"):
         if header.startswith("Bearer "):
             return accounts.user_for_token(header[7:].strip())
         return None
     proxy_header = current_app.config.get("AUTH_HEADER")
-    if proxy_header and (name := req.headers.get(proxy_header, "").strip()):
+    name = req.headers.get(proxy_header, "").strip() if proxy_header else ""
+    if name and "\x00" not in name and from_trusted_proxy(req.remote_addr):
         return accounts.user_for_proxy(name)
     return None
+
+
+def from_trusted_proxy(address: str | None) -> bool:
+    """Is the peer one of the proxies allowed to name the user (AUTH_PROXY_IPS)?"""
+    try:
+        peer = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if peer.version == 6 and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped
+    return any(peer in network for network in current_app.config["AUTH_PROXY_IPS"])
 
 
 @login_manager.unauthorized_handler
@@ -102,7 +117,10 @@ def login():
             user = accounts.sign_in(form.username.data.strip(), form.password.data, request.remote_addr or "?")
         except accounts.TooManyFailures as exc:
             abort(429, str(exc))
+        except accounts.AccountDisabled as exc:
+            abort(403, str(exc))
         if user is not None:
+            session.clear()  # a fresh session: a new CSRF token, nothing kept from before sign-in
             login_user(user)
             return redirect(safe_next(request.args.get("next")))
         form.password.errors.append("Wrong user name or password.")
@@ -111,7 +129,10 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out (POST, so a link on another site cannot sign you out)."""
+    """Sign out (POST, so a link on another site cannot sign you out): every session of the account ends."""
+    if current_user.is_authenticated:
+        accounts.sign_out(current_user)
     logout_user()
+    session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -18,7 +18,7 @@ from models import ChangeRequest
 from web import present
 from web.auth import admin_required
 from web.forms import ActionForm, RejectForm, UploadForm
-from web.params import audit_cursor, audit_filter, optional_int, page_args, required_int
+from web.params import audit_cursor, audit_filter, int_arg, page_args, required_int
 
 bp = Blueprint("pages", __name__)
 
@@ -31,7 +31,7 @@ def index():
     """The table, paged and searchable; ?version=N shows it as it was after version N."""
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
-    version = optional_int("version")
+    version = int_arg("version")
     if version is not None and version != tables.state().version:
         found = history.page_at(version, q, offset, size)
     else:
@@ -42,13 +42,13 @@ def index():
 @bp.route("/download")
 def download():
     """Download the whole table as CSV (?version=N: as it was after version N)."""
-    return present.csv_response(optional_int("version"))
+    return present.csv_response(int_arg("version"))
 
 
 @bp.route("/download.xlsx")
 def download_xlsx():
     """Download the whole table as an Excel workbook (?version=N: as it was after version N)."""
-    return present.xlsx_response(optional_int("version"))
+    return present.xlsx_response(int_arg("version"))
 
 
 @bp.route("/records/<path:key>")
@@ -132,9 +132,12 @@ def upload():
             base_version=form.base_version.data,
         )
     except changes.Refused as exc:
-        return render_upload(form, 422, problems=exc.problems, total=exc.total, error_file=exc.error_file)
+        return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
     except changes.ConfirmDeletions as exc:
         return render_upload(form, 422, confirm=exc)
+    except changes.TooManyPending as exc:
+        flash(exc.message, "error")
+        return render_upload(form, exc.status)
     if result.change is None:
         flash(
             f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged."
@@ -152,7 +155,7 @@ def render_upload(form: UploadForm, status: int, **extra):
     return render_template("upload.html", form=form, state=tables.state(), schema=tables.schema(), **extra), status
 
 
-@bp.route("/uploads/errors/<int:report_id>")
+@bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
     return present.error_file_response(changes.error_file(report_id, current_user.username))
@@ -170,7 +173,7 @@ def change_list():
     return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
 
 
-@bp.route("/changes/<int:change_id>")
+@bp.route("/changes/<id:change_id>")
 def change(change_id: int):
     """The review page: who, when, counts, and the diff, one kind and one page at a time."""
     cr = changes.get_request(change_id)
@@ -195,6 +198,7 @@ def change(change_id: int):
         is_submitter=current_user.username == cr.submitter,
         reject_form=RejectForm(),
         action_form=ActionForm(),
+        keep_days=current_app.config["KEEP_DECIDED_DAYS"],
     )
 
 
@@ -208,13 +212,13 @@ def _first_kind(cr: ChangeRequest) -> str:
     return "modified" if cr.modified else "added" if cr.added else "deleted"
 
 
-@bp.route("/changes/<int:change_id>/diff.csv")
+@bp.route("/changes/<id:change_id>/diff.csv")
 def change_diff_csv(change_id: int):
     """Download a change request's changes in the tabular diff format of daff."""
     return present.csv_stream(*changes.diff_csv(change_id))
 
 
-@bp.route("/changes/<int:change_id>/resolve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
 def resolve(change_id: int):
     """The submitter keeps their value or the newer one for one conflict."""
     require_action_form()
@@ -233,7 +237,7 @@ def resolve(change_id: int):
     return redirect(url_for("pages.change", change_id=change_id))
 
 
-@bp.route("/changes/<int:change_id>/revert", methods=["POST"])
+@bp.route("/changes/<id:change_id>/revert", methods=["POST"])
 def revert(change_id: int):
     """Stage the inverse of an approved request as a new request, for review like any other."""
     require_action_form()
@@ -245,7 +249,7 @@ def revert(change_id: int):
     return redirect(url_for("pages.change", change_id=result.change.id))
 
 
-@bp.route("/changes/<int:change_id>/approve", methods=["POST"])
+@bp.route("/changes/<id:change_id>/approve", methods=["POST"])
 @admin_required
 def approve(change_id: int):
     """Apply a change request (admins only)."""
@@ -259,7 +263,7 @@ def approve(change_id: int):
     return redirect(url_for("pages.change", change_id=change_id))
 
 
-@bp.route("/changes/<int:change_id>/reject", methods=["POST"])
+@bp.route("/changes/<id:change_id>/reject", methods=["POST"])
 @admin_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only)."""
@@ -276,7 +280,7 @@ def reject(change_id: int):
     return redirect(url_for("pages.change", change_id=change_id))
 
 
-@bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
+@bp.route("/changes/<id:change_id>/withdraw", methods=["POST"])
 def withdraw(change_id: int):
     """The submitter takes back their own pending request."""
     require_action_form()
@@ -321,13 +325,19 @@ def audit_csv():
 def tokens():
     """Your API tokens: create one (shown once) or revoke them."""
     form = ActionForm()
-    new_token = None
+    new_token, status = None, 200
     if form.validate_on_submit():
-        if request.form.get("revoke"):
-            n = accounts.revoke_tokens(current_user.username, request.form.get("revoke", type=int))
+        if revoke := request.form.get("revoke"):
+            token_id = None if revoke == "all" else int_arg("revoke", low=1, source=request.form)
+            n = accounts.revoke_tokens(current_user.username, token_id)
             flash(f"Revoked {n} token(s).", "success")
             return redirect(url_for("pages.tokens"))
-        new_token = accounts.create_token(current_user.username)
-    return render_template(
+        try:
+            new_token = accounts.create_token(current_user.username, self_service=True)
+        except accounts.TokensNotAllowed as exc:
+            flash(str(exc), "error")
+            status = 403
+    page = render_template(
         "tokens.html", form=form, tokens=accounts.list_tokens(current_user.username), new_token=new_token
     )
+    return page, status

@@ -1,36 +1,86 @@
-"""Query parameters shared by the pages and the API: paging, versions, date filters, audit cursors.
+"""Request parameters shared by the pages and the API: ids in URLs, whole numbers, paging,
+versions, dates, audit cursors.
 
-A malformed parameter is the client's mistake: 400 with a message under /api, 404 on a page
-(the address does not name anything).
+Every number a request sends is checked here before it reaches the database: out of range or not
+a number is a 400 from the API and a 404 on the pages ("there is no such page"), never a 500 from
+a database that cannot hold it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Mapping
 
 from flask import abort, current_app, request
+from werkzeug.routing import IntegerConverter, ValidationError
 
 import history
+from models import DB_INT_MAX
+
+MAX_OFFSET = 10**15  # rows to skip: far beyond any table, far within the databases' 64-bit offsets
+MAX_PAGE = 10**9
+_MAX_DIGITS = 20
 
 
-def _bad(message: str):
+class IdConverter(IntegerConverter):
+    """`<id:name>` in a route: 1 to DB_INT_MAX; anything else matches no route (404)."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        super().__init__(url_map, min=1, max=DB_INT_MAX)
+
+    def to_python(self, value: str) -> int:
+        if len(value) > len(str(DB_INT_MAX)):  # also before Python's limit on converting long digit strings
+            raise ValidationError()
+        return super().to_python(value)
+
+
+def refuse_nul_characters() -> None:
+    """before_request: a NUL character in the path, the query string or a form field is refused
+    (400). No value may hold one, and PostgreSQL refuses them in text: a 500 otherwise."""
+    values = itertools.chain(request.args.listvalues(), request.form.listvalues() if request.form else ())
+    if "\x00" in request.path or any("\x00" in value for value in itertools.chain.from_iterable(values)):
+        abort(400, "The request holds a NUL character (\\x00), which no value may hold.")
+
+
+def refuse(message: str):
+    """A bad parameter: 400 with the message from the API, 404 on the pages."""
     abort(400 if request.path.startswith("/api/") else 404, message)
 
 
-def optional_int(name: str) -> int | None:
-    """A whole-number query parameter, or None when it is absent or empty."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        _bad(f"{name} must be a whole number, not {raw[:40]!r}.")
-    return int(raw)
+def int_arg(
+    name: str, default: int | None = None, *, low: int = 0, high: int = DB_INT_MAX, source: Mapping | None = None
+) -> int | None:
+    """A whole-number parameter (query string, or `source`) between `low` and `high`; absent or
+    empty gives `default`; anything else is refused (`refuse`)."""
+    raw = (request.args if source is None else source).get(name)
+    if raw is None or not raw.strip():
+        return default
+    text = raw.strip()
+    digits = text[1:] if text[0] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > _MAX_DIGITS:
+        refuse(f"{name} must be a whole number, not {raw[:40]!r}.")
+    value = int(text)
+    if not low <= value <= high:
+        refuse(f"{name} must be from {low:,} to {high:,}, not {value:,}.")
+    return value
+
+
+def limit_arg(default: int, cap: int) -> int:
+    """?limit=: 1 or more (a negative or zero limit never means "all"), at most `cap`."""
+    return min(int_arg("limit", default, low=1, high=MAX_OFFSET), cap)
+
+
+def offset_arg() -> int:
+    """?offset=: rows to skip, 0 or more."""
+    return int_arg("offset", 0, high=MAX_OFFSET)
 
 
 def required_int(name: str) -> int:
-    value = optional_int(name)
+    """A whole-number query parameter (0 or more) that must be given."""
+    value = int_arg(name)
     if value is None:
-        _bad(f"Give {name} as a whole number, e.g. ?{name}=3.")
+        refuse(f"Give {name} as a whole number, e.g. ?{name}=3.")
     return value  # type: ignore[return-value]
 
 
@@ -40,15 +90,20 @@ def audit_cursor() -> tuple[int, int] | None:
     if not raw:
         return None
     event, _, row = raw.partition("-")
-    if not event.isdigit() or (row and not row.isdigit()) or len(raw) > 40:
-        _bad(f"before must be the `next` value of the previous page, not {raw[:40]!r}.")
+    if (
+        not (event.isascii() and event.isdigit())
+        or (row and not (row.isascii() and row.isdigit()))
+        or len(raw) > 40
+        or max(int(event), int(row or 0)) > DB_INT_MAX
+    ):
+        refuse(f"before must be the `next` value of the previous page, not {raw[:40]!r}.")
     return int(event), int(row or 0)
 
 
 def page_args() -> tuple[int, int, int]:
     """(page number, offset, page size) from ?page=."""
     size = current_app.config["PAGE_SIZE"]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = int_arg("page", 1, low=1, high=MAX_PAGE)
     return page, (page - 1) * size, size
 
 
@@ -58,24 +113,24 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        abort(400, f"{value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM.")
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC).replace(tzinfo=None)
-    if end and len(value.strip()) == 10:
-        when += dt.timedelta(days=1)
+        if when.tzinfo is not None:
+            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+        if end and len(value.strip()) == 10:
+            when += dt.timedelta(days=1)
+    except (ValueError, OverflowError):
+        abort(400, f"{value[:40]!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM.")
     return when
 
 
 def audit_filter() -> history.AuditFilter:
     """The audit filters of the query string: key, user, since, until, action, and the request
     (`change`; `change_id` too, as the API has always called it)."""
-    change = optional_int("change")
+    change = int_arg("change")
     return history.AuditFilter(
         key=request.args.get("key", "").strip() or None,
         user=request.args.get("user", "").strip() or None,
         since=parse_when(request.args.get("since")),
         until=parse_when(request.args.get("until"), end=True),
-        change_id=change if change is not None else optional_int("change_id"),
+        change_id=change if change is not None else int_arg("change_id"),
         action=request.args.get("action", "").strip() or None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,8 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
         "reason": cr.reason,
         "applied_version": cr.applied_version,
         "reverts": cr.reverts,
+        "rows_purged": cr.rows_purged_at is not None,
+        "rows_purged_at": iso(cr.rows_purged_at),
     }
 
 
@@ -240,10 +243,21 @@ def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
 # --- downloads -------------------------------------------------------------------------------
 
 
+def download_name(name: str) -> str:
+    """A file name fit for a Content-Disposition header: no control characters (a CR or LF would
+    end the header), no quotes or backslashes.
+
+    >>> download_name('a"b\\\\c\\r\\nSet-Cookie: x.csv')
+    'abcSet-Cookie: x.csv'
+    """
+    cleaned = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '"\\')
+    return cleaned.strip() or "download"
+
+
 def csv_response(version: int | None = None) -> Response:
     """The whole table (as of `version`) as a streamed CSV download named after its version."""
     download = history.csv_download(version)
-    response = csv_stream(download.filename, download.chunks)
+    response = _attachment(Response(download.chunks, mimetype="text/csv"), download.filename)
     response.headers["X-Dataset-Version"] = str(download.version)
     response.call_on_close(download.close)
     return response
@@ -252,19 +266,26 @@ def csv_response(version: int | None = None) -> Response:
 def xlsx_response(version: int | None = None) -> Response:
     """The whole table (as of `version`) as an Excel workbook named after its version."""
     download = history.xlsx_download(version)
-    response = send_file(download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download.filename)
+    response = send_file(
+        download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download_name(download.filename)
+    )
     response.headers["X-Dataset-Version"] = str(download.version)
     return response
 
 
 def csv_stream(filename: str, chunks: Iterable[bytes]) -> Response:
-    """Streamed CSV chunks as a download named `filename` (the request stays open while they are made)."""
-    response = Response(stream_with_context(chunks), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    """Streamed CSV chunks made from the request's database session, as a download named `filename`
+    (the request stays open while they are made; the table's download reads a snapshot of its own)."""
+    return _attachment(Response(stream_with_context(chunks), mimetype="text/csv"), filename)
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    response.headers["Content-Disposition"] = f'attachment; filename="{download_name(filename)}"'
     return response
 
 
 def error_file_response(report: ErrorReport) -> Response:
     """A refused upload with its `errors` column, as a download."""
     mimetype = xlsx.MIMETYPE if report.filename.endswith(".xlsx") else "text/csv"
-    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=report.filename)
+    name = download_name(report.filename)
+    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=name)
