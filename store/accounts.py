@@ -1,4 +1,4 @@
-"""Users, API tokens, failed sign-ins and error files: small tables, read and written through the ORM."""
+"""Users, API tokens, failed sign-ins, error files and held uploads: small tables, read and written through the ORM."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from models import ApiToken, ErrorReport, LoginFailure, User, db
+from models import ApiToken, ErrorReport, HeldUpload, LoginFailure, User, db
 
 # --- users -----------------------------------------------------------------------------------
 
@@ -101,3 +101,25 @@ def get_error_report(report_id: int) -> ErrorReport | None:
 
 def delete_error_reports_before(when: dt.datetime) -> None:
     db.session.execute(db.delete(ErrorReport).where(ErrorReport.created_at < when))
+
+
+# --- uploads held for a mass-deletion confirmation -------------------------------------------
+
+
+def add_held_upload(owner: str, filename: str, content: bytes) -> HeldUpload:
+    held = HeldUpload(owner=owner, filename=filename, content=content)
+    db.session.add(held)
+    db.session.flush()
+    return held
+
+
+def get_held_upload(held_id: int) -> HeldUpload | None:
+    return db.session.get(HeldUpload, held_id)
+
+
+def delete_held_upload(held_id: int) -> None:
+    db.session.execute(db.delete(HeldUpload).where(HeldUpload.id == held_id))
+
+
+def delete_held_uploads_before(when: dt.datetime) -> None:
+    db.session.execute(db.delete(HeldUpload).where(HeldUpload.created_at < when))
