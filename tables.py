@@ -38,9 +38,11 @@ class Page:
     version: int | None = None  # a past version shown (None: the table now)
     row_count: int | None = None  # its row count then
     total: int = 0  # rows matching the search (all rows without one)
+    total_capped: bool = False  # more than SEARCH_COUNT_MOST matched: `total` is a lower bound
 
 
 SORTABLE_NUMBERS = ("integer", "number")
+SEARCH_COUNT_MOST = 10_000  # a search counts its matches up to here (docs/PERFORMANCE.md)
 
 
 def sort_of(column: str | None, descending: bool = False) -> store.table.Sort:
@@ -60,12 +62,14 @@ def page(q: str, offset: int, limit: int, sort: str | None = None, descending: b
     """Rows in key order (or by column `sort`, on the server), `q` matching the key or any text (case-insensitive)."""
     rows = store.table.records_page(q, offset, limit + 1, sort_of(sort, descending))
     state = store.table.state()
+    total = store.table.count_matches(q, SEARCH_COUNT_MOST) if q else state.row_count
     return Page(
         rows=[(key, unpack(record), version) for key, record, version in rows[:limit]],
         has_next=len(rows) > limit,
         state=state,
         pending=store.changes.count_requests("pending"),
-        total=store.table.count_matches(q) if q else state.row_count,
+        total=max(min(total, SEARCH_COUNT_MOST), offset + len(rows[:limit])),
+        total_capped=total > SEARCH_COUNT_MOST,
     )
 
 

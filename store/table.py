@@ -155,10 +155,12 @@ def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[t
     return [tuple(r) for r in db.session.execute(text(sql), params)]
 
 
-def count_matches(q: str) -> int:
-    """How many rows a search matches (a scan of the table: without a search, the state's row count is the answer)."""
+def count_matches(q: str, most: int) -> int:
+    """How many rows a search matches, counting no further than `most` + 1 (a scan of the table
+    that stops there: without a search, the state's row count is the answer)."""
     where, params = _search(q)
-    return db.session.execute(text(f"SELECT count(*) FROM datasets{where}"), params).scalar_one()  # noqa: S608 - built from constants
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM datasets{where} LIMIT :most) AS found"  # noqa: S608 - built from constants
+    return db.session.execute(text(sql), params | {"most": most + 1}).scalar_one()
 
 
 def record(key: str) -> tuple[str, int] | None:

@@ -48,7 +48,12 @@ def index():
     else:
         found = tables.page(q, offset, size, sort, descending)
     pages = present.page_count(found.total, size)
-    check_page(page, pages)
+    if not found.total_capped:
+        check_page(page, pages)
+    elif not found.rows and page > 1:  # past the matches of a search too common to count
+        check_page(page, page - 1)
+    else:
+        pages = max(pages, page)
     schema = tables.schema()
     return render_template(
         "index.html",

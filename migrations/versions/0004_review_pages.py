@@ -45,7 +45,11 @@ def upgrade():
     op.create_index(op.f('ix_held_uploads_created_at'), 'held_uploads', ['created_at'], unique=False)
     op.create_index(op.f('ix_held_uploads_owner'), 'held_uploads', ['owner'], unique=False)
 
-    bind = op.get_bind()
+    backfill(op.get_bind())
+
+
+def backfill(bind):
+    """The changed columns of every staged modification, and their counts per request."""
     requests = bind.execute(sa.text("SELECT id, fields FROM change_requests")).all()
     for change_id, fields in requests:
         names = json.loads(fields or '[]')
