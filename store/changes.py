@@ -10,7 +10,6 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from itertools import repeat
 from operator import itemgetter
 
@@ -75,13 +74,13 @@ _FS, _RS, _NULL = "\x1e", "\x1d", "\x1c"
 
 
 def _staged(
-    change_id: int, action: str, rows: list, null: object, names: Sequence[str], as_text: bool = False
+    change_id: int, action: str, rows: list, null: object, markers: Sequence[str] = (), as_text: bool = False
 ) -> Iterator[tuple]:
     """Staged rows of one action as (change_id, action, key, line, before, after, changed), `null`
     for NULL (`as_text`: the numbers as text too).
 
-    map/zip over the diff's own lists (Row, Modified, (key, record)): no Python code runs per row,
-    but for a modification's changed field names (records.changed_marker).
+    map/zip over the diff's own lists (Row, Modified, (key, record)): no Python code runs per row.
+    `markers` are the modifications' changed field names (records.changed_marker), one per row.
     """
     cid, act = repeat(str(change_id) if as_text else change_id), repeat(action)
     lines = map(itemgetter(0), rows)
@@ -91,24 +90,19 @@ def _staged(
         return zip(cid, act, map(itemgetter(1), rows), lines, repeat(null), map(itemgetter(2), rows), repeat(null))
     if action == "modify":  # Modified(line, key, before, after)
         before, after = map(itemgetter(2), rows), map(itemgetter(3), rows)
-        changed = map(partial(_marker, names=names), rows)
         return zip(
-            cid, act, map(itemgetter(1), rows), lines, before, after, changed, strict=False
+            cid, act, map(itemgetter(1), rows), lines, before, after, markers, strict=False
         )  # repeat() is endless
     return zip(cid, act, map(itemgetter(0), rows), repeat(null), map(itemgetter(1), rows), repeat(null), repeat(null))
 
 
-def _marker(row, names: Sequence[str]) -> str:
-    return changed_marker(row[2], row[3], names)
-
-
-def _copy_data(change_id: int, action: str, rows: list, names: Sequence[str]) -> str:
+def _copy_data(change_id: int, action: str, rows: list, markers: Sequence[str]) -> str:
     """COPY text-format data for staged rows of one action, joined and escaped a batch at a time."""
-    data = _RS.join(map(_FS.join, _staged(change_id, action, rows, _NULL, names, as_text=True)))
+    data = _RS.join(map(_FS.join, _staged(change_id, action, rows, _NULL, markers, as_text=True)))
     n, nulls = len(rows), {"add": 2, "modify": 0, "delete": 3}[action]
     if data.count(_FS) != 6 * n or data.count(_RS) != n - 1 or data.count(_NULL) != nulls * n:
         # a stand-in inside a value after all: escape value by value
-        staged = _staged(change_id, action, rows, None, names)
+        staged = _staged(change_id, action, rows, None, markers)
         return "".join("\t".join(map(_copy_text, row)) + "\n" for row in staged)
     return _copy_escape(data).replace(_FS, "\t").replace(_RS, "\n").replace(_NULL, "\\N") + "\n"
 
@@ -118,19 +112,21 @@ def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, 
     PostgreSQL), each modification with its changed field names; return {field: modified rows
     changing it} for the request's column_counts."""
     columns = "change_id, action, key, line, before, after, changed"
+    markers = [changed_marker(m.before, m.after, names) for m in result.modified]  # modifications only: cheap
     cur = raw_cursor()
     for action, rows in (("add", result.added), ("modify", result.modified), ("delete", result.deleted)):
         for start in range(0, len(rows), COPY_BATCH):
             batch = rows[start : start + COPY_BATCH]
+            marked = markers[start : start + COPY_BATCH] if action == "modify" else ()
             if is_postgres():
                 data = io.BytesIO(
-                    _copy_data(change_id, action, batch, names).encode("utf-8")
+                    _copy_data(change_id, action, batch, marked).encode("utf-8")
                 )  # StringIO: 4 bytes a character
                 cur.copy_expert(f"COPY pending_changes ({columns}) FROM STDIN", data, size=1 << 20)
             else:
                 cur.executemany(
                     f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
-                    _staged(change_id, action, batch, None, names),
+                    _staged(change_id, action, batch, None, marked),
                 )
     if is_postgres():
         # A big upload makes the table's statistics stale until autovacuum catches up (a minute or
@@ -141,8 +137,8 @@ def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, 
             cur.execute("ANALYZE pending_changes")
     cur.close()
     counts: Counter[str] = Counter()
-    for m in result.modified:
-        counts.update(marker_names(changed_marker(m.before, m.after, names)))
+    for marker in markers:
+        counts.update(marker_names(marker))
     return dict(counts)
 
 
