@@ -45,8 +45,8 @@ def changed_marker(before: str, after: str, names: Sequence[str]) -> str:
     """The names of the fields a modification changes, each between SEPs, as pending_changes.changed
     keeps them: `SEP name SEP` is then found with LIKE, whatever the name.
 
-    >>> changed_marker("1\x1fa\x1fx", "1\x1fb\x1fy", ["id", "name", "team"])
-    '\x1fname\x1fteam\x1f'
+    >>> changed_marker(pack(["1", "a", "x"]), pack(["1", "b", "y"]), ["id", "name", "team"]).split(SEP)
+    ['', 'name', 'team', '']
     """
     changed = [name for name, old, new in zip(names, unpack(before), unpack(after), strict=False) if old != new]
     return SEP + SEP.join(changed) + SEP if changed else SEP

@@ -345,6 +345,7 @@ def test_big_request_pages_counts_filters_and_search(sessions, site, width):
     assert response.status == 404
     expect(page.locator("h1")).to_contain_text("Not found")
     expect(page.locator("main")).to_contain_text("There is no page 41")
+    assert axe_violations(page) == [] and page_overflow(page) <= 0  # the error page too
     # Per-column counts, each a filter.
     page.goto(f"/changes/{story['big']}")
     counts = page.locator("nav.column-counts")
@@ -550,6 +551,7 @@ def test_upload_errors_name_the_spreadsheet_row_and_key(sessions, width, tmp_pat
     expect(problem).to_have_count(1)
     cells = problem.locator("td").all_inner_texts()
     assert cells[0] == "3" and cells[1] == "DS-0002" and cells[2] == "row_count" and cells[4] == "5", cells
+    assert axe_violations(page) == [] and page_overflow(page) <= 0
     if width == "laptop":
         page.evaluate("window.scrollTo(0, 0)")
         screenshot(page, "upload-problems")
@@ -570,6 +572,7 @@ def test_mass_deletion_keeps_the_file_and_lists_rows(sessions, width, tmp_path):
     expect(sample).to_have_count(10)
     expect(sample.first).to_contain_text("DS-0002")
     expect(warning).to_contain_text("is kept for an hour")
+    assert axe_violations(page) == [] and page_overflow(page) <= 0
     # Confirm without choosing the file again.
     page.check("input[name=confirm_deletions]")
     page.click("button:has-text('Upload and compare')")
@@ -594,6 +597,7 @@ def test_too_large_upload_speaks_to_the_person(sessions, width, tmp_path):
     expect(main).to_contain_text(f"over the upload limit of {UPLOAD_LIMIT_MB} MB")
     expect(main).to_contain_text(re.compile(r"Your file is \d+(\.\d)? MB"))
     assert "MAX_UPLOAD_MB" not in main.inner_text()
+    assert axe_violations(page) == [] and page_overflow(page) <= 0
     main.get_by_role("link", name="Back to the upload form").click()
     expect(page.locator("h1")).to_have_text("Upload a table")
     if width == "laptop":

@@ -215,10 +215,11 @@ def test_held_upload_expires(app, ten, login):
     assert r.status_code == 404 and "no longer kept" in r.text
 
 
-def test_api_refusal_lists_nothing_new_but_still_answers(app, ten):
+def test_api_refusal_names_the_first_rows_it_would_delete(app, ten):
     alice, _ = ten
     r = alice.upload(table(row("DS-01", "Set 1", row_count="1")))
     assert r.status_code == 422 and r.json["deletions"] == 9
+    assert r.json["first_deleted"] == [f"DS-{i:02}" for i in range(2, 11)]
 
 
 # --- errors: the spreadsheet row and the key ----------------------------------------------------

@@ -71,17 +71,6 @@ class ReviewArgs:
     q: str | None
     all_cells: bool
 
-    def as_args(self) -> dict[str, str]:
-        """The filters as query arguments (for links that keep them)."""
-        args = {"show": self.show}
-        if self.column:
-            args["column"] = self.column
-        if self.q:
-            args["q"] = self.q
-        if self.all_cells:
-            args["cells"] = "all"
-        return args
-
 
 def review_args(shows: tuple[str, ...], default: str) -> ReviewArgs:
     """The filters of a diff page; an unknown `show` is the default one."""

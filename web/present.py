@@ -145,7 +145,7 @@ def word_diff(old: str, new: str) -> list[Piece] | None:
     of context; None when both are short enough to be shown whole as old → new.
 
     >>> [(p.kind, p.text) for p in word_diff("a b c d e f g h i j k l", "a b c d e f g h i j k l m")]
-    [('gap', 'a b c d e f g '), ('same', 'h i j k l'), ('ins', ' m')]
+    [('gap', 'a b c d e f g h '), ('same', 'i j k l'), ('ins', ' m')]
     >>> word_diff("Sales", "Sales EMEA") is None
     True
     """
