@@ -289,7 +289,7 @@ def _stage(
     )
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
     store.changes.add_conflicts(change.id, merged.conflicts, merged.lines)
-    if base is None:
+    if base is None and version > 0:  # version 0 has no approvals to undo
         undone = history.undo_warnings(change.id, result, current, schema)
         if undone:
             store.changes.set_row_warnings(change.id, undone)
@@ -536,6 +536,8 @@ def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
     """Stage what one resolution asks for: the file's value, or nothing (the table's stays)."""
     names, key = change.field_names, conflict.key
     row = store.changes.staged_row(change.id, key)
+    if take == "theirs" and row is None:
+        return  # the table's value stands and nothing of this row is staged
     if conflict.column is not None:  # a cell: the staged row keeps theirs in it until yours is taken
         before = row.before if row is not None else _current(key)
         after = unpack(row.after if row is not None else before)
@@ -621,6 +623,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                     "keeps their values or the newer ones, then it can be approved.",
                     keys,
                 )
+            db.session.flush()
             store.changes.recount(change_id, merged_version=version - 1)
             _refuse_unique_clashes(change_id)
         store.changes.apply_pending(change_id, version)

@@ -262,6 +262,12 @@ def change(change_id: int):
     )
 
 
+def require_action_form() -> None:
+    """400 unless the POST carries a valid CSRF token (the forms of buttons: approve, withdraw, …)."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+
+
 def _first_kind(cr: ChangeRequest) -> str:
     return "modified" if cr.modified else "added" if cr.added else "deleted" if cr.deleted else "modified"
 
@@ -275,8 +281,7 @@ def change_diff_csv(change_id: int):
 @bp.route("/changes/<int:change_id>/resolve", methods=["POST"])
 def resolve(change_id: int):
     """The submitter keeps their value or the newer one for one conflict."""
-    if not ActionForm().validate_on_submit():
-        abort(400, "The form expired; reload the page and try again.")
+    require_action_form()
     resolution = {
         "key": request.form.get("key", ""),
         "column": request.form.get("column") or None,
@@ -295,8 +300,7 @@ def resolve(change_id: int):
 @bp.route("/changes/<int:change_id>/revert", methods=["POST"])
 def revert(change_id: int):
     """Stage the inverse of an approved request as a new request, for review like any other."""
-    if not ActionForm().validate_on_submit():
-        abort(400, "The form expired; reload the page and try again.")
+    require_action_form()
     result = changes.revert(change_id, current_user.username)
     if result.change is None:
         flash(f"Nothing to revert: the table already has what it had before #{change_id}.", "info")
@@ -309,8 +313,7 @@ def revert(change_id: int):
 @admin_required
 def approve(change_id: int):
     """Apply a change request (admins only)."""
-    if not ActionForm().validate_on_submit():
-        abort(400, "The form expired; reload the page and try again.")
+    require_action_form()
     try:
         version = changes.approve(
             change_id,
@@ -345,8 +348,7 @@ def reject(change_id: int):
 @bp.route("/changes/<int:change_id>/withdraw", methods=["POST"])
 def withdraw(change_id: int):
     """The submitter takes back their own pending request."""
-    if not ActionForm().validate_on_submit():
-        abort(400, "The form expired; reload the page and try again.")
+    require_action_form()
     try:
         changes.withdraw(change_id, current_user.username)
     except changes.NotPending as exc:
