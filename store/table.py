@@ -102,25 +102,65 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
-    """(key, record, version) rows in key order; `q` matches the key or any text, case-insensitively.
+def _search(q: str) -> tuple[str, dict]:
+    """The WHERE clause (with its leading space, or empty) and parameters of a table search."""
+    if not q:
+        return "", {}
+    if not is_postgres():
+        where = " WHERE record LIKE :q ESCAPE '\\'"
+    elif q.isascii():
+        where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
+    else:
+        where = " WHERE record ILIKE :q ESCAPE '\\'"
+    return where, {"q": _like(q)}
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Sort the table by the field at `position` in its records (numbers as numbers), or by key when None."""
+
+    position: int | None = None
+    numeric: bool = False
+    descending: bool = False
+
+
+def _order_by(sort: Sort) -> str:
+    """ORDER BY for a sort: by key (the primary key's index), else by one field of the packed
+    record, which reads and sorts every row that matches (docs/PERFORMANCE.md), empty cells last."""
+    direction = " DESC" if sort.descending else ""
+    if sort.position is None:
+        return f"key{direction}"
+    cell = "split_part(record, chr(31), :position)" if is_postgres() else "field_at(record, :position)"
+    value = (
+        f"CAST(NULLIF({cell}, '') AS {'double precision' if is_postgres() else 'REAL'})"
+        if sort.numeric
+        else f"lower(NULLIF({cell}, ''))"
+    )
+    return f"{value} IS NULL, {value}{direction}, key{direction}"
+
+
+def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[tuple[str, str, int]]:
+    """(key, record, version) rows in key order (or `sort`'s); `q` matches the key or any text, case-insensitively.
 
     Search scans the records (the key is part of its record) in key order and stops at the page;
     a trigram index would make bulk writes 30× slower (docs/PERFORMANCE.md). On
     PostgreSQL an ASCII query compares under the C collation, whose ILIKE lowercases with a plain
     ASCII loop: half the time of the locale's (docs/PERFORMANCE.md); SQLite's LIKE folds ASCII only.
     """
-    where, params = "", {"limit": limit, "offset": offset}
-    if q:
-        if not is_postgres():
-            where = " WHERE record LIKE :q ESCAPE '\\'"
-        elif q.isascii():
-            where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
-        else:
-            where = " WHERE record ILIKE :q ESCAPE '\\'"
-        params["q"] = _like(q)
-    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"  # noqa: S608 - `where` is built from constants
+    where, params = _search(q)
+    params |= {"limit": limit, "offset": offset}
+    if sort.position is not None:
+        params["position"] = sort.position + 1
+    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY {_order_by(sort)} LIMIT :limit OFFSET :offset"  # noqa: S608 - built from constants
     return [tuple(r) for r in db.session.execute(text(sql), params)]
+
+
+def count_matches(q: str, most: int) -> int:
+    """How many rows a search matches, counting no further than `most` + 1 (a scan of the table
+    that stops there: without a search, the state's row count is the answer)."""
+    where, params = _search(q)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM datasets{where} LIMIT :most) AS found"  # noqa: S608 - built from constants
+    return db.session.execute(text(sql), params | {"most": most + 1}).scalar_one()
 
 
 def record(key: str) -> tuple[str, int] | None:
