@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import io
 import json
 import logging
 import re
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 MODES = ("full", "partial")
 ACTIONS = ("add", "modify", "delete")
 ERROR_FILE_DAYS = 1
+HELD_UPLOAD_HOURS = 1
+DELETION_SAMPLE = 10  # rows a mass-deletion confirmation lists
+CONFIRM_APPROVAL_OVER = 1000  # the review page asks to confirm approving more changes than this
 
 
 class NotPending(Conflict):
@@ -74,11 +78,20 @@ class ApplyFailed(DomainError):
 
 
 class ConfirmDeletions(Unprocessable):
-    """A full upload would delete many rows; the uploader must confirm the exact number."""
+    """A full upload would delete many rows; the uploader must confirm the exact number.
 
-    def __init__(self, message: str, deletions: int):
+    `sample` holds the first rows it would delete as (key, record); `held` the id of the upload
+    kept for its owner to confirm without sending the file again (when asked to hold it)."""
+
+    def __init__(self, message: str, deletions: int, sample: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.deletions = deletions
+        self.sample = list(sample)
+        self.held: int | None = None
+
+
+class ConfirmApproval(Unprocessable):
+    """Approving this many changes needs the admin to confirm the exact number first."""
 
 
 class Refused(Unprocessable):
@@ -143,6 +156,7 @@ def submit(
     confirm_deletions: int | None = None,
     sheet: str | None = None,
     base_version: int | None = None,
+    hold: bool = False,
 ) -> StageResult:
     """Merge an uploaded file into the table and stage the differences as one pending request.
 
@@ -152,8 +166,9 @@ def submit(
     unknown base it is compared with the table now, and changes that would undo a later approval
     are warned about. A file with problems is refused (Refused, nothing staged) and kept for its
     owner with an `errors` column; a file larger than the app reads is refused (Refused, status
-    413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions).
-    Someone with MAX_PENDING_PER_USER pending requests gets TooManyPending before the file is read.
+    413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions; with
+    `hold`, the file is kept for `submit_held`). Someone with MAX_PENDING_PER_USER pending
+    requests gets TooManyPending before the file is read.
     """
     _check_pending_quota(submitter)
     filename = clean_filename(filename)
@@ -168,9 +183,40 @@ def submit(
     except FileProblems as exc:
         db.session.rollback()
         raise Refused(exc, _keep_error_file(stream, exc, submitter, filename, sheet)) from None
+    except ConfirmDeletions as exc:
+        db.session.rollback()
+        if hold:
+            exc.held = _hold(stream, submitter, filename)
+        raise
     except DomainError:
         db.session.rollback()
         raise
+
+
+def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
+    """Keep an upload (an hour) for its owner to confirm its deletions; deletes expired ones."""
+    stream.seek(0)
+    store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=HELD_UPLOAD_HOURS))
+    held = store.accounts.add_held_upload(owner, filename[:255], stream.read())
+    db.session.commit()
+    return held.id
+
+
+def submit_held(held_id: int, *, submitter: str, **options: Any) -> StageResult:
+    """`submit` the upload kept by a mass-deletion confirmation (its owner's only), then forget it."""
+    held = store.accounts.get_held_upload(held_id)
+    if held is None or held.owner != submitter or held.created_at < utcnow() - dt.timedelta(hours=HELD_UPLOAD_HOURS):
+        raise NotFound(
+            "Your uploaded file is no longer kept (it is kept for an hour after the question); choose it again."
+        )
+    try:
+        result = submit(io.BytesIO(held.content), submitter=submitter, filename=held.filename, **options)
+    except ConfirmDeletions as exc:
+        exc.held = held_id
+        raise
+    store.accounts.delete_held_upload(held_id)
+    db.session.commit()
+    return result
 
 
 def _check_base(base: int) -> None:
@@ -221,8 +267,11 @@ def _stage(
             sep=SEP,
             trust_raw=upload.trust_raw,
         )
+    problems.keys.update(two_way.bad_lines)
     for dup in two_way.duplicates:
-        problems.add(dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}")
+        problems.add(
+            dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}", key=dup.key
+        )
     if problems.total:
         problems.sort(key=lambda p: p.line or 0)
         problems.raise_if_any()
@@ -232,15 +281,15 @@ def _stage(
         else merge.MergeResult(two_way)
     )
     result = merged.diff
-    for line, column, message in check_unique(schema, current, result):
-        problems.add(line, column, message)
+    for line, column, message, key in check_unique(schema, current, result):
+        problems.add(line, column, message, key=key)
     problems.raise_if_any()
     summary = _summary(result, len(merged.conflicts))
     if not result.changed and not merged.conflicts:
         return StageResult(None, version if base is None else base, summary, upload.encoding)
     header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
     _guard_mass_deletion(
-        len(result.deleted),
+        result.deleted,
         len(current),
         confirm_deletions,
         current_app.config["MASS_DELETE_PERCENT"],
@@ -262,7 +311,7 @@ def _stage(
         warnings=json.dumps(warnings),
         **summary,
     )
-    store.changes.stage_rows(change.id, result)
+    change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
     store.changes.add_conflicts(change.id, merged.conflicts, merged.lines)
     if base is None and version > 0:  # version 0 has no approvals to undo
         undone = history.undo_warnings(change.id, result, current, schema)
@@ -307,8 +356,8 @@ def clean_filename(name: str) -> str:
     return "".join(c for c in name if unicodedata.category(c)[0] != "C")[:255]
 
 
-def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str]]:
-    """(line, column, message) for each added or changed row whose value in a `unique` column
+def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str, str]]:
+    """(line, column, message, key) for each added or changed row whose value in a `unique` column
     another row of the table would have after `result` is applied."""
     found = []
     for index in schema.unique_indexes:
@@ -317,7 +366,9 @@ def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> 
             where = (
                 f"row {c.other_key!r} (line {c.other_line})" if c.other_line else f"row {c.other_key!r} of the table"
             )
-            found.append((c.line, name, f"{show(c.value)} is also the {name} of {where}; each row needs its own"))
+            found.append(
+                (c.line, name, f"{show(c.value)} is also the {name} of {where}; each row needs its own", c.key)
+            )
     return found
 
 
@@ -339,7 +390,7 @@ def _gc_paused():
 
 
 def _guard_mass_deletion(
-    deletions: int,
+    deleted: Sequence[tuple[str, str]],
     table_rows: int,
     confirmed: int | None,
     percent: int,
@@ -348,6 +399,7 @@ def _guard_mass_deletion(
 ) -> None:
     """Refuse (ConfirmDeletions) a header-only file or more than `percent`% deletions unless exactly
     confirmed; say so when deleted keys are `damaged` ones (a spreadsheet rewrote them, so they look added)."""
+    deletions = len(deleted)
     if not deletions or confirmed == deletions:
         return
     if not header_only and deletions * 100 <= table_rows * percent:
@@ -376,11 +428,13 @@ def _guard_mass_deletion(
             " downloaded; only if the deletions are intended, confirm the deletion of exactly"
             f" {deletions:,} rows and upload again.",
             deletions,
+            sorted(deleted)[:DELETION_SAMPLE],
         )
     raise ConfirmDeletions(
         f"{what}{wrong} If that is intended, confirm the deletion of exactly {deletions:,} rows and upload again; "
         "if not, check that you uploaded the whole table (or choose a partial upload).",
         deletions,
+        sorted(deleted)[:DELETION_SAMPLE],
     )
 
 
@@ -457,6 +511,46 @@ def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None 
     if limit is None:
         return store.changes.pending_all(change_id, action)
     return iter(store.changes.pending_page(change_id, action, offset, limit))
+
+
+REVIEW_SHOWS = {"modified": "modify", "added": "add", "deleted": "delete", "flagged": None}
+
+
+@dataclass
+class ReviewPage:
+    """One page of a request's staged rows as the review page filters them, and how many match in all.
+
+    rows: (key, line, before, after, warning, action)."""
+
+    rows: list[tuple]
+    total: int
+
+
+def review_rows(
+    change: ChangeRequest, show: str, offset: int, limit: int, column: str | None = None, q: str | None = None
+) -> ReviewPage:
+    """Staged rows of one kind (`show`: modified, added, deleted, or flagged: those with a warning),
+    those changing `column` (modifications), whose key contains `q` (any case), in upload order.
+
+    The total comes from the request's stored counts where they answer it (column_counts, kept
+    when the rows change), else from a count of the request's rows.
+    """
+    action = REVIEW_SHOWS[show]
+    flagged = show == "flagged"
+    column = column if action == "modify" else None
+    rows = store.changes.pending_page(change.id, action, offset, limit, column=column, q=q, flagged=flagged)
+    if not q and not flagged and column is None:
+        total = {"add": change.added, "modify": change.modified, "delete": change.deleted}[action]  # type: ignore[index]
+    elif not q and not flagged:
+        total = change.column_count_map.get(column or "", 0)
+    else:
+        total = store.changes.pending_count(change.id, action, column=column, q=q, flagged=flagged)
+    return ReviewPage(rows, total)
+
+
+def flagged_count(change_id: int) -> int:
+    """How many staged rows carry a warning (an undo of a later approval)."""
+    return store.changes.pending_count(change_id, None, flagged=True)
 
 
 def diff_csv(change_id: int) -> tuple[str, Iterator[bytes]]:
@@ -537,16 +631,24 @@ def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
             after[names.index(conflict.column)] = conflict.yours or ""
         after_record = pack(after)
         store.changes.put_staged_row(
-            change.id, key, "modify" if after_record != before else None, before, after_record, conflict.line
+            change.id,
+            key,
+            "modify" if after_record != before else None,
+            before,
+            after_record,
+            conflict.line,
+            names=names,
         )
     elif take == "theirs":
-        store.changes.put_staged_row(change.id, key, None, None, None)
+        store.changes.put_staged_row(change.id, key, None, None, None, names=names)
     elif conflict.yours is None:  # you deleted a row others changed
-        store.changes.put_staged_row(change.id, key, "delete", _current(key), None, conflict.line)
+        store.changes.put_staged_row(change.id, key, "delete", _current(key), None, conflict.line, names=names)
     elif conflict.theirs is None:  # you changed a row others deleted: it comes back as yours
-        store.changes.put_staged_row(change.id, key, "add", None, conflict.yours, conflict.line)
+        store.changes.put_staged_row(change.id, key, "add", None, conflict.yours, conflict.line, names=names)
     else:  # both added the key
-        store.changes.put_staged_row(change.id, key, "modify", _current(key), conflict.yours, conflict.line)
+        store.changes.put_staged_row(
+            change.id, key, "modify", _current(key), conflict.yours, conflict.line, names=names
+        )
 
 
 def _current(key: str) -> str:
@@ -563,8 +665,11 @@ def _current(key: str) -> str:
 # --- deciding --------------------------------------------------------------------------------
 
 
-def approve(change_id: int, admin: str) -> int:
+def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_over: int | None = None) -> int:
     """Apply every staged change in one transaction; return the new table version.
+
+    With `ask_over` (the review page: CONFIRM_APPROVAL_OVER), a request of more changes than that
+    is applied only when `confirmed` is its exact number of changes (ConfirmApproval otherwise).
 
     Exactly one of several concurrent approvals wins (the status update is conditional). A request
     that a later approval made stale is merged again with the table as it is now: cells nobody else
@@ -573,6 +678,12 @@ def approve(change_id: int, admin: str) -> int:
     """
     change = get_request(change_id)
     _require_pending(change)
+    total = change.added + change.modified + change.deleted
+    if ask_over is not None and total > ask_over and confirmed != total:
+        raise ConfirmApproval(
+            f"Confirm that you want to apply all {total:,} changes ({change.added:,} added, {change.modified:,}"
+            f" modified, {change.deleted:,} deleted): tick the box next to the Approve button. Nothing was applied."
+        )
     if change.conflicts:
         keys = sorted({c.key for c in store.changes.conflicts_of(change_id)})
         raise Unresolved(
@@ -637,7 +748,7 @@ def _merge_again(change: ChangeRequest) -> list[merge.Conflict]:
     for _, key, _, line, before, after, current in store.changes.stale_rows(change.id, _merged_at(change)):
         merged = merge.merge_row(key, before, current, after, names)
         found.extend(merged.conflicts)
-        store.changes.put_staged_row(change.id, key, merged.action, merged.before, merged.after, line)
+        store.changes.put_staged_row(change.id, key, merged.action, merged.before, merged.after, line, names=names)
     return found
 
 
@@ -678,7 +789,7 @@ def _refuse_unique_clashes(change_id: int) -> None:
     clashes = check_unique(schema, current, staged)
     if clashes:
         db.session.rollback()
-        shown = "; ".join(f"line {line}, {column}: {message}" for line, column, message in clashes[:5])
+        shown = "; ".join(f"line {line}, {column}: {message}" for line, column, message, _ in clashes[:5])
         raise UniqueClash(
             f"Not applied: a later approval gave other rows values this request also uses in unique columns ({shown}). "
             "The request stays pending; the submitter can withdraw it and upload again from a fresh download.",
@@ -768,7 +879,7 @@ def revert(change_id: int, user: str) -> StageResult:
         clashes = check_unique(schema, table_now, result)
         if clashes:
             raise UniqueClash(
-                "Cannot revert: " + "; ".join(f"{column}: {message}" for _, column, message in clashes[:5]),
+                "Cannot revert: " + "; ".join(f"{column}: {message}" for _, column, message, _ in clashes[:5]),
             )
     change = store.changes.add_request(
         submitter=user,
@@ -785,7 +896,7 @@ def revert(change_id: int, user: str) -> StageResult:
         reverts=undone.id,
         **summary,
     )
-    store.changes.stage_rows(change.id, result)
+    change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, names))
     store.changes.add_conflicts(change.id, found, lines)
     db.session.commit()
     return StageResult(change, change.base_version, summary, "")

@@ -59,6 +59,7 @@ class Diff:
     deleted: list[tuple[str, str]] = field(default_factory=list)  # (key, record before)
     unchanged: int = 0
     duplicates: list[DuplicateKey] = field(default_factory=list)
+    bad_lines: dict[int, str] = field(default_factory=dict)  # line → key of each row that could not be parsed
 
     @property
     def changed(self) -> int:
@@ -140,6 +141,7 @@ def compare_cells(
         key = cells[key_index]
         if bad_keys and key in bad_keys:  # an earlier row with this key could not be parsed
             parse(line, cells)  # only for what it reports about this row's cells
+            result.bad_lines[line] = key
             repeated.append((line, key))
             continue
         before = pop(key, None)
@@ -155,6 +157,7 @@ def compare_cells(
             if before is not None:
                 remaining[key] = before  # not met after all (a bad row, or a key that is not canonical)
             if row is None:  # a bad row (`parse` reported it); its key still counts for duplicates
+                result.bad_lines[line] = key
                 if before is None and (key in current or key in new_keys):
                     repeated.append((line, key))
                 elif key.strip():

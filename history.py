@@ -213,9 +213,12 @@ def page_at(version: int, q: str, offset: int, limit: int) -> tables.Page:
     """A page of the table as of `version`, in key order, `q` matching any text (case-insensitive)."""
     past = table_at(version)
     try:
-        needle = q.casefold()
-        found = (r for r in past.records if not needle or needle in r.casefold())
-        rows = list(islice(found, offset, offset + limit + 1))
+        if q:  # every match is counted, for the page count: a search of a past version reads it all
+            needle = q.casefold()
+            found = [r for r in past.records if needle in r.casefold()]
+            total, rows = len(found), found[offset : offset + limit + 1]
+        else:
+            total, rows = past.row_count, list(islice(past.records, offset, offset + limit + 1))
     finally:
         past.close()
     state = store.table.state()
@@ -226,6 +229,7 @@ def page_at(version: int, q: str, offset: int, limit: int) -> tables.Page:
         pending=store.changes.count_requests("pending"),
         version=version,
         row_count=past.row_count,
+        total=total,
     )
 
 
@@ -274,6 +278,22 @@ def diff(from_version: int, to_version: int) -> VersionDiff:
         else:
             out.modified.append((key, before, after))
     return out
+
+
+def filter_rows(
+    rows: list[tuple[str, str | None, str | None]], column: str | None, q: str | None, names: Sequence[str]
+) -> list[tuple[str, str | None, str | None]]:
+    """A version diff's rows (key, before, after) that change `column` (modifications) and whose
+    key contains `q` (any case); the diff is in memory, so this is a pass over it."""
+    if q:
+        needle = q.casefold()
+        rows = [r for r in rows if needle in r[0].casefold()]
+    if column:
+        if column not in names:
+            return []
+        i = list(names).index(column)
+        rows = [r for r in rows if r[1] is not None and r[2] is not None and unpack(r[1])[i] != unpack(r[2])[i]]
+    return rows
 
 
 def diff_csv(from_version: int, to_version: int) -> tuple[str, Iterator[bytes]]:
@@ -497,7 +517,7 @@ def _key_entries(f: AuditFilter, row_actions: tuple, event_actions: tuple, befor
         if before:
             clauses.append("(a.id < :be OR (a.id = :be AND p.id < :br))")
             params |= {"be": before[0], "br": before[1] or 0}
-        rows = store.history.key_entries(f.key or "", clauses, params, limit)
+        rows = store.history.key_entries(f.key or "", clauses, params, limit, prefix=f.key_prefix)
     events = store.audit.events(f, event_actions, before[0] if before else None, limit) if event_actions else []
     merged = sorted(rows + events, key=lambda i: (i.event_id, i.id if i.action in ROW_ACTIONS else 0), reverse=True)
     return merged[:limit]

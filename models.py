@@ -88,10 +88,16 @@ class ChangeRequest(db.Model):
     # When the staged rows of this rejected or withdrawn request were deleted (KEEP_DECIDED_DAYS);
     # the request, its counts and its audit entries stay.
     rows_purged_at: Mapped[dt.datetime | None]
+    # {field: number of modified rows that change it}, kept by store.changes whenever staged rows change
+    column_counts: Mapped[str] = mapped_column(Text, default="{}")
 
     @property
     def field_names(self) -> list[str]:
         return json.loads(self.fields)
+
+    @property
+    def column_count_map(self) -> dict[str, int]:
+        return json.loads(self.column_counts or "{}")
 
     @property
     def warning_list(self) -> list[str]:
@@ -124,6 +130,8 @@ class PendingChange(db.Model):
     before: Mapped[str | None] = mapped_column(Text)
     after: Mapped[str | None] = mapped_column(Text)
     warning: Mapped[str | None] = mapped_column(Text)  # why a reviewer should look twice at this row
+    # A modification's changed field names, each between CHANGED_SEP (`\x1fowner\x1fname\x1f`): filtered with LIKE
+    changed: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_pending_changes_change_action", "change_id", "action", "id"),
@@ -172,6 +180,18 @@ class AuditEntry(db.Model):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_audit_log_key_id", "key", "id"),)
+
+
+class HeldUpload(db.Model):
+    """An upload waiting for its owner to confirm a mass deletion, kept an hour so that confirming
+    needs no second upload. In the database, like ErrorReport: the confirmation may reach another worker."""
+
+    __tablename__ = "held_uploads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(150), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class User(UserMixin, db.Model):

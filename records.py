@@ -41,6 +41,26 @@ def repack(record: str, old_names: Sequence[str], new_names: Sequence[str]) -> s
     return pack(by_name.get(n, "") for n in new_names)
 
 
+def changed_marker(before: str, after: str, names: Sequence[str]) -> str:
+    """The names of the fields a modification changes, each between SEPs, as pending_changes.changed
+    keeps them: `SEP name SEP` is then found with LIKE, whatever the name.
+
+    >>> changed_marker(pack(["1", "a", "x"]), pack(["1", "b", "y"]), ["id", "name", "team"]).split(SEP)
+    ['', 'name', 'team', '']
+    """
+    changed = [name for name, old, new in zip(names, unpack(before), unpack(after), strict=False) if old != new]
+    return SEP + SEP.join(changed) + SEP if changed else SEP
+
+
+def marker_names(marker: str | None) -> list[str]:
+    """The field names of a changed marker (changed_marker).
+
+    >>> marker_names("\x1fname\x1fteam\x1f"), marker_names(SEP), marker_names(None)
+    (['name', 'team'], [], [])
+    """
+    return [n for n in (marker or "").split(SEP) if n]
+
+
 def as_dict(record: str, names: Sequence[str]) -> dict[str, str]:
     """Record text → {field name: canonical value} under the field list it was packed with.
 

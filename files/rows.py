@@ -136,7 +136,8 @@ def data_rows(
     More than `max_rows` rows after the header, blank ones included, raise TooLarge: a file of
     empty lines costs as much to read as one of rows.
     This is the per-row hot path of an upload: a well-formed row costs a length check, `any`
-    and (when the file's columns are not in schema order) one itemgetter call.
+    and (when the file's columns are not in schema order) one itemgetter call. A record that runs
+    over several lines is noted in `problems.spans`, so problems can name the spreadsheet row.
     """
     limit = sys.maxsize if max_rows is None else max_rows
     pick: Callable[[list[str]], list[str]]
@@ -146,6 +147,9 @@ def data_rows(
         getter = operator.itemgetter(*order)
         pick = (lambda cells: [getter(cells)]) if len(order) == 1 else (lambda cells: list(getter(cells)))
     previous_end = reader.line_num
+    extra = previous_end - 1  # lines beyond one per record so far (a header over several lines)
+    if extra:
+        problems.spans.append((previous_end + 1, extra))
     try:
         for count, cells in enumerate(reader, 1):
             if count > limit:
@@ -155,6 +159,9 @@ def data_rows(
                 )
             line = previous_end + 1
             previous_end = reader.line_num
+            if previous_end != line:  # a quoted value ran over several lines: still one row
+                extra += previous_end - line
+                problems.spans.append((previous_end + 1, extra))
             if len(cells) != width:
                 if len(cells) > width and not any(c.strip() for c in cells[width:]):
                     cells = cells[:width]  # Excel's trailing empty columns

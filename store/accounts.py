@@ -1,4 +1,4 @@
-"""Users, API tokens, failed sign-ins and error files: small tables, read and written through the ORM."""
+"""Users, API tokens, failed sign-ins, error files and held uploads: small tables, read and written through the ORM."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import case, func, select
 
-from models import ApiToken, ErrorReport, LoginFailure, User, db
+from models import ApiToken, ErrorReport, HeldUpload, LoginFailure, User, db
 
 # --- users -----------------------------------------------------------------------------------
 
@@ -117,3 +117,25 @@ def keep_newest_error_reports(owner: str, keep: int) -> None:
     """Delete one person's error files but the newest `keep`."""
     newest = select(ErrorReport.id).where(ErrorReport.owner == owner).order_by(ErrorReport.id.desc()).limit(keep)
     db.session.execute(db.delete(ErrorReport).where(ErrorReport.owner == owner, ErrorReport.id.not_in(newest)))
+
+
+# --- uploads held for a mass-deletion confirmation -------------------------------------------
+
+
+def add_held_upload(owner: str, filename: str, content: bytes) -> HeldUpload:
+    held = HeldUpload(owner=owner, filename=filename, content=content)
+    db.session.add(held)
+    db.session.flush()
+    return held
+
+
+def get_held_upload(held_id: int) -> HeldUpload | None:
+    return db.session.get(HeldUpload, held_id)
+
+
+def delete_held_upload(held_id: int) -> None:
+    db.session.execute(db.delete(HeldUpload).where(HeldUpload.id == held_id))
+
+
+def delete_held_uploads_before(when: dt.datetime) -> None:
+    db.session.execute(db.delete(HeldUpload).where(HeldUpload.created_at < when))

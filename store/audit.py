@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import DateTime, text
 
 from models import AuditEntry, db
+from store.base import key_prefix_clause
 
 # --- writing ---------------------------------------------------------------------------------
 
@@ -58,6 +59,7 @@ class AuditFilter:
     until: dt.datetime | None = None
     change_id: int | None = None
     action: str | None = None
+    key_prefix: bool = False  # `key` is the beginning of the keys, in any case (the audit page's filter)
 
 
 def clauses(f: AuditFilter) -> tuple[list[str], dict]:
@@ -80,7 +82,11 @@ def events(f: AuditFilter, actions: tuple[str, ...], before_id: int | None, limi
     marks = ", ".join(f":act{i}" for i in range(len(actions)))
     where.append(f"a.action IN ({marks})")
     params |= {f"act{i}": action for i, action in enumerate(actions)}
-    if f.key:
+    if f.key and f.key_prefix:
+        clause, found = key_prefix_clause("a.key", f.key, "ak")
+        where.append(clause)
+        params |= found
+    elif f.key:
         where.append("a.key = :key")
         params["key"] = f.key
     if before_id:

@@ -116,6 +116,47 @@ def _drain(cur) -> Iterator[list[tuple]]:
         cur.close()
 
 
+def like_pattern(text: str) -> str:
+    """`text` escaped for LIKE ... ESCAPE '\\' (its %, _ and \\ match themselves)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+MAX_CASE_RANGES = 16
+
+
+def case_variants(prefix: str) -> list[str]:
+    """The case variants of a prefix's first letters, as many as MAX_CASE_RANGES allows.
+
+    >>> case_variants("ds-1"), len(case_variants("abcdefgh")), case_variants("1é")
+    (['DS-1', 'Ds-1', 'dS-1', 'ds-1'], 16, ['1É', '1é'])
+    """
+    variants = [""]
+    for char in prefix:
+        cases = sorted({char.lower(), char.upper()}) if char.lower() != char.upper() else [char]
+        if len(variants) * len(cases) > MAX_CASE_RANGES:
+            break
+        variants = [v + c for v in variants for c in cases]
+    return sorted(variants)
+
+
+def key_prefix_clause(column: str, prefix: str, name: str = "kp") -> tuple[str, dict[str, str]]:
+    """SQL (and its parameters) for `column` starting with `prefix` in any case, as ranges the key
+    index serves: one per case variant of the prefix's first letters (at most MAX_CASE_RANGES),
+    then a case-insensitive LIKE on what they found (ILIKE on PostgreSQL, folding ASCII letters
+    under the keys' C collation; SQLite's LIKE folds ASCII too).
+
+    """
+    variants = case_variants(prefix)
+    params: dict[str, str] = {}
+    ranges = []
+    for i, v in enumerate(sorted(variants)):
+        params[f"{name}{i}"], params[f"{name}{i}_end"] = v, v[:-1] + chr(ord(v[-1]) + 1)
+        ranges.append(f"({column} >= :{name}{i} AND {column} < :{name}{i}_end)")
+    params[f"{name}_like"] = like_pattern(prefix) + "%"
+    like = "ILIKE" if is_postgres() else "LIKE"
+    return f"({' OR '.join(ranges)}) AND {column} {like} :{name}_like ESCAPE '\\'", params
+
+
 def batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
     """`rows` in lists of at most `size`."""
     batch: list[T] = []
@@ -144,6 +185,15 @@ def configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
+        # One field of a packed record (1-based), for sorting the table by a column: PostgreSQL's split_part.
+        dbapi_connection.create_function("field_at", 2, _field_at, deterministic=True)
+
+
+def _field_at(record: str | None, position: int) -> str | None:
+    if record is None:
+        return None
+    cells = record.split("\x1f")
+    return cells[position - 1] if 0 < position <= len(cells) else ""
 
 
 def prepare_sqlite_file(url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
@@ -18,7 +19,8 @@ from sqlalchemy.exc import DBAPIError
 
 from diff import Diff
 from models import ChangeRequest, MergeConflict, PendingChange, db, utcnow
-from store.base import COPY_BATCH, is_postgres, raw_cursor
+from records import SEP, changed_marker, marker_names
+from store.base import COPY_BATCH, is_postgres, like_pattern, raw_cursor
 
 # --- requests --------------------------------------------------------------------------------
 
@@ -102,48 +104,60 @@ def _copy_escape(text: str) -> str:
 _FS, _RS, _NULL = "\x1e", "\x1d", "\x1c"
 
 
-def _staged(change_id: int, action: str, rows: list, null: object, as_text: bool = False) -> Iterator[tuple]:
-    """Staged rows of one action as (change_id, action, key, line, before, after), `null` for NULL
-    (`as_text`: the numbers as text too).
+def _staged(
+    change_id: int, action: str, rows: list, null: object, markers: Sequence[str] = (), as_text: bool = False
+) -> Iterator[tuple]:
+    """Staged rows of one action as (change_id, action, key, line, before, after, changed), `null`
+    for NULL (`as_text`: the numbers as text too).
 
     map/zip over the diff's own lists (Row, Modified, (key, record)): no Python code runs per row.
+    `markers` are the modifications' changed field names (records.changed_marker), one per row.
     """
     cid, act = repeat(str(change_id) if as_text else change_id), repeat(action)
     lines = map(itemgetter(0), rows)
     if as_text:
         lines = map(str, lines)
     if action == "add":  # Row(line, key, record)
-        return zip(cid, act, map(itemgetter(1), rows), lines, repeat(null), map(itemgetter(2), rows))
+        return zip(cid, act, map(itemgetter(1), rows), lines, repeat(null), map(itemgetter(2), rows), repeat(null))
     if action == "modify":  # Modified(line, key, before, after)
         before, after = map(itemgetter(2), rows), map(itemgetter(3), rows)
-        return zip(cid, act, map(itemgetter(1), rows), lines, before, after, strict=False)  # repeat() is endless
-    return zip(cid, act, map(itemgetter(0), rows), repeat(null), map(itemgetter(1), rows), repeat(null))
+        return zip(
+            cid, act, map(itemgetter(1), rows), lines, before, after, markers, strict=False
+        )  # repeat() is endless
+    return zip(cid, act, map(itemgetter(0), rows), repeat(null), map(itemgetter(1), rows), repeat(null), repeat(null))
 
 
-def _copy_data(change_id: int, action: str, rows: list) -> str:
+def _copy_data(change_id: int, action: str, rows: list, markers: Sequence[str]) -> str:
     """COPY text-format data for staged rows of one action, joined and escaped a batch at a time."""
-    data = _RS.join(map(_FS.join, _staged(change_id, action, rows, _NULL, as_text=True)))
-    n, nulls = len(rows), {"add": 1, "modify": 0, "delete": 2}[action]
-    if data.count(_FS) != 5 * n or data.count(_RS) != n - 1 or data.count(_NULL) != nulls * n:
+    data = _RS.join(map(_FS.join, _staged(change_id, action, rows, _NULL, markers, as_text=True)))
+    n, nulls = len(rows), {"add": 2, "modify": 0, "delete": 3}[action]
+    if data.count(_FS) != 6 * n or data.count(_RS) != n - 1 or data.count(_NULL) != nulls * n:
         # a stand-in inside a value after all: escape value by value
-        return "".join("\t".join(map(_copy_text, row)) + "\n" for row in _staged(change_id, action, rows, None))
+        staged = _staged(change_id, action, rows, None, markers)
+        return "".join("\t".join(map(_copy_text, row)) + "\n" for row in staged)
     return _copy_escape(data).replace(_FS, "\t").replace(_RS, "\n").replace(_NULL, "\\N") + "\n"
 
 
-def stage_rows(change_id: int, result: Diff) -> None:
-    """Write a diff's row changes as pending_changes of one change request, in bulk (COPY on PostgreSQL)."""
-    columns = "change_id, action, key, line, before, after"
+def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, int]:
+    """Write a diff's row changes as pending_changes of one change request, in bulk (COPY on
+    PostgreSQL), each modification with its changed field names; return {field: modified rows
+    changing it} for the request's column_counts."""
+    columns = "change_id, action, key, line, before, after, changed"
+    markers = [changed_marker(m.before, m.after, names) for m in result.modified]  # modifications only: cheap
     cur = raw_cursor()
     for action, rows in (("add", result.added), ("modify", result.modified), ("delete", result.deleted)):
         for start in range(0, len(rows), COPY_BATCH):
             batch = rows[start : start + COPY_BATCH]
+            marked = markers[start : start + COPY_BATCH] if action == "modify" else ()
             if is_postgres():
-                data = io.BytesIO(_copy_data(change_id, action, batch).encode("utf-8"))  # StringIO: 4 bytes a character
+                data = io.BytesIO(
+                    _copy_data(change_id, action, batch, marked).encode("utf-8")
+                )  # StringIO: 4 bytes a character
                 cur.copy_expert(f"COPY pending_changes ({columns}) FROM STDIN", data, size=1 << 20)
             else:
                 cur.executemany(
-                    f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
-                    _staged(change_id, action, batch, None),
+                    f"INSERT INTO pending_changes ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
+                    _staged(change_id, action, batch, None, marked),
                 )
     if is_postgres():
         # A big upload makes the table's statistics stale until autovacuum catches up (a minute or
@@ -153,6 +167,10 @@ def stage_rows(change_id: int, result: Diff) -> None:
         if result.changed > 0.1 * max(cur.fetchone()[0], 0) + 10_000:
             cur.execute("ANALYZE pending_changes")
     cur.close()
+    counts: Counter[str] = Counter()
+    for marker in markers:
+        counts.update(marker_names(marker))
+    return dict(counts)
 
 
 def repack_pending(rewrite: Callable[[str, Sequence[str]], str], new_fields: Sequence[str]) -> None:
@@ -359,20 +377,31 @@ def staged_row(change_id: int, key: str) -> PendingChange | None:
 
 
 def put_staged_row(
-    change_id: int, key: str, action: str | None, before: str | None, after: str | None, line: int | None = None
+    change_id: int,
+    key: str,
+    action: str | None,
+    before: str | None,
+    after: str | None,
+    line: int | None = None,
+    *,
+    names: Sequence[str],
 ) -> None:
-    """Set the staged change of one key (action None: stage nothing for it)."""
+    """Set the staged change of one key (action None: stage nothing for it); `names` are the
+    request's fields, for a modification's changed columns (recount then counts them)."""
     row = staged_row(change_id, key)
     if action is None:
         if row is not None:
             db.session.delete(row)
         return
+    changed = changed_marker(before, after, names) if action == "modify" and before and after else None
     if row is None:
         db.session.add(
-            PendingChange(change_id=change_id, key=key, action=action, before=before, after=after, line=line)
+            PendingChange(
+                change_id=change_id, key=key, action=action, before=before, after=after, line=line, changed=changed
+            )
         )
     else:
-        row.action, row.before, row.after = action, before, after
+        row.action, row.before, row.after, row.changed = action, before, after, changed
 
 
 def set_row_warnings(change_id: int, warnings: dict[str, str]) -> None:
@@ -385,7 +414,8 @@ def set_row_warnings(change_id: int, warnings: dict[str, str]) -> None:
 
 
 def recount(change_id: int, merged_version: int | None = None) -> None:
-    """The request's counts from its staged rows and open conflicts (after merging or resolving)."""
+    """The request's counts from its staged rows and open conflicts (after merging or resolving),
+    the changed columns' counts too: counted here, once, not on every view of the review page."""
     counts = dict(
         db.session.execute(
             text("SELECT action, count(*) FROM pending_changes WHERE change_id = :id GROUP BY action"),
@@ -395,11 +425,17 @@ def recount(change_id: int, merged_version: int | None = None) -> None:
     conflicts = db.session.scalar(
         db.select(func.count()).select_from(MergeConflict).where(MergeConflict.change_id == change_id)
     )
+    columns: Counter[str] = Counter()
+    for (marker,) in db.session.execute(
+        text("SELECT changed FROM pending_changes WHERE change_id = :id AND action = 'modify'"), {"id": change_id}
+    ):
+        columns.update(marker_names(marker))
     values = {
         "added": counts.get("add", 0),
         "modified": counts.get("modify", 0),
         "deleted": counts.get("delete", 0),
         "conflicts": conflicts or 0,
+        "column_counts": json.dumps(dict(columns)),
     }
     if merged_version is not None:
         values["merged_version"] = merged_version
@@ -409,16 +445,53 @@ def recount(change_id: int, merged_version: int | None = None) -> None:
 # --- reading staged rows ---------------------------------------------------------------------
 
 
-def pending_page(change_id: int, action: str, offset: int, limit: int) -> list[tuple]:
-    """(key, line, before, after, warning) of one kind of staged change, in upload order."""
+def _filtered(change_id: int, action: str | None, column: str | None, q: str | None, flagged: bool) -> tuple[str, dict]:
+    """WHERE clause and parameters for the review page's filters, within one request's rows."""
+    where, params = ["change_id = :id"], {"id": change_id}
+    if action:
+        where.append("action = :action")
+        params["action"] = action
+    if column:
+        where.append("changed LIKE :column ESCAPE '\\'")
+        params["column"] = "%" + like_pattern(SEP + column + SEP) + "%"
+    if q:
+        where.append(("key ILIKE :q" if is_postgres() else "key LIKE :q") + " ESCAPE '\\'")
+        params["q"] = "%" + like_pattern(q) + "%"
+    if flagged:
+        where.append("warning IS NOT NULL")
+    return " AND ".join(where), params
+
+
+def pending_page(
+    change_id: int,
+    action: str | None,
+    offset: int,
+    limit: int,
+    *,
+    column: str | None = None,
+    q: str | None = None,
+    flagged: bool = False,
+) -> list[tuple]:
+    """(key, line, before, after, warning, action) of the staged changes in upload order, of one
+    action (None: any), those changing `column`, whose key contains `q` (any case), or `flagged`."""
+    where, params = _filtered(change_id, action, column, q, flagged)
     rows = db.session.execute(
         text(
-            "SELECT key, line, before, after, warning FROM pending_changes WHERE change_id = :id AND action = :action"
+            f"SELECT key, line, before, after, warning, action FROM pending_changes WHERE {where}"  # noqa: S608 - constant clauses
             " ORDER BY id LIMIT :limit OFFSET :offset"
         ),
-        {"id": change_id, "action": action, "limit": limit, "offset": offset},
+        params | {"limit": limit, "offset": offset},
     )
     return [tuple(r) for r in rows]
+
+
+def pending_count(
+    change_id: int, action: str | None, *, column: str | None = None, q: str | None = None, flagged: bool = False
+) -> int:
+    """How many staged changes pending_page's filters match (a scan of the request's rows)."""
+    where, params = _filtered(change_id, action, column, q, flagged)
+    sql = f"SELECT count(*) FROM pending_changes WHERE {where}"  # noqa: S608 - constant clauses
+    return db.session.execute(text(sql), params).scalar_one()
 
 
 def pending_all(change_id: int, action: str) -> Iterator[tuple]:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import DateTime, text
 
 from models import ChangeRequest, db
-from store.base import is_postgres, iter_cursor, raw_cursor, snapshot
+from store.base import is_postgres, iter_cursor, key_prefix_clause, raw_cursor, snapshot
 from store.table import read_version
 
 
@@ -223,10 +223,16 @@ def approval_rows(event_id: int, change_id: int, actions: Sequence[str], before_
     return sorted(out, key=lambda r: r.id, reverse=True)[:limit]
 
 
-def key_entries(key: str, clauses: list[str], params: dict, limit: int) -> list:
-    """Row entries of one key (newest approval first), with extra clauses on the approval `a` and row `p`."""
-    where = " AND ".join(["p.key = :key", *clauses])
+def key_entries(key: str, clauses: list[str], params: dict, limit: int, prefix: bool = False) -> list:
+    """Row entries of one key, or (`prefix`) of the keys starting with it in any case (ranges on
+    the (key, change_id) index: store.base.key_prefix_clause), newest approval first, with extra
+    clauses on the approval `a` and row `p`."""
+    if prefix:
+        match, found = key_prefix_clause("p.key", key, "pk")
+    else:
+        match, found = "p.key = :key", {"key": key}
+    where = " AND ".join([match, *clauses])
     typed = text(_ENTRY + f" WHERE {where} ORDER BY a.id DESC, p.id DESC LIMIT :limit").columns(
         submitted_at=DateTime, created_at=DateTime
     )
-    return list(db.session.execute(typed, params | {"key": key, "limit": limit}))
+    return list(db.session.execute(typed, params | found | {"limit": limit}))

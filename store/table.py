@@ -102,31 +102,75 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
-    """(key, record, version) rows in key order; `q` matches the key or any text, case-insensitively.
+def _search(q: str) -> tuple[str, dict]:
+    """The WHERE clause (with its leading space, or empty) and parameters of a table search.
+
+    A `q` that looks like a key (not only letters) and that some key starts with is the index
+    range of that prefix (`_key_prefix`); a word is searched as text, which finds it in keys too.
+    """
+    if not q:
+        return "", {}
+    if not q.isalpha() and (prefix := _key_prefix(q)) is not None:
+        return " WHERE key >= :low AND key < :high", {"low": prefix, "high": _successor(prefix)}
+    if not is_postgres():
+        where = " WHERE record LIKE :q ESCAPE '\\'"
+    elif q.isascii():
+        where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
+    else:
+        where = " WHERE record ILIKE :q ESCAPE '\\'"
+    return where, {"q": _like(q)}
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Sort the table by the field at `position` in its records (numbers as numbers), or by key when None."""
+
+    position: int | None = None
+    numeric: bool = False
+    descending: bool = False
+
+
+def _order_by(sort: Sort) -> str:
+    """ORDER BY for a sort: by key (the primary key's index), else by one field of the packed
+    record, which reads and sorts every row that matches (docs/PERFORMANCE.md), empty cells last."""
+    direction = " DESC" if sort.descending else ""
+    if sort.position is None:
+        return f"key{direction}"
+    cell = "split_part(record, chr(31), :position)" if is_postgres() else "field_at(record, :position)"
+    value = (
+        f"CAST(NULLIF({cell}, '') AS {'double precision' if is_postgres() else 'REAL'})"
+        if sort.numeric
+        else f"lower(NULLIF({cell}, ''))"
+    )
+    return f"{value} IS NULL, {value}{direction}, key{direction}"
+
+
+def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[tuple[str, str, int]]:
+    """(key, record, version) rows in key order (or `sort`'s); `q` matches the key or any text, case-insensitively.
 
     A `q` that looks like a key (not only letters) and that some key starts with is answered from
-    the primary-key index (`_key_prefix_page`); a word is searched as text, which finds it in keys
-    too. Other searches scan the records (the key is part of its record): a trigram index would make
+    the primary-key index (`_search`); a word is searched as text, which finds it in keys too.
+    Other searches scan the records (the key is part of its record): a trigram index would make
     bulk writes 30× slower (docs/PERFORMANCE.md). On PostgreSQL an ASCII query compares under
     the C collation, whose ILIKE lowercases with a plain ASCII loop: half the time of the
     locale's (docs/PERFORMANCE.md); SQLite's LIKE folds ASCII only.
     """
-    if q and not q.isalpha() and (by_key := _key_prefix_page(q, offset, limit)) is not None:
-        return by_key
-    where, params = "", {"limit": limit, "offset": offset}
-    if q:
-        if not is_postgres():
-            where = " WHERE record LIKE :q ESCAPE '\\'"
-        elif q.isascii():
-            where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
-        else:
-            where = " WHERE record ILIKE :q ESCAPE '\\'"
-        params["q"] = _like(q)
-        if is_postgres():
-            return _pg_text_page(where, params)
-    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY key LIMIT :limit OFFSET :offset"  # noqa: S608 - `where` is built from constants
+    where, params = _search(q)
+    params |= {"limit": limit, "offset": offset}
+    if sort.position is not None:
+        params["position"] = sort.position + 1
+    elif "q" in params and is_postgres():  # a text search in key order
+        return _pg_text_page(where, params, " DESC" if sort.descending else "")
+    sql = f"SELECT key, record, version FROM datasets{where} ORDER BY {_order_by(sort)} LIMIT :limit OFFSET :offset"  # noqa: S608 - built from constants
     return [tuple(r) for r in db.session.execute(text(sql), params)]
+
+
+def count_matches(q: str, most: int) -> int:
+    """How many rows a search matches, counting no further than `most` + 1 (a scan of the table
+    that stops there: without a search, the state's row count is the answer)."""
+    where, params = _search(q)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM datasets{where} LIMIT :most) AS found"  # noqa: S608 - built from constants
+    return db.session.execute(text(sql), params | {"most": most + 1}).scalar_one()
 
 
 # A text search first looks at this many rows in key order (an index scan that stops early): a
@@ -136,17 +180,17 @@ def records_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]]:
 TEXT_SEARCH_FIRST_ROWS = 20_000
 
 
-def _pg_text_page(where: str, params: dict) -> list[tuple[str, str, int]]:
-    """A text search on PostgreSQL: the first rows in key order, else a parallel scan of all."""
-    head = "SELECT key, record, version FROM (SELECT key, record, version FROM datasets ORDER BY key LIMIT :first) f"
-    first = text(f"{head}{where} ORDER BY key LIMIT :limit OFFSET :offset")
+def _pg_text_page(where: str, params: dict, direction: str = "") -> list[tuple[str, str, int]]:
+    """A text search on PostgreSQL in key order: the first rows in that order, else a parallel scan of all."""
+    head = f"SELECT key, record, version FROM (SELECT key, record, version FROM datasets ORDER BY key{direction} LIMIT :first) f"  # noqa: S608 - constants
+    first = text(f"{head}{where} ORDER BY key{direction} LIMIT :limit OFFSET :offset")
     rows = [tuple(r) for r in db.session.execute(first, params | {"first": TEXT_SEARCH_FIRST_ROWS})]
     if len(rows) == params["limit"]:  # the page is full: the later rows cannot come before these
         return rows
     # OFFSET 0 keeps the planner from reading the matches in key order through the index.
     every = text(
         f"SELECT key, record, version FROM (SELECT key, record, version FROM datasets{where} OFFSET 0) m"  # noqa: S608 - `where` is built from constants
-        " ORDER BY key LIMIT :limit OFFSET :offset"
+        f" ORDER BY key{direction} LIMIT :limit OFFSET :offset"
     )
     return [tuple(r) for r in db.session.execute(every, params)]
 
@@ -154,8 +198,8 @@ def _pg_text_page(where: str, params: dict) -> list[tuple[str, str, int]]:
 # --- key search: the primary-key index --------------------------------------------------------
 
 
-def _key_prefix_page(q: str, offset: int, limit: int) -> list[tuple[str, str, int]] | None:
-    """The rows whose key starts with `q` (as typed, upper- or lower-case), or None when no key does.
+def _key_prefix(q: str) -> str | None:
+    """`q` as typed, upper- or lower-cased: the first form that some key starts with, or None.
 
     Keys are compared bytewise on both databases (models.KeyText), so a prefix is the index range
     [q, q with its last character incremented): a few index pages at any table size.
@@ -163,19 +207,12 @@ def _key_prefix_page(q: str, offset: int, limit: int) -> list[tuple[str, str, in
     for prefix in dict.fromkeys((q, q.upper(), q.lower())):
         if prefix.endswith("\U0010ffff"):  # the last character there is: no range to give
             continue
-        bounds = {"low": prefix, "high": _successor(prefix)}
         found = db.session.execute(
-            text("SELECT 1 FROM datasets WHERE key >= :low AND key < :high LIMIT 1"), bounds
+            text("SELECT 1 FROM datasets WHERE key >= :low AND key < :high LIMIT 1"),
+            {"low": prefix, "high": _successor(prefix)},
         ).first()
         if found is not None:
-            rows = db.session.execute(
-                text(
-                    "SELECT key, record, version FROM datasets WHERE key >= :low AND key < :high"
-                    " ORDER BY key LIMIT :limit OFFSET :offset"
-                ),
-                bounds | {"limit": limit, "offset": offset},
-            )
-            return [tuple(r) for r in rows]
+            return prefix
     return None
 
 

@@ -209,7 +209,7 @@ def test_download_edit_upload_review_approve(page: Page, tmp_path):
     expect(page.locator("h1")).to_contain_text("Change request #")
     expect(page.locator(".flash-success")).to_contain_text("waiting for an admin")
     expect(page.locator(".comment")).to_have_text("DS-1 is now EMEA only")
-    changed = page.locator("td.changed")
+    changed = page.locator("table.diff-compact .change")
     expect(changed).to_have_count(1)
     expect(changed.locator("del")).to_have_text("Sales")
     expect(changed.locator("ins")).to_have_text("Sales EMEA")

@@ -145,7 +145,7 @@ def test_web_refusal_shows_checkbox_and_keeps_the_form(app, login, ten):
     assert checkbox(page) and checkbox(page).group(1) == "5"
     assert "would delete 5 of 10 rows" in page
     assert "Yes, delete exactly 5 rows" in page
-    assert "choose the same file again" in page.lower()
+    assert "is kept for an hour" in page and re.search(r'<input id="held" name="held" type="hidden" value="\d+">', page)
     assert "dropping the retired datasets</textarea>" in page
     assert re.search(r'<input checked id="mode-0" name="mode" type="radio" value="full">', page)
     assert pending(app) == 0

@@ -166,6 +166,8 @@ def test_a_column_mixing_decimal_commas_and_points_is_refused_with_line_and_colu
     assert r.json["errors"] == [
         {
             "line": 4,
+            "row": 4,
+            "key": None,
             "column": "value",
             "message": "'2.5' has a decimal point, but this column writes decimal commas (line 2: '1,5');"
             " write every number of a column the same way",
@@ -235,6 +237,8 @@ def test_a_date_nothing_settles_is_refused_as_ambiguous_with_both_readings(sheet
     assert r.json["errors"] == [
         {
             "line": 2,
+            "row": 2,
+            "key": "D",
             "column": "day",
             "message": "'4/2/12' is ambiguous: 4 February or April 2? Write dates as YYYY-MM-DD, e.g. 2024-03-31",
         }
@@ -266,6 +270,8 @@ def test_an_ambiguous_date_and_time_says_it_is_ambiguous(sheet_app):
     assert r.status_code == 422
     assert r.json["errors"][0] == {
         "line": 2,
+        "row": 2,
+        "key": "M",
         "column": "at",
         "message": "'2/4/2012 0:00:00' is ambiguous: 2 April or February 4? Write dates and times as"
         " YYYY-MM-DDTHH:MM:SS, e.g. 2024-03-31T17:30:00",

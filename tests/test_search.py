@@ -66,3 +66,16 @@ def test_text_search_finds_matches_past_the_first_rows(app, catalog, login, monk
     assert keys_on(alice.get("/?q=ops&page=2")) == ["DS-8", "DS-9", "ops-1"]
     assert keys_on(alice.get("/?q=eleven")) == ["DS-11"]
     assert "No row matches" in alice.get("/?q=qxjvw").text
+
+
+def test_key_search_and_text_search_follow_the_chosen_sort(app, catalog, login):
+    alice = login("alice")
+    by_name = alice.get("/", query_string={"q": "ds-1", "sort": "name", "dir": "desc"})
+    assert keys_on(by_name) == ["DS-10", "DS-1", "DS-11"]  # Ten, Sales, Eleven
+    assert keys_on(alice.get("/", query_string={"q": "ops", "dir": "desc"})) == [
+        "ops-1",
+        "DS-9",
+        "DS-8",
+        "DS-7",
+        "DS-6",
+    ]

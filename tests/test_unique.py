@@ -73,7 +73,13 @@ def test_a_value_twice_in_the_file_is_refused_with_line_column_and_the_other_row
     r = upload(alice, "id,code,note\nA,X1,\nB,X2,\nC,X1,\n")
     assert r.status_code == 422
     assert r.json["errors"] == [
-        {"line": 4, "column": "code", "message": "'X1' is also the code of row 'A' (line 2); each row needs its own"}
+        {
+            "line": 4,
+            "row": 4,
+            "key": "C",
+            "column": "code",
+            "message": "'X1' is also the code of row 'A' (line 2); each row needs its own",
+        }
     ]
 
 
@@ -85,6 +91,8 @@ def test_a_value_of_a_row_the_upload_leaves_alone_is_refused(unique_app):
     assert r.status_code == 422
     assert r.json["errors"][0] == {
         "line": 2,
+        "row": 2,
+        "key": "C",
         "column": "code",
         "message": "'X2' is also the code of row 'B' of the table; each row needs its own",
     }

@@ -54,9 +54,13 @@ def multipart(data: bytes, **fields: str) -> dict:
 
 
 def page_problems(text: str) -> list[tuple[str, str, str]]:
-    """The (line, column, message) rows of the upload page's problem table."""
-    cells = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", text, flags=re.S)
-    return [tuple(html.unescape(c) for c in row) for row in cells]
+    """The (line, column, message) rows of the upload page's problem table (row, key, column, problem, line)."""
+    cells = re.findall(
+        r'<tr><td class="num">.*?</td><td class="key-cell">.*?</td><td>(.*?)</td><td>(.*?)</td><td class="num line">(.*?)</td></tr>',
+        text,
+        flags=re.S,
+    )
+    return [tuple(html.unescape(c) for c in (line, column, message)) for column, message, line in cells]
 
 
 # --- good files -----------------------------------------------------------------------------
@@ -172,9 +176,17 @@ def test_a_5_mb_cell(app, api, login):
     r = api("alice").post("/api/v1/changes", **multipart(body))
     assert r.status_code == 422
     assert r.json["errors"] == [
-        {"line": 2, "column": "description", "message": "is 5,000,000 characters long, at most 10,000 allowed"},
+        {
+            "line": 2,
+            "row": 2,
+            "key": "DS-1",
+            "column": "description",
+            "message": "is 5,000,000 characters long, at most 10,000 allowed",
+        },
         {
             "line": 3,
+            "row": 3,
+            "key": "DS-2",
             "column": "update_frequency",
             "message": f"'{'x' * 60}…' (5,000,000 characters) is not one of the allowed values: {ENUM}",
         },

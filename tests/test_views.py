@@ -176,12 +176,13 @@ def test_upload_problems_are_listed_with_line_and_column(app, seeded, login):
     r = alice.upload(bad)
     assert r.status_code == 422
     problems = Tables(r.text).tables["problem-list"]
-    assert [(cells[0][0], cells[1][0]) for cells in problems] == [
-        ("2", "row_count"),
-        ("4", "id"),
-        ("5", "created"),
+    # row, key, column, problem, line
+    assert [(cells[0][0], cells[1][0], cells[2][0], cells[4][0]) for cells in problems] == [
+        ("2", "DS-1", "row_count", "2"),
+        ("4", "DS-2", "id", "4"),
+        ("5", "DS-4", "created", "5"),
     ]
-    assert "'many' is not a whole number" in problems[0][2][0]
+    assert "'many' is not a whole number" in problems[0][3][0]
     assert "3 problems" in text_of(r.text) and "Nothing was changed" in r.text
     assert "0 pending" in text_of(alice.get("/").text)
 
@@ -223,6 +224,9 @@ def test_oversized_upload_is_a_friendly_413(make_app):
     assert r.status_code == 413
     assert r.mimetype == "text/html"
     assert "File too large" in r.text and "upload limit" in r.text and "Traceback" not in r.text
+    # It says how big the file was and leads back to the upload form; configuration is the README's.
+    assert "Your file is 13 KB" in r.text and "upload limit of 2 KB" in r.text
+    assert '<a href="/upload">Back to the upload form</a>' in r.text and "MAX_UPLOAD_MB" not in r.text
 
 
 # --- the review page -------------------------------------------------------------------------
@@ -252,11 +256,18 @@ def test_review_page_highlights_changed_cells(app, seeded, login):
     alice = login("alice")
     change_id = change_id_of(alice.upload(table(row("DS-1", "Sales EMEA", row_count="12")), mode="partial"))
     page = alice.get(f"/changes/{change_id}?show=modified")
+    # By default: the key and only the changed cells, each old → new.
+    [cells] = Tables(page.text).tables["diff diff-compact diff-modified"]
+    assert cells[1] == ("DS-1", "key-cell")
+    assert cells[2] == ("Name Sales → Sales EMEA Row count 10 → 12", "changes")
+    assert "Data" not in cells[2][0]  # unchanged cells are left out
+    assert "<del>Sales</del>" in page.text and "<ins>Sales EMEA</ins>" in page.text
+    # ?cells=all: every column, the changed ones highlighted.
+    page = alice.get(f"/changes/{change_id}?show=modified&cells=all")
     [cells] = Tables(page.text).tables["diff diff-modified"]
     changed = [(t, c) for t, c in cells if c == "changed"]
     assert changed == [("Sales → Sales EMEA", "changed"), ("10 → 12", "changed")]
-    assert ("DS-1", "") in cells and ("Data", "") in cells  # unchanged cells plain
-    assert "<del>Sales</del>" in page.text and "<ins>Sales EMEA</ins>" in page.text
+    assert ("DS-1", "key-cell modified") in cells and ("Data", "") in cells  # unchanged cells plain
 
 
 def test_review_page_shows_added_and_deleted_rows(app, seeded, login):
@@ -265,9 +276,9 @@ def test_review_page_shows_added_and_deleted_rows(app, seeded, login):
         alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR"), row("DS-4", "New")), confirm_deletions="1")
     )
     added = Tables(alice.get(f"/changes/{change_id}?show=added").text).tables["diff diff-added"]
-    assert [c[:3] for c in added] == [[("4", "line"), ("DS-4", "added"), ("New", "added")]]
+    assert [c[:3] for c in added] == [[("4", "line"), ("DS-4", "key-cell added"), ("New", "added")]]
     deleted = Tables(alice.get(f"/changes/{change_id}?show=deleted").text).tables["diff diff-deleted"]
-    assert [c[1:3] for c in deleted] == [[("DS-3", "deleted"), ("Finance", "deleted")]]
+    assert [c[1:3] for c in deleted] == [[("DS-3", "key-cell deleted"), ("Finance", "deleted")]]
 
 
 def test_review_page_pages_through_many_rows(app, seeded, login):

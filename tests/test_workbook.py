@@ -404,7 +404,10 @@ def test_a_bad_cell_in_a_workbook_names_its_row_and_column(app, login):
     )
     r = login("alice").upload(data, filename="bad.xlsx")
     assert r.status_code == 422
-    assert "<td>4</td><td>row_count</td><td>&#39;ten&#39; is not a whole number" in r.text
+    assert (
+        '<td class="num">4</td><td class="key-cell"><span class="key">DS-2</span></td><td>row_count</td><td>&#39;ten&#39; is not a whole number'
+        in r.text
+    )
 
 
 @pytest.mark.parametrize("via", ["page", "api"])

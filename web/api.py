@@ -86,7 +86,9 @@ def upload():
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
     except changes.ConfirmDeletions as exc:
-        return json_error(422, exc.message, deletions=exc.deletions, errors=[])
+        return json_error(
+            422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
+        )
     except changes.TooManyPending as exc:
         return json_error(exc.status, exc.message, pending=exc.pending)
     body, status = present.stage_json(result)

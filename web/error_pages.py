@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, jsonify, make_response, render_template, request
+from flask import Flask, current_app, g, jsonify, make_response, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -38,8 +38,9 @@ def json_error(status: int, message: str, **extra):
     return jsonify({"error": message, **extra}), status
 
 
-def respond(status: int, message: str, **extra):
-    """An error as JSON under /api, else as the friendly page."""
+def respond(status: int, message: str, back: tuple[str, str] | None = None, **extra):
+    """An error as JSON under /api, else as the friendly page (`back`: (address, text) of a link
+    back to where the person came from, next to "Back to the table")."""
     if wants_json():
         return json_error(status, message, **extra)
     # 5xx pages do not touch the database (it may be the problem): no user menu there, and no
@@ -47,26 +48,49 @@ def respond(status: int, message: str, **extra):
     if status >= 500 and "_login_user" not in g:
         g._login_user = current_app.login_manager.anonymous_user()
     page = render_template(
-        "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=message, bare=status >= 500
+        "errors/error.html",
+        status=status,
+        title=TITLES.get(status, "Error"),
+        message=message,
+        bare=status >= 500,
+        back=back,
     )
     return page, status
+
+
+def file_size(size: int) -> str:
+    """A size in bytes as people read it.
+
+    >>> file_size(600 * 1024 * 1024), file_size(2048), file_size(1536 * 1024)
+    ('600 MB', '2 KB', '1.5 MB')
+    """
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):,.1f}".removesuffix(".0") + " MB"
+    return f"{max(size // 1024, 1):,} KB"
+
+
+def too_large_message(sent: int | None, limit: int) -> str:
+    """What a person whose upload was too large needs to hear: how big it was, the limit, what to do."""
+    size = f"Your file is {file_size(sent)}, over" if sent else "Your file is over"
+    return (
+        f"{size} the upload limit of {file_size(limit)}. Upload a smaller file, for example only the"
+        " rows you changed as a partial upload (“only some rows”), or save it as CSV, which is smaller than an"
+        " Excel workbook. If you need to upload larger files, ask your administrator."
+    )
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        message = exc.description or ""
+        message, back = exc.description or "", None
         if exc.code == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-            message = (
-                f"The file is larger than the {limit} MB upload limit. Upload a smaller file "
-                "(e.g. only the rows you changed, as a partial upload) or ask the administrator to raise MAX_UPLOAD_MB."
-            )
+            message = too_large_message(request.content_length, app.config["MAX_CONTENT_LENGTH"])
+            back = (url_for("pages.upload"), "Back to the upload form")
         elif message == NotFound.description:
             message = "There is nothing at this address."
         elif message == MethodNotAllowed.description:
             message = f"{request.method} is not allowed here."
-        response = make_response(respond(exc.code or 500, message))
+        response = make_response(respond(exc.code or 500, message, back))
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

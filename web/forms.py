@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
-from wtforms import IntegerField, PasswordField, RadioField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import HiddenField, IntegerField, PasswordField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 
 
 class LoginForm(FlaskForm):
@@ -15,7 +15,9 @@ class LoginForm(FlaskForm):
 
 
 class UploadForm(FlaskForm):
-    file = FileField("CSV or Excel file", validators=[FileRequired("Choose the file to upload.")])
+    file = FileField("CSV or Excel file")
+    # an upload kept by the mass-deletion question: confirming needs no second upload of the file
+    held = IntegerField(widget=HiddenField.widget, validators=[Optional()])
     comment = TextAreaField("What did you change, and why?", validators=[Optional(), Length(max=2000)])
     mode = RadioField(
         "The file holds",
@@ -32,9 +34,16 @@ class UploadForm(FlaskForm):
         validators=[Optional(), NumberRange(min=0, max=10**9, message="Give the version as a whole number, e.g. 12.")],
     )
 
+    def validate_file(self, field) -> None:
+        """A file is needed, unless one is kept for this confirmation."""
+        if not field.data and self.held.data is None:
+            raise StopValidation("Choose the file to upload.")
+
 
 class RejectForm(FlaskForm):
-    reason = StringField("Reason", validators=[DataRequired("Say why, so the submitter can fix it."), Length(max=2000)])
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired("Say why, so the submitter can fix it."), Length(max=2000)]
+    )
 
 
 class ActionForm(FlaskForm):

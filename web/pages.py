@@ -18,7 +18,16 @@ from models import ChangeRequest
 from web import present
 from web.auth import admin_required
 from web.forms import ActionForm, RejectForm, UploadForm
-from web.params import audit_cursor, audit_filter, int_arg, page_args, required_int
+from web.params import (
+    audit_cursor,
+    audit_filter,
+    check_page,
+    int_arg,
+    page_args,
+    required_int,
+    review_args,
+    sort_args,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -32,11 +41,31 @@ def index():
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
     version = int_arg("version")
+    sort, descending = sort_args()
     if version is not None and version != tables.state().version:
         found = history.page_at(version, q, offset, size)
+        sort, descending = None, False  # a past version is shown in key order
     else:
-        found = tables.page(q, offset, size)
-    return render_template("index.html", found=found, page=page, q=q, schema=tables.schema())
+        found = tables.page(q, offset, size, sort, descending)
+    pages = present.page_count(found.total, size)
+    if not found.total_capped:
+        check_page(page, pages)
+    elif not found.rows and page > 1:  # past the matches of a search too common to count
+        check_page(page, page - 1)
+    else:
+        pages = max(pages, page)
+    schema = tables.schema()
+    return render_template(
+        "index.html",
+        found=found,
+        rows=[(key, present.value_views(schema, values)) for key, values, _ in found.rows],
+        page=page,
+        pages=pages,
+        q=q,
+        sort=sort or schema.key,
+        descending=descending,
+        schema=schema,
+    )
 
 
 @bp.route("/download")
@@ -83,24 +112,31 @@ def versions():
 
 @bp.route("/diff")
 def version_diff():
-    """What changed between two versions (?from=A&to=B), one kind and one page at a time."""
+    """What changed between two versions (?from=A&to=B), one kind and one page at a time, filtered like the review page."""
     low, high = required_int("from"), required_int("to")
     found, schema = history.diff(low, high), tables.schema()
     kinds = [k for k in ("modified", "added", "deleted") if found.summary[k]] or ["modified"]
-    kind = request.args.get("show") if request.args.get("show") in present.KINDS else kinds[0]
+    args = review_args(tuple(present.KINDS), kinds[0])
     page, offset, size = page_args()
-    rows = found.rows(kind)[offset : offset + size]
-    names = list(schema.names)
-    views = [(key, None, present.cell_views(schema, names, before, after), None) for key, before, after in rows]
+    rows = history.filter_rows(found.rows(args.show), args.column, args.q, schema.names)
+    pages = present.page_count(len(rows), size)
+    check_page(page, pages)
+    shown = [
+        (key, None, before, after, None, present.KINDS[args.show])
+        for key, before, after in rows[offset : offset + size]
+    ]
     return render_template(
         "diff.html",
         low=low,
         high=high,
         summary=found.summary,
-        kind=kind,
-        rows=views,
+        args=args,
+        columns=present.column_counts(schema, present.version_diff_counts(schema, found.modified)),
+        rows=present.row_views(schema, schema.names, shown),
+        total=len(rows),
         page=page,
-        has_next=offset + size < len(found.rows(kind)),
+        pages=pages,
+        schema=schema,
     )
 
 
@@ -120,21 +156,30 @@ def upload():
     if not form.validate_on_submit():
         return render_upload(form, 400 if request.method == "POST" else 200)
     file = form.file.data
+    options = {
+        "submitter": current_user.username,
+        "mode": form.mode.data,
+        "comment": form.comment.data or "",
+        "confirm_deletions": form.confirm_deletions.data,
+        "sheet": form.sheet.data or None,
+        "base_version": form.base_version.data,
+    }
     try:
-        result = changes.submit(
-            file.stream,
-            submitter=current_user.username,
-            filename=file.filename or "",
-            mode=form.mode.data,
-            comment=form.comment.data or "",
-            confirm_deletions=form.confirm_deletions.data,
-            sheet=form.sheet.data or None,
-            base_version=form.base_version.data,
-        )
+        if file:  # a file chosen (again) replaces one kept for a confirmation
+            result = changes.submit(file.stream, filename=file.filename or "", hold=True, **options)
+        else:
+            result = changes.submit_held(form.held.data, **options)
     except changes.Refused as exc:
         return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
     except changes.ConfirmDeletions as exc:
-        return render_upload(form, 422, confirm=exc)
+        form.held.data = exc.held
+        return render_upload(
+            form,
+            422,
+            confirm=exc,
+            sample=present.deletion_sample(tables.schema(), exc.sample),
+            held_name=exc.held and (file.filename if file else None),
+        )
     except changes.TooManyPending as exc:
         flash(exc.message, "error")
         return render_upload(form, exc.status)
@@ -152,7 +197,12 @@ def upload():
 
 
 def render_upload(form: UploadForm, status: int, **extra):
-    return render_template("upload.html", form=form, state=tables.state(), schema=tables.schema(), **extra), status
+    """The upload page (with the problems, or the question about deletions, of the last try)."""
+    limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    page = render_template(
+        "upload.html", form=form, state=tables.state(), schema=tables.schema(), limit_mb=limit_mb, **extra
+    )
+    return page, status
 
 
 @bp.route("/uploads/errors/<id:report_id>")
@@ -173,28 +223,42 @@ def change_list():
     return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
 
 
+REVIEW_SHOWS = ("modified", "added", "deleted", "flagged", "conflicts")
+CONFLICTS_ON_TOP = 20  # the first conflicts shown above the changes; ?show=conflicts pages through all
+
+
 @bp.route("/changes/<id:change_id>")
 def change(change_id: int):
-    """The review page: who, when, counts, and the diff, one kind and one page at a time."""
+    """The review page: who, when, counts, and the diff, one kind, filter and page at a time."""
     cr = changes.get_request(change_id)
-    kind = request.args.get("show") if request.args.get("show") in present.KINDS else _first_kind(cr)
+    args = review_args(REVIEW_SHOWS, _first_kind(cr))
     page, offset, size = page_args()
-    rows = list(changes.staged_rows(change_id, present.KINDS[kind], offset, size + 1))
     schema, names = tables.schema(), cr.field_names
-    views = [
-        (key, line, present.cell_views(schema, names, before, after), warning)
-        for key, line, before, after, warning in rows[:size]
-    ]
+    warnings = present.warning_groups(cr)
+    if args.show == "conflicts":
+        total, rows = cr.conflicts, []
+        conflict_list = changes.conflicts(change_id, offset, size)
+    else:
+        found = changes.review_rows(cr, args.show, offset, size, args.column, args.q)
+        total, rows = found.total, present.row_views(schema, names, found.rows)
+        conflict_list = changes.conflicts(change_id, 0, CONFLICTS_ON_TOP) if cr.conflicts else []
+    pages = present.page_count(total, size)
+    check_page(page, pages)
     return render_template(
         "change.html",
         cr=cr,
-        conflicts=present.conflict_views(changes.conflicts(change_id, 0, 200), names) if cr.conflicts else [],
-        warnings=present.warning_groups(cr),
+        conflicts=present.conflict_views(conflict_list, names),
+        warnings=warnings,
+        flagged=changes.flagged_count(change_id) if warnings["undo"] else 0,
         encoding=encoding_label(cr.encoding),
-        kind=kind,
-        rows=views,
-        has_next=len(rows) > size,
+        args=args,
+        columns=present.column_counts(schema, cr.column_count_map),
+        rows=rows,
+        total=total,
         page=page,
+        pages=pages,
+        schema=schema,
+        confirm_over=changes.CONFIRM_APPROVAL_OVER,
         is_submitter=current_user.username == cr.submitter,
         reject_form=RejectForm(),
         action_form=ActionForm(),
@@ -209,7 +273,7 @@ def require_action_form() -> None:
 
 
 def _first_kind(cr: ChangeRequest) -> str:
-    return "modified" if cr.modified else "added" if cr.added else "deleted"
+    return "modified" if cr.modified else "added" if cr.added else "deleted" if cr.deleted else "modified"
 
 
 @bp.route("/changes/<id:change_id>/diff.csv")
@@ -255,7 +319,12 @@ def approve(change_id: int):
     """Apply a change request (admins only)."""
     require_action_form()
     try:
-        version = changes.approve(change_id, current_user.username)
+        version = changes.approve(
+            change_id,
+            current_user.username,
+            confirmed=request.form.get("confirm", type=int),
+            ask_over=changes.CONFIRM_APPROVAL_OVER,
+        )
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("pages.change", change_id=change_id))
@@ -299,7 +368,7 @@ def withdraw(change_id: int):
 @bp.route("/audit")
 def audit():
     """Every applied row change, rejection, withdrawal and resolved conflict, newest first, with filters."""
-    page = history.audit(audit_filter(), audit_cursor(), current_app.config["PAGE_SIZE"])
+    page = history.audit(audit_filter(key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
     return render_template(
         "audit.html",
         items=present.audit_dicts(page.items, tables.schema()),
@@ -314,7 +383,8 @@ def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
     schema = tables.schema()
     return present.csv_stream(
-        "audit.csv", history.audit_csv(audit_filter(), lambda entries: present.audit_dicts(entries, schema))
+        "audit.csv",
+        history.audit_csv(audit_filter(key_prefix=True), lambda entries: present.audit_dicts(entries, schema)),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from flask import abort, current_app, request
 from werkzeug.routing import IntegerConverter, ValidationError
@@ -107,6 +108,41 @@ def page_args() -> tuple[int, int, int]:
     return page, (page - 1) * size, size
 
 
+def check_page(page: int, pages: int) -> None:
+    """404 for a page past the last one (page 1 always exists, if empty)."""
+    if page > pages:
+        abort(
+            404,
+            f"There is no page {page:,}: there {'is' if pages == 1 else 'are'} {pages:,} page{'' if pages == 1 else 's'}.",
+        )
+
+
+@dataclass
+class ReviewArgs:
+    """The review page's and the version diff's filters: ?show=&column=&q=&cells=all."""
+
+    show: str
+    column: str | None
+    q: str | None
+    all_cells: bool
+
+
+def review_args(shows: tuple[str, ...], default: str) -> ReviewArgs:
+    """The filters of a diff page; an unknown `show` is the default one."""
+    show = request.args.get("show", "")
+    return ReviewArgs(
+        show=show if show in shows else default,
+        column=request.args.get("column", "").strip() or None,
+        q=request.args.get("q", "").strip()[:200] or None,
+        all_cells=request.args.get("cells") == "all",
+    )
+
+
+def sort_args() -> tuple[str | None, bool]:
+    """The table page's ?sort=COLUMN&dir=asc|desc."""
+    return request.args.get("sort", "").strip() or None, request.args.get("dir") == "desc"
+
+
 def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     """An ISO date or date-time from a filter; a bare end date includes that whole day."""
     if not value:
@@ -122,12 +158,16 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return when
 
 
-def audit_filter() -> history.AuditFilter:
+def audit_filter(key_prefix: bool = False) -> history.AuditFilter:
     """The audit filters of the query string: key, user, since, until, action, and the request
-    (`change`; `change_id` too, as the API has always called it)."""
+    (`change`; `change_id` too, as the API has always called it). `key_prefix`: the key is the
+    beginning of the keys, in any case (the page's filter; the API's `key` is exact, its
+    `key_prefix` is that)."""
     change = int_arg("change")
+    prefix = request.args.get("key_prefix", "").strip()
     return history.AuditFilter(
-        key=request.args.get("key", "").strip() or None,
+        key=prefix or request.args.get("key", "").strip() or None,
+        key_prefix=key_prefix or bool(prefix),
         user=request.args.get("user", "").strip() or None,
         since=parse_when(request.args.get("since")),
         until=parse_when(request.args.get("until"), end=True),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import io
 import json
+import math
+import re
 import unicodedata
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, send_file, stream_with_context
@@ -17,7 +21,7 @@ from diff import changed_fields
 from files import xlsx
 from models import ChangeRequest, ErrorReport, MergeConflict
 from records import as_dict, unpack
-from schema import Schema
+from schema import Field, Schema
 
 # The three kinds of staged change: their names in the API and on the review page → stored action.
 KINDS = {"added": "add", "modified": "modify", "deleted": "delete"}
@@ -121,6 +125,212 @@ def cell_views(schema: Schema, names: list[str], before: str | None, after: str 
         )
         for n in names
     ]
+
+
+# --- the review page and the version diff: one row view for both ---------------------------
+
+WORD_DIFF_OVER = 8  # text of more words than this gets a word-level diff
+CONTEXT_WORDS = 4  # unchanged words kept on each side of a change; longer runs are collapsed
+_TOKENS = re.compile(r"\s+|[^\s]+")
+
+
+@dataclass
+class Piece:
+    """A stretch of a word-level diff: same, del (only in the old text), ins (only in the new), or
+    gap (unchanged words collapsed; `text` holds them)."""
+
+    kind: str
+    text: str
+
+
+def word_diff(old: str, new: str) -> list[Piece] | None:
+    """The words that changed between two texts, long unchanged stretches collapsed to a few words
+    of context; None when both are short enough to be shown whole as old → new.
+
+    >>> [(p.kind, p.text) for p in word_diff("a b c d e f g h i j k l", "a b c d e f g h i j k l m")]
+    [('gap', 'a b c d e f g h '), ('same', 'i j k l'), ('ins', ' m')]
+    >>> word_diff("Sales", "Sales EMEA") is None
+    True
+    """
+    if not old or not new or max(len(old.split()), len(new.split())) <= WORD_DIFF_OVER:
+        return None
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    pieces: list[Piece] = []
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    for n, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        inner = 0 < n < len(opcodes) - 1
+        if tag == "equal" and not (inner and all(t.isspace() for t in a[i1:i2])):
+            pieces.extend(_context(a[i1:i2], first=n == 0, last=n == len(opcodes) - 1))
+            continue
+        # a change, or the space between two changes: "every region" → "each country" reads as one
+        if i2 > i1:
+            _append(pieces, Piece("del", "".join(a[i1:i2])))
+        if j2 > j1:
+            _append(pieces, Piece("ins", "".join(b[j1:j2])))
+    return pieces
+
+
+def _append(pieces: list[Piece], piece: Piece) -> None:
+    """Add a del or ins piece, joined with the del/ins pieces already at the end."""
+    for back in (1, 2):
+        tail = pieces[-back:] if len(pieces) >= back else []
+        if tail and tail[0].kind == piece.kind and all(p.kind in ("del", "ins") for p in tail):
+            tail[0].text += piece.text
+            return
+    pieces.append(piece)
+
+
+def _context(tokens: list[str], first: bool, last: bool) -> list[Piece]:
+    """An unchanged stretch: whole when short, else a few words next to the changes and a gap."""
+    words = [i for i, t in enumerate(tokens) if not t.isspace()]
+    keep_before = 0 if first else CONTEXT_WORDS  # words kept after the change before this stretch
+    keep_after = 0 if last else CONTEXT_WORDS  # words kept before the change after it
+    if len(words) <= keep_before + keep_after + 2:
+        return [Piece("same", "".join(tokens))]
+    head_end = words[keep_before - 1] + 1 if keep_before else 0
+    tail_start = words[len(words) - keep_after] if keep_after else len(tokens)
+    out = []
+    if head_end:
+        out.append(Piece("same", "".join(tokens[:head_end])))
+    out.append(Piece("gap", "".join(tokens[head_end:tail_start])))
+    if tail_start < len(tokens):
+        out.append(Piece("same", "".join(tokens[tail_start:])))
+    return out
+
+
+@dataclass
+class CellChange:
+    """One changed cell of a modified row: old → new, with a word-level diff for long text."""
+
+    name: str
+    label: str
+    old: str
+    new: str
+    pieces: list[Piece] | None
+
+
+@dataclass
+class RowView:
+    """A staged (or version diff) row: its key, kind, the uploaded file's line, a warning, every
+    cell, and for a modification the changed cells."""
+
+    key: str
+    kind: str  # modified | added | deleted
+    line: int | None
+    warning: str | None
+    cells: list[CellView]
+    changes: list[CellChange] = field(default_factory=list)
+
+
+ACTION_KINDS = {action: kind for kind, action in KINDS.items()}
+
+
+def row_views(schema: Schema, names: Sequence[str], rows: Iterable[tuple]) -> list[RowView]:
+    """Rows (key, line, before, after, warning, action) → what the shared diff table shows."""
+    labels = {f.name: f.label for f in schema.fields}
+    types = {f.name: f.type for f in schema.fields}
+    out = []
+    for key, line, before, after, warning, action in rows:
+        cells = cell_views(schema, list(names), before, after)
+        changes = [
+            CellChange(
+                c.name,
+                labels.get(c.name, c.name),
+                c.old or "",
+                c.new or "",
+                word_diff(c.old or "", c.new or "") if types.get(c.name, "string") == "string" else None,
+            )
+            for c in cells
+            if c.changed
+        ]
+        out.append(RowView(key, ACTION_KINDS.get(action, action), line, warning, cells, changes))
+    return out
+
+
+@dataclass
+class ColumnCount:
+    """How many modified rows change one column, for the review page's filter links."""
+
+    name: str
+    label: str
+    rows: int
+
+
+def column_counts(schema: Schema, counts: dict[str, int]) -> list[ColumnCount]:
+    """Per-column counts in schema order (columns no row changes left out)."""
+    labels = {f.name: f.label for f in schema.fields}
+    known = [ColumnCount(n, labels[n], counts[n]) for n in schema.names if counts.get(n)]
+    return known + [ColumnCount(n, n, c) for n, c in counts.items() if n not in labels and c]
+
+
+def version_diff_counts(schema: Schema, modified: Iterable[tuple[str, str, str]]) -> dict[str, int]:
+    """{column: modified rows changing it} of a version diff (computed from its rows: they are in memory)."""
+    names = list(schema.names)
+    counts: Counter[str] = Counter()
+    for _, before, after in modified:
+        counts.update(changed_fields(unpack(before), unpack(after), names))
+    return dict(counts)
+
+
+def page_count(total: int, size: int) -> int:
+    """Pages needed for `total` rows (at least one: an empty list is one empty page)."""
+    return max(1, math.ceil(total / size))
+
+
+# --- the table page --------------------------------------------------------------------------
+
+LONG_TEXT = 160  # characters: longer text is clamped, the whole of it one click away
+_URL = re.compile(r"https?://\S+\Z")
+
+
+@dataclass
+class ValueView:
+    """A cell of the table page: its text as shown, and how (a link, a number, long text, a key)."""
+
+    text: str
+    kind: str  # key | url | number | long | date | text
+    full: str = ""
+
+
+def value_views(schema: Schema, values: Sequence[str]) -> list[ValueView]:
+    """A row's canonical values as the table page shows them: URLs as links, numbers with
+    thousands separators, long text clamped (`full` holds all of it), keys and dates unbroken."""
+    return [
+        _value_view(f, v, i == schema.key_index) for i, (f, v) in enumerate(zip(schema.fields, values, strict=False))
+    ]
+
+
+def _value_view(f: Field, value: str, is_key: bool) -> ValueView:
+    if is_key:
+        return ValueView(value, "key")
+    if value and f.type in ("integer", "number"):
+        return ValueView(_thousands(value), "number")
+    if f.type in ("date", "datetime"):
+        return ValueView(value.replace("T", " "), "date")
+    if _URL.match(value):
+        return ValueView(value, "url")
+    if len(value) > LONG_TEXT:
+        cut = value[:LONG_TEXT].rsplit(" ", 1)[0] or value[:LONG_TEXT]
+        return ValueView(cut + "…", "long", value)
+    return ValueView(value, "text")
+
+
+def _thousands(text: str) -> str:
+    """1234567 → 1,234,567; 1234.5 → 1,234.5 (exponents and anything odd left as they are).
+
+    >>> _thousands("1234567"), _thousands("-1234.25"), _thousands("1e-07")
+    ('1,234,567', '-1,234.25', '1e-07')
+    """
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdigit() or (fraction and not fraction.isdigit()):
+        return text
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
+def deletion_sample(schema: Schema, sample: Iterable[tuple[str, str]], columns: int = 3) -> list[list[str]]:
+    """The first rows a mass deletion would remove: the key and the next few columns' values."""
+    return [unpack(record)[: columns + 1] for _, record in sample]
 
 
 def conflict_json(conflict: MergeConflict, schema: Schema, names: list[str]) -> dict[str, Any]:
