@@ -23,7 +23,7 @@ import housekeeping
 import store.base
 from models import db
 from schema import Schema, SchemaError
-from web import api, auth, error_pages, pages
+from web import api, auth, body, error_pages, pages
 from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -40,6 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """The application: defaults, then the environment (and .env), then `test_config`."""
     load_dotenv(Path(__file__).with_name(".env"))
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = body.Request  # uploads read in large pieces and split in place (web/body.py)
     app.json.sort_keys = False  # row objects keep schema.json's field order
     try:
         app.config.from_mapping(config.from_environment(Path(app.instance_path)))

@@ -745,17 +745,22 @@ def _merge_again(change: ChangeRequest) -> list[merge.Conflict]:
     """Merge the staged rows a later approval made stale with the table now (base: the row they
     were staged against); the clean merges are written, the conflicts returned."""
     names, found = change.field_names, []
-    for _, key, _, line, before, after, current in store.changes.stale_rows(change.id):
+    for _, key, _, line, before, after, current in store.changes.stale_rows(change.id, _merged_at(change)):
         merged = merge.merge_row(key, before, current, after, names)
         found.extend(merged.conflicts)
         store.changes.put_staged_row(change.id, key, merged.action, merged.before, merged.after, line, names=names)
     return found
 
 
+def _merged_at(change: ChangeRequest) -> int:
+    """The table version a request's staged rows were merged with (their `before`)."""
+    return change.merged_version if change.merged_version is not None else change.base_version
+
+
 def _send_back(change_id: int) -> list[str]:
     """After a refused approval: merge again in a transaction of its own and keep the conflicts; their keys."""
     change = get_request(change_id)
-    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change_id)}
+    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change_id, _merged_at(change))}
     found = _merge_again(change)
     store.changes.add_conflicts(change_id, found, lines)
     db.session.flush()

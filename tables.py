@@ -62,7 +62,12 @@ def page(q: str, offset: int, limit: int, sort: str | None = None, descending: b
     """Rows in key order (or by column `sort`, on the server), `q` matching the key or any text (case-insensitive)."""
     rows = store.table.records_page(q, offset, limit + 1, sort_of(sort, descending))
     state = store.table.state()
-    total = store.table.count_matches(q, SEARCH_COUNT_MOST) if q else state.row_count
+    if not q:
+        total = state.row_count
+    elif len(rows) <= limit and (rows or offset == 0):  # the last page: no need to scan again to count
+        total = offset + len(rows)
+    else:
+        total = store.table.count_matches(q, SEARCH_COUNT_MOST)
     return Page(
         rows=[(key, unpack(record), version) for key, record, version in rows[:limit]],
         has_next=len(rows) > limit,

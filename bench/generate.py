@@ -237,6 +237,45 @@ def generate(rows: int, out: Path = DATA) -> dict:
     return manifest
 
 
+def stale_edits(rows: int, out: Path = DATA) -> dict[str, dict[int, str]]:
+    """1% of the base rows edited in 1–2 cells by someone who downloaded the first version (issue 8):
+    {key: {column index: new value}}, kept in `stale-edits-N.json`. The benchmark applies the same
+    edits to the base file (a stale upload) and to the table as it is now (a current one)."""
+    path = out / f"stale-edits-{rows}.json"
+    if path.exists():
+        return {k: {int(c): v for c, v in e.items()} for k, e in json.loads(path.read_text()).items()}
+    rnd = random.Random(SEED + rows + 7)
+    catalog = Catalog(rnd)
+    picked = set(rnd.sample(range(rows), max(rows // 100, 1)))
+    edits: dict[str, dict[int, str]] = {}
+    with (out / f"base-{rows}.csv").open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for i, cells in enumerate(reader):
+            if i in picked:
+                new = catalog.edit(cells)
+                edits[cells[0]] = {c: new[c] for c in range(len(cells)) if new[c] != cells[c]}
+    path.write_text(json.dumps(edits))
+    return edits
+
+
+def apply_edits(source: Path, target: Path, edits: dict[str, dict[int, str]]) -> int:
+    """Copy the CSV `source` to `target` with `edits` applied (text cells formula-escaped as the
+    app's download writes them); the number of rows edited."""
+    done = 0
+    with source.open(encoding="utf-8", newline="") as f, target.open("w", encoding="utf-8", newline="") as g:
+        reader, writer = csv.reader(f), csv.writer(g, lineterminator="\r\n")
+        writer.writerow(next(reader))
+        for cells in reader:
+            edit = edits.get(cells[0])
+            if edit:
+                for column, value in edit.items():
+                    cells[column] = _escape(value) if column in TEXT_COLUMNS else value
+                done += 1
+            writer.writerow(cells)
+    return done
+
+
 def _positions(base: list[list[str]], deleted: set[int]):
     for i, cells in enumerate(base):
         if i not in deleted:

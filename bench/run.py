@@ -1,17 +1,24 @@
-"""Benchmark: the app's upload, diff, approval, download and pages at scale, next to its peers.
+"""Benchmark: the app's upload, diff, approval, download, history and pages at scale, each step
+both ways, next to its peers.
 
     .venv/bin/python bench/run.py --rows 1000000            # one size, SQLite and PostgreSQL
-    .venv/bin/python bench/run.py --sizes 10000,100000 --db sqlite
+    .venv/bin/python bench/run.py --sizes 10000,100000 --db sqlite --via http
 
-Every app step goes through the real code path (`create_app` + the Flask test client: the upload
-form, the approve button, the download link, the pages), on a fresh database per run (an SQLite
-file in a temporary directory; a new PostgreSQL database, dropped at the end). The peers run on
-the same files in the same run: Python's `csv.reader` (the parse floor), csv-diff, a pandas keyed
-diff, and PostgreSQL's own COPY of the file into a table with a primary key.
+Every app step goes through the real code path twice, on a fresh database per series (an SQLite
+file in a temporary directory; a new PostgreSQL database, dropped at the end):
 
-Each measured step runs in a fresh subprocess; its peak RSS is that process's `ru_maxrss`
-(os.wait4). Data comes from bench/generate.py (generated on first use into bench/data/).
-Results: one table on stdout, and bench/out/results-N.json and .md.
+- **in-process**: `create_app` and Flask's test client (the upload form, the approve button, the
+  download link, the pages, the JSON API), no network;
+- **HTTP**: `gunicorn -w 2 app:app` (with gunicorn.conf.py) on 127.0.0.1 and `requests` as the
+  client, streaming the upload body from disk: the path every browser and script takes, so the
+  one users see. Its peak RSS is that of gunicorn's busiest worker.
+
+The peers run on the same files in the same run: Python's `csv.reader` (the parse floor),
+csv-diff, a pandas keyed diff, and PostgreSQL's own COPY of the file into a table with a primary
+key. Each measured step runs in a fresh subprocess (and, over HTTP, a fresh gunicorn); its peak
+RSS is `ru_maxrss` (os.wait4) in process, the workers' VmHWM over HTTP. Data comes from
+bench/generate.py (generated on first use into bench/data/). Results: one table on stdout, and
+bench/out/results-N.json and .md.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import json
 import os
 import platform
 import re
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,20 +55,29 @@ DEFAULT_PG = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:543
 MB = 1_000_000
 MiB = 1024 * 1024
 PAGE_REPEAT = 5
-REPEAT = 1  # runs of each repeatable step (peers, upload of the edit, download); the fastest counts
+REPEAT = 1  # runs of each repeatable step (peers, uploads, downloads); the fastest counts
 BOUNDARY = "benchboundary7d3f0a"
+VIAS = {"inproc": "in-process", "http": "HTTP"}
+WORKERS = 2
+SECRET = "bench-secret"
 
-# Targets from issue 3.
-UPLOAD_VS_PARSE = 2.5
+# Targets: issue 3 (the core), issue 13 (over HTTP), issues 8 and 9 (merge and history).
+UPLOAD_VS_PARSE = 2.0
 UPLOAD_VS_PEER = 0.5
+HTTP_VS_INPROC = 1.15
 UPLOAD_RSS = 1024 * MiB
-APPROVE_PER_S = 20_000
-LOAD_VS_COPY = 3.0
+APPROVE_PER_S = 40_000
+LOAD_VS_COPY = 4.0
 DOWNLOAD_MB_S = 40
 PAGE_S = 0.5
+KEY_SEARCH_S = 0.1
 SQLITE_VS_PG = 2.0
+STALE_VS_CURRENT = 1.3
+OLD_EXPORT_VS_NOW = 2.0
+DIFF_PAGE_S = 0.5
+RECORD_S = 0.2
 FLAT_RSS = 64 * MiB  # "memory flat": the download may use at most this much above the idle app
-AT_SCALE = 1_000_000  # the issue's throughput and ratio targets are for this size; page targets hold at every size
+AT_SCALE = 1_000_000  # the throughput and ratio targets are for this size; page targets hold at every size
 
 
 # --- the child side: one measured step per process -------------------------------------------
@@ -113,71 +131,162 @@ class MultipartFile(io.RawIOBase):
         super().close()
 
 
-class Bench:
-    """The app on the benchmark database, with signed-in test clients."""
+def server_cpu() -> float:
+    """CPU seconds used so far by the app that serves the requests: gunicorn's workers (their pids
+    in BENCH_WORKERS), else this process. Less noisy than wall-clock time on a shared machine."""
+    workers = [int(p) for p in os.environ.get("BENCH_WORKERS", "").split(",") if p]
+    if not workers:
+        return time.process_time()
+    total = 0.0
+    for pid in workers:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
-    def __init__(self, url: str):
-        os.environ.setdefault("SECRET_KEY", "bench-secret")
-        import config
-        from app import create_app
 
-        url = config.database_url(url, Path("."))
-        self.app = create_app(
-            {"SQLALCHEMY_DATABASE_URI": url, "ADMIN_USERS": ["boss"], "WTF_CSRF_ENABLED": False, "PAGE_SIZE": 50}
-        )
+@dataclass
+class Answer:
+    status: int
+    headers: dict
+    content: bytes
 
-    def client(self, user: str):
-        client = self.app.test_client()
-        r = client.post("/login", data={"username": user, "password": f"{user}-password"})
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+class Web:
+    """One signed-in user: pages with a session (and CSRF token over HTTP), the API with a token.
+
+    `target` is the Flask app (in process) or the base URL of gunicorn (over HTTP)."""
+
+    def __init__(self, target, user: str, token: str | None = None):
+        self.http = isinstance(target, str)
+        self.token = token
+        self.csrf = ""
+        self.last_cpu = 0.0
+        if self.http:
+            import requests
+
+            self.base, self.session = target, requests.Session()
+            page = self.session.get(self.base + "/login", timeout=600).text
+            form = {"username": user, "password": f"{user}-password", "csrf_token": CSRF.search(page).group(1)}
+            r = self.session.post(self.base + "/login", data=form, allow_redirects=False, timeout=600)
+            self.csrf = CSRF.search(self.session.get(self.base + "/upload", timeout=600).text).group(1)
+        else:
+            self.client = target.test_client()
+            r = self.client.post("/login", data={"username": user, "password": f"{user}-password"})
         if r.status_code != 302:
-            raise SystemExit(f"login of {user} failed: {r.status_code} {r.text[:300]}")
-        return client
+            raise SystemExit(f"login of {user} failed: {r.status_code}")
 
-    def upload(self, client, path: Path, mode: str = "full") -> tuple[int, float]:
-        body = MultipartFile(path, {"mode": mode, "comment": "benchmark"}, path.name)
-        stream = io.BufferedReader(body, 1024 * 1024)
-        t0 = time.perf_counter()
-        r = client.post(
-            "/upload",
-            input_stream=stream,
-            content_length=body.length,
-            content_type=f"multipart/form-data; boundary={BOUNDARY}",
+    def _headers(self, api: bool) -> dict:
+        return {"Authorization": f"Bearer {self.token}"} if api else {}
+
+    def get(self, path: str, api: bool = False) -> Answer:
+        if self.http:
+            r = self.session.get(self.base + path, headers=self._headers(api), allow_redirects=False, timeout=600)
+            return Answer(r.status_code, r.headers, r.content)
+        r = self.client.get(path, headers=self._headers(api))
+        return Answer(r.status_code, r.headers, r.data)
+
+    def stream(self, path: str, api: bool = False) -> tuple[int, int, int]:
+        """GET a streamed download chunk by chunk: (status, bytes, CRLF line ends)."""
+        size = lines = 0
+        if self.http:
+            with self.session.get(self.base + path, headers=self._headers(api), stream=True, timeout=600) as r:
+                for chunk in r.iter_content(1 << 20):
+                    size += len(chunk)
+                    lines += chunk.count(b"\r\n")
+                return r.status_code, size, lines
+        r = self.client.get(path, headers=self._headers(api), buffered=False)
+        for chunk in r.response:
+            size += len(chunk)
+            lines += chunk.count(b"\r\n")
+        r.close()
+        return r.status_code, size, lines
+
+    def post(self, path: str, form: dict | None = None, api: bool = False) -> Answer:
+        form = dict(form or {})
+        if self.http:
+            if not api:
+                form["csrf_token"] = self.csrf
+            r = self.session.post(
+                self.base + path, data=form, headers=self._headers(api), allow_redirects=False, timeout=600
+            )
+            return Answer(r.status_code, r.headers, r.content)
+        r = self.client.post(path, data=form, headers=self._headers(api))
+        return Answer(r.status_code, r.headers, r.data)
+
+    def post_body(self, path: str, body, length: int, content_type: str, api: bool = False) -> Answer:
+        """POST a body streamed from a file-like object, 1 MiB at a time."""
+        stream = io.BufferedReader(body, 1 << 20) if isinstance(body, MultipartFile) else body
+        if self.http:
+            headers = self._headers(api) | {"Content-Type": content_type, "Content-Length": str(length)}
+            r = self.session.post(self.base + path, data=stream, headers=headers, allow_redirects=False, timeout=600)
+            return Answer(r.status_code, r.headers, r.content)
+        r = self.client.post(
+            path, input_stream=stream, content_length=length, content_type=content_type, headers=self._headers(api)
         )
-        seconds = time.perf_counter() - t0
-        location = r.headers.get("Location", "")
-        if r.status_code != 302 or "/changes/" not in location:
-            raise SystemExit(f"upload of {path.name} failed: {r.status_code} {_page_text(r.text)[:1500]}")
-        return int(location.rsplit("/", 1)[1]), seconds
+        return Answer(r.status_code, r.headers, r.data)
 
-    def approve(self, client, change_id: int) -> float:
-        probe = Probe(self.client("alice"))
-        probe.start()
+    def upload(self, path: Path, mode: str = "full", **fields: str) -> tuple[int, float]:
+        """Upload a file through the upload form; (change request id, seconds)."""
+        form = {"mode": mode, "comment": "benchmark"} | fields
+        if self.http:
+            form["csrf_token"] = self.csrf
+        body = MultipartFile(path, form, path.name)
+        c0, t0 = server_cpu(), time.perf_counter()
+        r = self.post_body("/upload", body, body.length, f"multipart/form-data; boundary={BOUNDARY}")
+        seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
+        body.close()
+        if r.status != 302 or "/changes/" not in r.location:
+            raise SystemExit(f"upload of {path.name} failed: {r.status} {_page_text(r.content.decode())[:1500]}")
+        return int(r.location.rsplit("/", 1)[1]), seconds
+
+    def upload_raw(self, path: Path, **query: str) -> tuple[int, float]:
+        """Upload a file as the body of POST /api/v1/changes (scripts); (change request id, seconds)."""
+        from urllib.parse import urlencode
+
+        with path.open("rb") as f:
+            c0, t0 = server_cpu(), time.perf_counter()
+            r = self.post_body(f"/api/v1/changes?{urlencode(query)}", f, path.stat().st_size, "text/csv", api=True)
+            seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
+        if r.status != 201:
+            raise SystemExit(f"upload of {path.name} as the body failed: {r.status} {r.content[:1500]!r}")
+        return r.json()["id"], seconds
+
+    def approve(self, change_id: int) -> float:
         t0 = time.perf_counter()
-        r = client.post(f"/changes/{change_id}/approve")
+        r = self.post(f"/changes/{change_id}/approve")
         seconds = time.perf_counter() - t0
-        probe.stop()
-        self.probe = probe
-        if r.status_code != 302:
-            raise SystemExit(f"approve failed: {r.status_code}")
-        page = client.get(r.headers["Location"]).text
+        if r.status != 302:
+            raise SystemExit(f"approve failed: {r.status}")
+        page = self.get(r.location).content.decode()
         if "Approved and applied" not in page:
             raise SystemExit(f"approve did not apply: {_page_text(page)[:1500]}")
         return seconds
 
-    def counts(self, change_id: int) -> dict[str, int]:
-        from models import ChangeRequest, db
+    def withdraw(self, change_id: int) -> None:
+        if self.post(f"/changes/{change_id}/withdraw").status != 302:
+            raise SystemExit(f"withdrawing change request {change_id} failed")
 
-        with self.app.app_context():
-            cr = db.session.get(ChangeRequest, change_id)
-            return cr.summary
+    def counts(self, change_id: int) -> dict[str, int]:
+        r = self.get(f"/api/v1/changes/{change_id}?limit=1", api=True)
+        return r.json()["summary"]
 
 
 class Probe(threading.Thread):
     """Requests the home page every 0.2 s while a long step runs: can others browse meanwhile?"""
 
-    def __init__(self, client):
+    def __init__(self, web: Web):
         super().__init__(daemon=True)
-        self.client = client
+        self.web = web
         self.times: list[float] = []
         self.errors = 0
         self._stop_event = threading.Event()
@@ -185,120 +294,253 @@ class Probe(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(0.2):
             t0 = time.perf_counter()
-            r = self.client.get("/")
+            r = self.web.get("/")
             self.times.append(time.perf_counter() - t0)
-            self.errors += r.status_code != 200
+            self.errors += r.status != 200
 
-    def stop(self) -> None:
+    def stop(self) -> dict:
         self._stop_event.set()
         self.join()
+        return {"requests": len(self.times), "max": max(self.times, default=None), "errors": self.errors}
 
 
 def _page_text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def _timed_get(client, url: str, repeat: int = PAGE_REPEAT, expect: str | None = None) -> dict:
+def _timed_get(web: Web, url: str, repeat: int = PAGE_REPEAT, expect: str | None = None, api: bool = False) -> dict:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        r = client.get(url)
-        body = r.data
+        r = web.get(url, api=api)
         times.append(time.perf_counter() - t0)
-        if r.status_code != 200:
-            raise SystemExit(f"GET {url}: {r.status_code} {_page_text(r.text)[:500]}")
-        if expect is not None and expect.encode() not in body:
-            raise SystemExit(f"GET {url}: {expect!r} not in the page")
+        if r.status != 200:
+            raise SystemExit(f"GET {url}: {r.status} {_page_text(r.content.decode())[:500]}")
+        if expect is not None and expect.encode() not in r.content:
+            raise SystemExit(f"GET {url}: {expect!r} not in the answer")
     return {"seconds": statistics.median(times), "max": max(times), "first": times[0], "url": url}
 
 
-def child(step: str, url: str, rows: int, state_path: Path) -> dict:
-    """Run one step; return what it measured."""
-    manifest = json.loads((generate.DATA / f"manifest-{rows}.json").read_text())
-    base, edited = generate.DATA / f"base-{rows}.csv", generate.DATA / f"edited-{rows}.csv"
-    if step.startswith("peer_"):
-        return PEERS[step](base, edited, url)
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    out: dict = {}
+def _fastest(run, repeat: int) -> tuple[float, list[float], object]:
+    """Run `run()` (→ (seconds, result)) `repeat` times: (fastest seconds, all seconds, last result)."""
+    times, result = [], None
+    for _ in range(repeat):
+        seconds, result = run()
+        times.append(seconds)
+    return min(times), times, result
 
-    bench = Bench(url)
+
+def make_app(url: str):
+    """The app on the benchmark database, as gunicorn makes it from the environment (CSRF off in process)."""
+    os.environ.setdefault("SECRET_KEY", SECRET)
+    import config
+    from app import create_app
+
+    url = config.database_url(url, Path("."))
+    return create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "ADMIN_USERS": ["boss"], "WTF_CSRF_ENABLED": False, "PAGE_SIZE": 50}
+    )
+
+
+def child(step: str, url: str, base: str | None, rows: int, state_path: Path) -> dict:
+    """Run one step in process (`base` None) or against gunicorn at `base`; return what it measured."""
+    manifest = json.loads((generate.DATA / f"manifest-{rows}.json").read_text())
+    base_csv, edited = generate.DATA / f"base-{rows}.csv", generate.DATA / f"edited-{rows}.csv"
+    if step.startswith("peer_"):
+        return PEERS[step](base_csv, edited, url)
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    app = make_app(url)
     if step == "idle":
         import accounts
+        from models import db
 
-        with bench.app.app_context():
+        with app.app_context():
             for name in ("alice", "boss"):
                 if accounts.find_user(name) is None:
                     accounts.create_user(name, f"{name}-password")
                 else:
                     accounts.set_password(name, f"{name}-password")
-        c = bench.client("alice")
-        out["seconds"] = _timed_get(c, "/")["seconds"]
+                state[f"token_{name}"] = accounts.create_token(name)
+            db.session.commit()
+    target = base or app
+
+    def web(user: str) -> Web:
+        return Web(target, user, state.get(f"token_{user}"))
+
+    out: dict = {}
+    if step == "idle":
+        out["seconds"] = _timed_get(web("alice"), "/")["seconds"]
     elif step == "load_upload":
-        change_id, out["seconds"] = bench.upload(bench.client("alice"), base)
-        counts = bench.counts(change_id)
+        alice = web("alice")
+        change_id, out["seconds"] = alice.upload(base_csv)
+        counts = alice.counts(change_id)
         if counts["added"] != rows:
             raise SystemExit(f"initial load staged {counts}, expected {rows} additions")
         state["load_id"] = change_id
     elif step == "load_approve":
-        out["seconds"] = bench.approve(bench.client("boss"), state["load_id"])
-        out["probe"] = _probe(bench.probe)
-    elif step == "upload":
-        alice, times = bench.client("alice"), []
-        for attempt in range(REPEAT):  # the fastest of REPEAT uploads; the others are withdrawn
-            change_id, seconds = bench.upload(alice, edited)
-            times.append(seconds)
-            counts = bench.counts(change_id)
-            want = {k: manifest[k] for k in ("added", "modified", "deleted")}
+        probe = Probe(web("alice"))
+        probe.start()
+        out["seconds"] = web("boss").approve(state["load_id"])
+        out["probe"] = probe.stop()
+    elif step in ("upload", "upload_raw"):
+        alice = web("alice")
+        want = {k: manifest[k] for k in ("added", "modified", "deleted")}
+
+        def once():
+            if step == "upload":
+                change_id, seconds = alice.upload(edited)
+            else:
+                change_id, seconds = alice.upload_raw(edited, filename=edited.name, comment="benchmark")
+            cpus.append(alice.last_cpu)
+            counts = alice.counts(change_id)
             got = {k: counts[k] for k in want}
             if got != want:
                 raise SystemExit(f"the edited upload staged {got}, expected {want}")
-            if attempt < REPEAT - 1 and alice.post(f"/changes/{change_id}/withdraw").status_code != 302:
-                raise SystemExit("withdrawing a repeated upload failed")
-        out["seconds"] = min(times)
-        out["times"] = times
-        state["edit_id"] = change_id
-        out["changes"] = sum(got.values())
+            return seconds, change_id
+
+        runs, cpus = [], []
+        for attempt in range(REPEAT):  # the fastest of REPEAT uploads; all but the last of `upload` are withdrawn
+            seconds, change_id = once()
+            runs.append(seconds)
+            if step == "upload_raw" or attempt < REPEAT - 1:
+                alice.withdraw(change_id)
+        out["seconds"], out["times"], out["cpu"] = min(runs), runs, min(cpus)
+        out["changes"] = sum(want.values())
+        if step == "upload":
+            state["edit_id"] = change_id
     elif step == "approve":
         # Worst case: another request was approved after this one was uploaded, so approval
-        # compares every staged row with the table first (store.changes.conflicting_keys).
-        boss = bench.client("boss")
-        other = generate.DATA / f"one-row-{rows}.csv"
-        other.write_text(",".join(generate.HEADER) + "\r\nBENCH-1,Benchmark row,,b@example.com,,,,,,,\r\n")
-        other_id, _ = bench.upload(bench.client("alice"), other, mode="partial")
-        bench.approve(boss, other_id)
-        out["seconds"] = bench.approve(boss, state["edit_id"])
-        out["probe"] = _probe(bench.probe)
-        counts = bench.counts(state["edit_id"])
+        # merges the staged rows again with the table first (changes._merge_again).
+        boss = web("boss")
+        other_id, _ = web("alice").upload(_one_row(rows, "BENCH-1"), mode="partial")
+        boss.approve(other_id)
+        probe = Probe(web("alice"))
+        probe.start()
+        out["seconds"] = boss.approve(state["edit_id"])
+        out["probe"] = probe.stop()
+        counts = boss.counts(state["edit_id"])
         out["changes"] = counts["added"] + counts["modified"] + counts["deleted"]
+        state["edited_version"] = json.loads(boss.get("/api/v1/versions?limit=1", api=True).content)["items"][0][
+            "version"
+        ]
     elif step == "download":
-        c, times = bench.client("alice"), []
-        for _ in range(REPEAT):
+        alice = web("alice")
+
+        def once():
             t0 = time.perf_counter()
-            r = c.get("/download", buffered=False)
-            size = lines = 0
-            for chunk in r.response:
-                size += len(chunk)
-                lines += chunk.count(b"\r\n")
-            r.close()
-            times.append(time.perf_counter() - t0)
+            status, size, lines = alice.stream("/download")
+            seconds = time.perf_counter() - t0
             expected = manifest["edited_rows"] + 1  # and the row of the approve step's other request
-            if lines - 1 != expected:
-                raise SystemExit(f"download has {lines - 1} rows, expected {expected}")
-        out["seconds"], out["times"], out["bytes"] = min(times), times, size
+            if status != 200 or lines - 1 != expected:
+                raise SystemExit(f"download: HTTP {status}, {lines - 1} rows, expected {expected}")
+            return seconds, size
+
+        out["seconds"], out["times"], out["bytes"] = _fastest(once, REPEAT)
+    elif step == "history":
+        out |= _history(web("alice"), state, rows)
+    elif step == "stale":
+        out |= _stale(web("alice"), web("boss"), rows)
     elif step == "pages":
-        out["pages"] = _pages(bench, manifest, state)
+        out["pages"] = _pages(web("alice"), manifest, state)
     else:
         raise SystemExit(f"unknown step {step}")
     state_path.write_text(json.dumps(state))
     return out
 
 
-def _probe(probe: Probe) -> dict:
-    return {"requests": len(probe.times), "max": max(probe.times, default=None), "errors": probe.errors}
+def _one_row(rows: int, key: str) -> Path:
+    path = generate.DATA / f"one-row-{key.lower()}-{rows}.csv"
+    path.write_text(",".join(generate.HEADER) + f"\r\n{key},Benchmark row,,b@example.com,,,,,,,\r\n")
+    return path
 
 
-def _pages(bench: Bench, manifest: dict, state: dict) -> dict:
-    c = bench.client("alice")
+def _history(alice: Web, state: dict, rows: int) -> dict:
+    """Issue 9 on the table after the big approval (version N): the export of N-1 next to the
+    current one, the diff N-1 → N, blame and history of a changed record, and a revert of the
+    big approval (staged, then withdrawn)."""
+    version = state["edited_version"]
+    out: dict = {}
+
+    def export(url):
+        def once():
+            t0 = time.perf_counter()
+            status, size, _ = alice.stream(url, api=True)
+            if status != 200:
+                raise SystemExit(f"GET {url}: HTTP {status}")
+            return time.perf_counter() - t0, size
+
+        return _fastest(once, REPEAT)
+
+    out["export_now"], out["export_now_times"], out["export_bytes"] = export("/api/v1/export.csv")
+    out["export_old"], out["export_old_times"], _ = export(f"/api/v1/export.csv?version={version - 1}")
+    diff_url = f"/api/v1/diff?from={version - 1}&to={version}&limit=50"
+    out["diff"] = _timed_get(alice, diff_url, api=True, expect='"modified"')
+    detail = alice.get(f"/api/v1/changes/{state['edit_id']}?limit=1", api=True).json()
+    key = detail["modified"][0]["key"]
+    out["blame"] = _timed_get(alice, f"/api/v1/records/{key}/blame", api=True, expect=key)
+    out["record_history"] = _timed_get(alice, f"/api/v1/records/{key}/history", api=True, expect=key)
+    out["key"] = key
+
+    def revert():
+        t0 = time.perf_counter()
+        r = alice.post(f"/api/v1/changes/{state['edit_id']}/revert", api=True)
+        seconds = time.perf_counter() - t0
+        if r.status != 201:
+            raise SystemExit(f"revert: {r.status} {r.content[:500]!r}")
+        body = r.json()
+        alice.post(f"/api/v1/changes/{body['id']}/withdraw", api=True)
+        return seconds, body["summary"]
+
+    out["revert"], out["revert_times"], summary = _fastest(revert, REPEAT)
+    out["revert_changes"] = summary["added"] + summary["modified"] + summary["deleted"]
+    return out
+
+
+def _stale(alice: Web, boss: Web, rows: int) -> dict:
+    """Issue 8: the same edits uploaded on top of version 1 (3 versions and ~20,000 changed rows
+    behind: merged three ways) and on top of the table now (compared two ways)."""
+    other_id, _ = alice.upload(_one_row(rows, "BENCH-2"), mode="partial")
+    boss.approve(other_id)
+    versions = alice.get("/api/v1/versions?limit=100", api=True).json()["items"]
+    now = versions[0]["version"]
+    behind = [v for v in versions if v["version"] > 1]
+    edits = generate.stale_edits(rows)
+    stale = generate.DATA / f"stale-{rows}.csv"
+    if not stale.exists():
+        generate.apply_edits(generate.DATA / f"base-{rows}.csv", stale, edits)
+    downloaded = generate.DATA / f"table-now-{rows}.csv"
+    with downloaded.open("wb") as f:
+        if alice.http:
+            with alice.session.get(alice.base + "/download", stream=True, timeout=600) as r:
+                for chunk in r.iter_content(1 << 20):
+                    f.write(chunk)
+        else:
+            r = alice.client.get("/download", buffered=False)
+            for chunk in r.response:
+                f.write(chunk)
+            r.close()
+    current = generate.DATA / f"current-{rows}.csv"
+    generate.apply_edits(downloaded, current, edits)
+    downloaded.unlink()
+    out: dict = {
+        "base": 1,
+        "now": now,
+        "changed_since": sum(sum(v["summary"][k] for k in ("added", "modified", "deleted")) for v in behind),
+    }
+    for name, path, base in (("current", current, now), ("stale", stale, 1)):
+
+        def once(path=path, base=base):
+            change_id, seconds = alice.upload(path, base_version=str(base))
+            counts = alice.counts(change_id)
+            alice.withdraw(change_id)
+            return seconds, counts
+
+        out[name], out[f"{name}_times"], out[f"{name}_counts"] = _fastest(once, REPEAT)
+    current.unlink()
+    return out
+
+
+def _pages(web: Web, manifest: dict, state: dict) -> dict:
     rows = manifest["rows"]
     deep = max(rows // 50 // 2, 1)
     key = manifest["sample_key"]
@@ -308,14 +550,17 @@ def _pages(bench: Bench, manifest: dict, state: dict) -> dict:
         "home page": ("/", "DS-0000001"),
         f"home page, deep page ({deep:,})": (f"/?page={deep}", None),
         "search by key": (f"/?q={key}", key),
+        "search by key, lower case": (f"/?q={key.lower()}", key),
+        "search by key prefix": (f"/?q={key[:-2]}", key[:-2]),
         f"search text, rare ({manifest['rare_word']})": (f"/?q={manifest['rare_word']}", None),
         f"search text, common ({manifest['common_word']})": (f"/?q={manifest['common_word']}", None),
         "search text, no match": (f"/?q={manifest['no_match']}", "No row matches"),
+        "versions page": ("/versions", None),
         "audit page": ("/audit", None),
         "audit page, one key": (f"/audit?key={key}", None),
         "record history page": (f"/records/{key}", key),
     }
-    return {name: _timed_get(c, url, expect=expect) for name, (url, expect) in pages.items()}
+    return {name: _timed_get(web, url, expect=expect) for name, (url, expect) in pages.items()}
 
 
 # --- peers -----------------------------------------------------------------------------------
@@ -417,38 +662,99 @@ class Result:
     step: str
     db: str
     rows: int
-    seconds: float | None
-    rate: float | None = None  # rows (or changes) per second
+    seconds: dict[str, float | None] = field(default_factory=dict)  # via → seconds
+    rate: float | None = None  # rows (or changes) per second, over HTTP (else in process)
     mb_s: float | None = None
-    rss: int | None = None  # bytes
+    rss: dict[str, int | None] = field(default_factory=dict)  # via → bytes
     versus: list[str] = field(default_factory=list)
     targets: list[tuple[str, bool]] = field(default_factory=list)
     note: str = ""
+    amount: float | None = None  # rows, changes or bytes behind `rate` / `mb_s`
+    megabytes: float | None = None
+
+    @property
+    def user_seconds(self) -> float | None:
+        """The time a user sees: over HTTP when measured, else in process."""
+        return self.seconds.get("http", self.seconds.get("inproc"))
 
 
-def run_step(step: str, url: str, rows: int, state: Path, profile: bool = False) -> tuple[dict, int]:
-    """Run one step in a fresh interpreter; (its result, its peak RSS in bytes)."""
-    cmd = [sys.executable]
-    if profile:
-        OUT.mkdir(exist_ok=True)
-        cmd += ["-m", "cProfile", "-o", str(OUT / f"profile-{step}-{rows}.prof")]
-    cmd += [str(Path(__file__)), "--child", step, "--url", url, "--rows", str(rows), "--state", str(state)]
-    cmd += ["--repeat", str(REPEAT)]
-    log = OUT / "steps.log"
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+def _peak_rss(pid: int) -> int:
+    with contextlib.suppress(OSError, AttributeError):
+        return int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def gunicorn(url: str, log: Path):
+    """`gunicorn -w WORKERS app:app` on 127.0.0.1 (gunicorn.conf.py applies); yields (base URL, peak RSS())."""
+    import requests
+
+    port = free_port()
+    env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET, "ADMIN_USER": "boss"}
+    env.pop("APP_ENV", None)  # development: cookies without Secure, as plain http on loopback needs
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "app:app"]
+    with log.open("a") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(240):
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                        break
+                if proc.poll() is not None:
+                    raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log}")
+                time.sleep(0.5)
+            else:
+                raise SystemExit(f"gunicorn did not answer within 120 s; see {log}")
+            yield base, lambda: max((_peak_rss(p) for p in _children(proc.pid)), default=0), _children(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_step(
+    step: str, url: str, rows: int, state: Path, via: str = "inproc", profile: bool = False
+) -> tuple[dict, int]:
+    """Run one step in a fresh interpreter (over HTTP: against a fresh gunicorn); (its result, peak RSS in bytes)."""
     OUT.mkdir(exist_ok=True)
+    log = OUT / "steps.log"
     with log.open("a") as err:
-        err.write(f"\n== {step} {rows} {url.split('@')[-1]}\n")
-        err.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
-        output = proc.stdout.read()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.write(f"\n== {step} {via} {rows} {url.split('@')[-1]}\n")
+    with gunicorn(url, log) if via == "http" else contextlib.nullcontext((None, None, [])) as (base, peak, workers):
+        cmd = [sys.executable]
+        if profile and via == "inproc":
+            cmd += ["-m", "cProfile", "-o", str(OUT / f"profile-{step}-{rows}.prof")]
+        cmd += [str(Path(__file__)), "--child", step, "--url", url, "--rows", str(rows), "--state", str(state)]
+        cmd += ["--repeat", str(REPEAT)] + (["--base", base] if base else [])
+        env = os.environ | {"BENCH_WORKERS": ",".join(map(str, workers))}
+        with log.open("a") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=env)
+            output = proc.stdout.read()
+            proc.stdout.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        rss = peak() if peak else usage.ru_maxrss * 1024
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-15:]
-        raise SystemExit(f"step {step} failed (exit {proc.returncode}); end of {log}:\n" + "\n".join(tail))
+        raise SystemExit(f"step {step} ({via}) failed (exit {proc.returncode}); end of {log}:\n" + "\n".join(tail))
     result = json.loads(output.decode().strip().splitlines()[-1])
-    return result, usage.ru_maxrss * 1024
+    return result, rss
 
 
 @contextlib.contextmanager
@@ -488,9 +794,11 @@ def run_peers(rows: int, manifest: dict, pg_url: str, skip: set[str]) -> dict[st
             data, rss = run_step(step, url, rows, Path(os.devnull))
         s = data["seconds"]
         if step == "peer_pg_copy":
-            res = Result(label, "postgres", rows, s, rows / s, manifest["base_bytes"] / MB / s, rss)
+            res = Result(
+                label, "postgres", rows, {"inproc": s}, rows / s, manifest["base_bytes"] / MB / s, {"inproc": rss}
+            )
         else:
-            res = Result(label, "-", rows, s, both_rows / s, both_bytes / MB / s, rss)
+            res = Result(label, "-", rows, {"inproc": s}, both_rows / s, both_bytes / MB / s, {"inproc": rss})
         res.note = _runs(data)
         if "counts" in data:
             res.note = ", ".join(f"{k} {v:,}" for k, v in data["counts"].items()) + "; " + res.note
@@ -499,94 +807,208 @@ def run_peers(rows: int, manifest: dict, pg_url: str, skip: set[str]) -> dict[st
     return results
 
 
-def run_app(kind: str, rows: int, manifest: dict, peers: dict[str, Result], pg_url: str, profile: set[str]):
+APP_STEPS = (
+    "idle",
+    "load_upload",
+    "load_approve",
+    "upload",
+    "upload_raw",
+    "approve",
+    "download",
+    "history",
+    "stale",
+    "pages",
+)
+
+
+def run_kind(kind: str, vias: tuple[str, ...], rows: int, profile: set[str], pg_url: str, steps: tuple[str, ...]):
+    """Every app step on a fresh database per way (in process, HTTP), the ways taking turns step by
+    step so that both meet the same moment of a shared machine: {via: {step: (result, peak RSS)}}."""
+    out: dict[str, dict] = {via: {} for via in vias}
+    with contextlib.ExitStack() as stack:
+        urls = {via: stack.enter_context(fresh_database(kind, pg_url)) for via in vias}
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for step in APP_STEPS:
+            if step not in steps:
+                continue
+            for via in vias:
+                out[via][step] = run_step(step, urls[via], rows, tmp / f"state-{via}.json", via, step in profile)
+                seconds = out[via][step][0].get("seconds")
+                shown = "" if seconds is None else f"{seconds:.3f} s"
+                print(f"  {kind} {VIAS[via]:<10} {step:<12} {shown}", flush=True)
+    return out
+
+
+def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]) -> dict[str, Result]:
+    """The results of one database, both ways, with the targets checked on what users see (HTTP)."""
     results: dict[str, Result] = {}
-    with fresh_database(kind, pg_url) as url, tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state.json"
+    vias = list(runs)
 
-        def step(name: str):
-            return run_step(name, url, rows, state, profile=name in profile)
+    def result(key: str, label: str, step: str, pick=lambda d: d["seconds"], amount=None, megabytes=None) -> Result:
+        r = Result(label, kind, rows, amount=amount, megabytes=megabytes)
+        for via in vias:
+            if step in runs[via]:
+                data, rss = runs[via][step]
+                r.seconds[via] = pick(data)
+                r.rss[via] = rss
+        s = r.user_seconds
+        if s:
+            r.rate = amount / s if amount else None
+            r.mb_s = megabytes / s if megabytes else None
+        if "inproc" in r.seconds and "http" in r.seconds and r.seconds["inproc"]:
+            r.versus.append(f"HTTP {r.seconds['http'] / r.seconds['inproc']:.2f}× in-process")
+        results[key] = r
+        return r
 
-        _, idle_rss = step("idle")
-        results["idle"] = Result("idle app, signed in (baseline RSS)", kind, rows, None, rss=idle_rss)
+    def user_via(step: str) -> str:
+        return "http" if step in runs.get("http", {}) else "inproc"
 
-        up, up_rss = step("load_upload")
-        results["load_upload"] = Result(
-            "initial load: upload (all additions staged)", kind, rows, up["seconds"], rows / up["seconds"],
-            manifest["base_bytes"] / MB / up["seconds"], up_rss,
-        )  # fmt: skip
-        ap, ap_rss = step("load_approve")
-        results["load_approve"] = Result(
-            "initial load: approve (rows + audit)", kind, rows, ap["seconds"], rows / ap["seconds"], None, ap_rss
-        )
-        total = up["seconds"] + ap["seconds"]
-        load = Result(
-            "initial load: upload + approve", kind, rows, total, rows / total, manifest["base_bytes"] / MB / total,
-            max(up_rss, ap_rss),
-        )  # fmt: skip
+    def data(step: str) -> dict:
+        return runs[user_via(step)][step][0]
+
+    result("idle", "idle app, signed in (baseline RSS)", "idle", pick=lambda d: None)
+    up = result("load_upload", "initial load: upload (all additions staged)", "load_upload", amount=rows,
+                megabytes=manifest["base_bytes"] / MB)  # fmt: skip
+    ap = result("load_approve", "initial load: approve", "load_approve", amount=rows)
+    if up.seconds and ap.seconds:
+        load = Result("initial load: upload + approve", kind, rows, amount=rows, megabytes=manifest["base_bytes"] / MB)
+        for via in up.seconds:
+            if via in ap.seconds:
+                load.seconds[via] = up.seconds[via] + ap.seconds[via]
+                load.rss[via] = max(up.rss[via], ap.rss[via])
+        load.rate, load.mb_s = rows / load.user_seconds, manifest["base_bytes"] / MB / load.user_seconds
         if "peer_pg_copy" in peers:
-            ratio = total / peers["peer_pg_copy"].seconds
+            ratio = load.user_seconds / peers["peer_pg_copy"].user_seconds
             load.versus.append(f"{ratio:.1f}× PG COPY")
             load.targets.append((f"≤{LOAD_VS_COPY:g}× PG COPY", ratio <= LOAD_VS_COPY))
         results["load"] = load
-        results["probe_load"] = _probe_result("home page while the initial load is approved (max)", kind, rows, ap)
+        results["probe_load"] = _probe_result(
+            "home page while the initial load is approved (max)",
+            kind,
+            rows,
+            data("load_approve"),
+            user_via("load_approve"),
+        )
 
-        up, up_rss = step("upload")
-        upload = Result(
-            "upload edited file: parse + validate + diff + stage", kind, rows, up["seconds"],
-            manifest["edited_rows"] / up["seconds"], manifest["edited_bytes"] / MB / up["seconds"], up_rss,
-        )  # fmt: skip
-        upload.note = f"{up['changes']:,} changes staged; {_runs(up)}"
-        for peer, label, limit in (
+    for step, label in (
+        ("upload", "upload edited file, upload form: parse + validate + diff + stage"),
+        ("upload_raw", "upload edited file, API with the file as the body"),
+    ):
+        if not any(step in runs[v] for v in vias):
+            continue
+        upload = result(step, label, step, amount=manifest["edited_rows"], megabytes=manifest["edited_bytes"] / MB)
+        d = data(step)
+        upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
+        cpu = {via: runs[via][step][0]["cpu"] for via in vias if step in runs[via]}
+        if cpu:
+            upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
+        if "inproc" in cpu and "http" in cpu:
+            upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
+        for peer, peer_label, limit in (
             ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
-            ("peer_pandas", "pandas", UPLOAD_VS_PEER),
             ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
+            ("peer_pandas", "pandas", None),
         ):
             if peer in peers:
-                ratio = up["seconds"] / peers[peer].seconds
-                upload.versus.append(f"{ratio:.2f}× {label}")
-                upload.targets.append((f"≤{limit:g}× {label}", ratio <= limit))
-        upload.targets.append(("RSS < 1 GiB", up_rss < UPLOAD_RSS))
-        results["upload"] = upload
+                ratio = upload.user_seconds / peers[peer].user_seconds
+                upload.versus.append(f"{ratio:.2f}× {peer_label}")
+                if limit is not None:
+                    upload.targets.append((f"≤{limit:g}× {peer_label}", ratio <= limit))
+        if "inproc" in upload.seconds and "http" in upload.seconds:
+            upload.targets.append(
+                (
+                    f"HTTP ≤{HTTP_VS_INPROC:g}× in-process",
+                    upload.seconds["http"] <= HTTP_VS_INPROC * upload.seconds["inproc"],
+                )
+            )
+        upload.targets.append(("RSS < 1 GiB", max(v for v in upload.rss.values() if v) < UPLOAD_RSS))
 
-        ap, ap_rss = step("approve")
-        approve = Result(
-            f"approve {ap['changes']:,} changes (+ audit rows), after another approval", kind, rows, ap["seconds"],
-            ap["changes"] / ap["seconds"], None, ap_rss,
-        )  # fmt: skip
+    if any("approve" in runs[v] for v in vias):
+        d = data("approve")
+        approve = result(
+            "approve", f"approve {d['changes']:,} changes, after another approval", "approve", amount=d["changes"]
+        )
         approve.note = "peak RSS: the one-row upload approved first reads the whole table"
         if kind == "postgres":
             approve.targets.append((f"≥{APPROVE_PER_S:,} changes/s", approve.rate >= APPROVE_PER_S))
-        results["approve"] = approve
-        results["probe_approve"] = _probe_result("home page while the edit is approved (max)", kind, rows, ap)
+        results["probe_approve"] = _probe_result(
+            "home page while the edit is approved (max)", kind, rows, d, user_via("approve")
+        )
 
-        dl, dl_rss = step("download")
-        download = Result(
-            "download CSV (whole table, streamed)", kind, rows, dl["seconds"], manifest["edited_rows"] / dl["seconds"],
-            dl["bytes"] / MB / dl["seconds"], dl_rss,
-        )  # fmt: skip
-        download.note = f"{dl['bytes'] / MB:.0f} MB; RSS {(dl_rss - idle_rss) / MiB:+.0f} MiB over idle; {_runs(dl)}"
+    if any("download" in runs[v] for v in vias):
+        d = data("download")
+        idle = results["idle"].rss
+        download = result("download", "download CSV (whole table, streamed)", "download", amount=manifest["edited_rows"],
+                          megabytes=d["bytes"] / MB)  # fmt: skip
+        over = {via: download.rss[via] - idle[via] for via in download.rss if idle.get(via)}
+        download.note = (
+            f"{d['bytes'] / MB:.0f} MB; RSS over idle: "
+            + ", ".join(f"{VIAS[v]} {o / MiB:+.0f} MiB" for v, o in over.items())
+            + f"; {_runs(d)}"
+        )
         download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
-        download.targets.append(("memory flat", dl_rss - idle_rss <= FLAT_RSS))
-        results["download"] = download
+        download.targets.append(("memory flat", all(o <= FLAT_RSS for o in over.values())))
 
-        pg, pg_rss = step("pages")
-        for name, p in pg["pages"].items():
-            r = Result(f"page: {name}", kind, rows, p["seconds"], rss=pg_rss)
-            r.note = f"median of {PAGE_REPEAT}; max {p['max']:.3f} s"
-            r.targets.append((f"<{PAGE_S} s", p["seconds"] < PAGE_S))
-            results[f"page:{name}"] = r
+    if any("history" in runs[v] for v in vias):
+        d = data("history")
+        now = result("export_now", "export CSV, current version (API)", "history", pick=lambda d: d["export_now"],
+                     amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+        now.note = _runs({"times": d["export_now_times"]})
+        old = result("export_old", "export CSV, the version before the edit (API, ?version=N-1)", "history",
+                     pick=lambda d: d["export_old"], amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+        ratio = old.user_seconds / now.user_seconds
+        old.versus.append(f"{ratio:.2f}× the current export")
+        old.targets.append((f"≤{OLD_EXPORT_VS_NOW:g}× current export", ratio <= OLD_EXPORT_VS_NOW))
+        old.note = _runs({"times": d["export_old_times"]})
+        for key, label, limit in (
+            ("diff", "diff of the edit's version with the one before, first page (API)", DIFF_PAGE_S),
+            ("blame", "blame of a record the edit changed (API)", RECORD_S),
+            ("record_history", "history of a record the edit changed (API)", RECORD_S),
+        ):
+            r = result(key, label, "history", pick=lambda d, key=key: d[key]["seconds"])
+            r.note = f"median of {PAGE_REPEAT}; max {d[key]['max']:.3f} s"
+            r.targets.append((f"<{limit} s", r.user_seconds < limit))
+        revert = result("revert", f"revert of the edit: {d['revert_changes']:,} changes staged (API)", "history",
+                        pick=lambda d: d["revert"], amount=d["revert_changes"])  # fmt: skip
+        revert.note = _runs({"times": d["revert_times"]})
+        if "upload" in results:
+            ratio = revert.user_seconds / results["upload"].user_seconds
+            revert.versus.append(f"{ratio:.2f}× the upload of the edit")
+            revert.targets.append(("≤ the upload's time", ratio <= 1.0))
+
+    if any("stale" in runs[v] for v in vias):
+        d = data("stale")
+        current = result("stale_current", f"upload of 1% edits on the current version ({d['current_counts']['modified']:,} modified)",
+                         "stale", pick=lambda d: d["current"], amount=manifest["edited_rows"])  # fmt: skip
+        current.note = _runs({"times": d["current_times"]})
+        stale = result("stale", f"the same edits on version 1, {d['now'] - 1} versions ({d['changed_since']:,} changed rows) behind: three-way merge",
+                       "stale", pick=lambda d: d["stale"], amount=manifest["edited_rows"])  # fmt: skip
+        counts = d["stale_counts"]
+        stale.note = f"{counts['modified']:,} modified, {counts['conflicts']:,} conflicts; " + _runs(
+            {"times": d["stale_times"]}
+        )
+        ratio = stale.user_seconds / current.user_seconds
+        stale.versus.append(f"{ratio:.2f}× on the current version")
+        stale.targets.append((f"≤{STALE_VS_CURRENT:g}× current base", ratio <= STALE_VS_CURRENT))
+
+    if any("pages" in runs[v] for v in vias):
+        names = data("pages")["pages"]
+        for name in names:
+            r = result(f"page:{name}", f"page: {name}", "pages", pick=lambda d, name=name: d["pages"][name]["seconds"])
+            r.note = f"median of {PAGE_REPEAT}; max {data('pages')['pages'][name]['max']:.3f} s"
+            limit = KEY_SEARCH_S if name.startswith("search by key") else PAGE_S
+            r.targets.append((f"<{limit} s", r.user_seconds < limit))
     return results
 
 
 def _runs(data: dict) -> str:
-    times = data.get("times", [data["seconds"]])
+    times = data.get("times", [data.get("seconds")])
     return f"fastest of {len(times)}: " + ", ".join(f"{t:.2f}" for t in times) if len(times) > 1 else "1 run"
 
 
-def _probe_result(label: str, kind: str, rows: int, data: dict) -> Result:
+def _probe_result(label: str, kind: str, rows: int, data: dict, via: str) -> Result:
     probe = data["probe"]
-    r = Result(label, kind, rows, probe["max"])
+    r = Result(label, kind, rows, {via: probe["max"]})
     r.note = f"{probe['requests']} requests, {probe['errors']} errors"
     if probe["max"] is not None:
         r.targets.append((f"<{PAGE_S} s", probe["max"] < PAGE_S and not probe["errors"]))
@@ -597,29 +1019,47 @@ def compare_databases(sqlite: dict[str, Result], postgres: dict[str, Result]) ->
     """SQLite's figures next to PostgreSQL's: within SQLITE_VS_PG× (lower time is better)."""
     for key, s in sqlite.items():
         p = postgres.get(key)
-        if p is None or s.seconds is None or p.seconds is None or key.startswith("probe"):
+        if p is None or not s.user_seconds or not p.user_seconds or key.startswith("probe"):
             continue
-        ratio = s.seconds / p.seconds
+        ratio = s.user_seconds / p.user_seconds
         s.versus.append(f"{ratio:.2f}× PG")
-        if key.startswith("page:"):
-            continue  # pages: the absolute 0.5 s target is the one that matters (ms-level ratios are noise)
+        if key.startswith("page:") or key in ("diff", "blame", "record_history"):
+            continue  # ms-level ratios are noise: the absolute targets are the ones that matter
         s.targets.append((f"≤{SQLITE_VS_PG:g}× PG", ratio <= SQLITE_VS_PG))
 
 
 # --- output ----------------------------------------------------------------------------------
 
-COLUMNS = ("step", "db", "rows", "seconds", "rows/s", "MB/s", "peak RSS", "vs peers", "target met", "note")
+COLUMNS = (
+    "step",
+    "db",
+    "rows",
+    "in-process s",
+    "HTTP s",
+    "rows/s",
+    "MB/s",
+    "peak RSS",
+    "vs peers",
+    "target met (HTTP)",
+    "note",
+)
 
 
 def _cells(r: Result) -> list[str]:
+    def secs(via: str) -> str:
+        s = r.seconds.get(via)
+        return f"{s:.3f}" if s is not None else ""
+
+    rss = " / ".join(f"{r.rss[v] / MiB:,.0f}" for v in ("inproc", "http") if r.rss.get(v))
     return [
         r.step,
         r.db,
         f"{r.rows:,}",
-        f"{r.seconds:.3f}" if r.seconds is not None else "",
+        secs("inproc"),
+        secs("http"),
         f"{r.rate:,.0f}" if r.rate else "",
         f"{r.mb_s:.1f}" if r.mb_s else "",
-        f"{r.rss / MiB:,.0f} MiB" if r.rss else "",
+        f"{rss} MiB" if rss else "",
         ", ".join(r.versus),
         ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in r.targets),
         r.note,
@@ -628,7 +1068,7 @@ def _cells(r: Result) -> list[str]:
 
 def _line(r: Result) -> str:
     c = _cells(r)
-    return f"{c[0][:58]:<58} {c[1]:<8} {c[3]:>9} s {c[4]:>10}/s {c[5]:>7} MB/s {c[6]:>10}  {c[7]}  {c[8]}"
+    return f"{c[0][:60]:<60} {c[1]:<8} {c[3]:>9} {c[4]:>9} s {c[5]:>10}/s {c[6]:>7} MB/s {c[7]:>14}  {c[8]}  {c[9]}"
 
 
 def markdown(results: list[Result]) -> str:
@@ -668,23 +1108,30 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="one size (e.g. 1000000)")
     parser.add_argument("--sizes", default="10000", help="comma-separated sizes (default 10000)")
     parser.add_argument("--db", choices=("sqlite", "postgres", "both", "none"), default="both", help="none: peers only")
+    parser.add_argument(
+        "--via", choices=("inproc", "http", "both"), default="both", help="in process, over HTTP, or both"
+    )
+    parser.add_argument("--steps", default=",".join(APP_STEPS), help="comma-separated app steps (default: all)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server to create the fresh databases on")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (quick runs while optimising)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each repeatable step; the fastest counts")
     parser.add_argument("--profile", default="", help="comma-separated steps to run under cProfile (bench/out/)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     global REPEAT
     REPEAT = args.repeat
     if args.child:
-        print(json.dumps(child(args.child, args.url, args.rows, args.state)))
+        print(json.dumps(child(args.child, args.url, args.base, args.rows, args.state)))
         return
 
     sizes = [args.rows] if args.rows else [int(s) for s in args.sizes.split(",")]
     kinds = {"both": ("sqlite", "postgres"), "none": ()}.get(args.db, (args.db,))
+    vias = ("inproc", "http") if args.via == "both" else (args.via,)
+    steps = tuple(s for s in args.steps.split(",") if s)
     profile = set(filter(None, args.profile.split(",")))
     info = machine(args.pg_url)
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
@@ -696,7 +1143,8 @@ def main() -> None:
         peers = run_peers(rows, manifest, args.pg_url, skip)
         by_kind = {}
         for kind in kinds:
-            by_kind[kind] = run_app(kind, rows, manifest, peers, args.pg_url, profile)
+            runs = run_kind(kind, vias, rows, profile, args.pg_url, steps)
+            by_kind[kind] = collect(kind, rows, manifest, peers, runs)
             for r in by_kind[kind].values():
                 print(_line(r), flush=True)
         if "sqlite" in by_kind and "postgres" in by_kind:
@@ -704,7 +1152,7 @@ def main() -> None:
         if rows < AT_SCALE:  # the throughput and ratio targets are stated for a million rows
             for results in by_kind.values():
                 for key, r in results.items():
-                    if not key.startswith(("page:", "probe")):
+                    if not key.startswith(("page:", "probe")) and key not in ("diff", "blame", "record_history"):
                         r.targets = []
         size_results = list(peers.values())
         for key in dict.fromkeys(k for kind in kinds for k in by_kind[kind]):

@@ -15,6 +15,7 @@ from itertools import repeat
 from operator import itemgetter
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from diff import Diff
 from models import ChangeRequest, MergeConflict, PendingChange, db, utcnow
@@ -226,14 +227,7 @@ def apply_pending(change_id: int, version: int) -> None:
         ),
         params,
     )
-    db.session.execute(
-        text(
-            "INSERT INTO datasets (key, record, version)"
-            " SELECT key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'modify'"
-            " ON CONFLICT (key) DO UPDATE SET record = excluded.record, version = excluded.version"
-        ),
-        params,
-    )
+    _apply_modifications(params)
     # Additions are new keys (merging again after a later approval, or the unchanged version,
     # guarantees it): a plain INSERT, twice as fast as ON CONFLICT for a million rows, and an
     # error if that were ever wrong.
@@ -255,6 +249,43 @@ def apply_pending(change_id: int, version: int) -> None:
     )
 
 
+def _apply_modifications(params: dict) -> None:
+    """Write the staged modifications (keys in the table: merging again at approval ensures it).
+
+    PostgreSQL: a plain UPDATE … FROM, twice as fast as INSERT … ON CONFLICT for 10,000 rows (no
+    speculative insertion); a key that was missing after all raises, and the approval rolls back.
+    """
+    if not is_postgres():
+        db.session.execute(
+            text(
+                "INSERT INTO datasets (key, record, version)"
+                " SELECT key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'modify'"
+                " ON CONFLICT (key) DO UPDATE SET record = excluded.record, version = excluded.version"
+            ),
+            params,
+        )
+        return
+    updated = db.session.execute(
+        text(
+            "UPDATE datasets d SET record = p.after, version = :v FROM pending_changes p"
+            " WHERE p.change_id = :id AND p.action = 'modify' AND d.key = p.key"
+        ),
+        params,
+    ).rowcount
+    staged = db.session.execute(
+        text("SELECT count(*) FROM pending_changes WHERE change_id = :id AND action = 'modify'"), params
+    ).scalar_one()
+    if updated != staged:
+        raise MissingRows(f"{staged - updated} modified row(s) are no longer in the table")
+
+
+class MissingRows(DBAPIError):
+    """Staged modifications of rows the table no longer has: the approval is rolled back."""
+
+    def __init__(self, message: str):
+        super().__init__(message, None, Exception(message))
+
+
 def set_applied_version(change_id: int, version: int) -> None:
     db.session.execute(db.update(ChangeRequest).where(ChangeRequest.id == change_id).values(applied_version=version))
 
@@ -269,16 +300,25 @@ def oldest_pending_base() -> int | None:
     ).scalar()
 
 
-def stale_rows(change_id: int) -> list[tuple]:
-    """(id, key, action, line, before, current record) of the staged rows whose `before` is no
-    longer the row in the table: a later approval changed them, so they must be merged again."""
+def stale_rows(change_id: int, since: int) -> list[tuple]:
+    """(id, key, action, line, before, after, current record) of the staged rows whose `before` is
+    no longer the row in the table because an approval after version `since` changed their key:
+    they must be merged again.
+
+    Only the keys those approvals staged are looked up (through `pending_changes (key, change_id)`),
+    so the cost grows with what was approved since, not with the size of this request: comparing
+    each of 20,000 staged rows with the table cost 0.7 s of a 1.8 s approval (docs/PERFORMANCE.md).
+    """
     rows = db.session.execute(
         text(
             "SELECT p.id, p.key, p.action, p.line, p.before, p.after, d.record"
             " FROM pending_changes p LEFT JOIN datasets d ON d.key = p.key"
-            " WHERE p.change_id = :id AND d.record IS DISTINCT FROM p.before ORDER BY p.id"
+            " WHERE p.change_id = :id AND p.key IN ("
+            "SELECT h.key FROM change_requests c JOIN pending_changes h ON h.change_id = c.id"
+            " WHERE c.status = 'approved' AND c.applied_version > :since)"
+            " AND d.record IS DISTINCT FROM p.before ORDER BY p.id"
         ),
-        {"id": change_id},
+        {"id": change_id, "since": since},
     )
     return [tuple(r) for r in rows]
 

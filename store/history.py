@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import DateTime, text
 
 from models import ChangeRequest, db
-from store.base import is_postgres, iter_cursor, key_prefix_clause, snapshot
+from store.base import is_postgres, iter_cursor, key_prefix_clause, raw_cursor, snapshot
 from store.table import read_version
 
 
-@dataclass(frozen=True)
-class HistoryRow:
-    """One row change an approval applied: `before`/`after` are records packed with `fields`."""
+class HistoryRow(NamedTuple):
+    """One row change an approval applied: `before`/`after` are records packed with `fields`.
+
+    A named tuple: 20,000 of them are made for one version's diff, three times faster than a
+    frozen dataclass."""
 
     key: str
     action: str
@@ -43,11 +46,41 @@ _ROWS = (
 
 def rows_between(low: int, high: int) -> list[HistoryRow]:
     """Row changes of the approvals that made versions low+1 … high, oldest first."""
-    rows = db.session.execute(
-        text(_ROWS + " AND c.applied_version > :low AND c.applied_version <= :high ORDER BY c.applied_version, p.id"),
-        {"low": low, "high": high},
+    return _rows_after(_fetcher(raw_cursor()), low, high)
+
+
+def _fetcher(cur) -> Callable[[str, tuple], list[tuple]]:
+    """`query(sql, arguments)` → all rows, through a DB-API cursor (plain tuples, no result objects)."""
+
+    def query(sql: str, args: tuple) -> list[tuple]:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+    return query
+
+
+def _rows_after(query: Callable[[str, tuple], Sequence[tuple]], low: int, high: int | None = None) -> list[HistoryRow]:
+    """Row changes of the approvals after version `low` (up to `high`), oldest first, read through
+    `query(sql with the driver's placeholders, arguments)`.
+
+    One query per approval, so that PostgreSQL plans each with that request's own row count: joined
+    to `change_requests` it read all of `pending_changes` (1,400,000 rows) to find 20,000 of them
+    (0.9 s instead of 0.1 s).
+    """
+    mark = "%s" if is_postgres() else "?"
+    bound = f" AND applied_version <= {mark}" if high is not None else ""
+    approved = "SELECT id, applied_version, fields FROM change_requests WHERE status = 'approved'"
+    approvals = query(
+        f"{approved} AND applied_version > {mark}{bound} ORDER BY applied_version",
+        (low,) if high is None else (low, high),
     )
-    return [HistoryRow(*r) for r in rows]
+    # In the order of the (change_id, action, id) index: no sort (a request stages a key once).
+    staged = f"SELECT key, action, before, after FROM pending_changes WHERE change_id = {mark} ORDER BY action, id"  # noqa: S608 - constants
+    return [
+        HistoryRow(key, action, before, after, version, change_id, fields)
+        for change_id, version, fields in approvals
+        for key, action, before, after in query(staged, (change_id,))
+    ]
 
 
 def key_rows(key: str) -> list[HistoryRow]:
@@ -127,12 +160,12 @@ def prune(up_to: int) -> None:
 
 def since_rows(raw, version: int) -> list[HistoryRow]:
     """Row changes after `version`, oldest first, through a raw snapshot connection (store.base.snapshot)."""
+
     cur = raw.cursor()
-    placeholder = "%s" if is_postgres() else "?"
-    cur.execute(_ROWS + f" AND c.applied_version > {placeholder} ORDER BY c.applied_version, p.id", (version,))
-    rows = [HistoryRow(*r) for r in cur.fetchall()]
-    cur.close()
-    return rows
+    try:
+        return _rows_after(_fetcher(cur), version)
+    finally:
+        cur.close()
 
 
 @dataclass

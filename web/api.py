@@ -38,23 +38,43 @@ def error_file(report_id: int):
     return present.error_file_response(changes.error_file(report_id, current_user.username))
 
 
+# A file sent as the request body instead of a form (scripts): its options go in the query string.
+RAW_UPLOAD_TYPES = (
+    "text/csv",
+    "application/csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+
+
 @bp.route("/changes", methods=["POST"])
 def upload():
-    """Stage an upload (multipart: file, mode, comment, confirm_deletions, sheet for workbooks, base_version)."""
-    file = request.files.get("file")
-    if file is None:
-        return json_error(400, "Send the table as a multipart form field named 'file'.")
-    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=request.form)
-    base = int_arg("base_version", None, high=10**9, source=request.form)
+    """Stage an upload: multipart (file, mode, comment, confirm_deletions, sheet for workbooks,
+    base_version), or the file itself as the body (Content-Type text/csv or the xlsx type) with
+    the same options, and `filename`, in the query string."""
+    if request.mimetype in RAW_UPLOAD_TYPES:
+        options, stream, filename = request.args, None, request.args.get("filename", "")
+    else:
+        file = request.files.get("file")
+        if file is None:
+            return json_error(
+                400,
+                "Send the table as a multipart form field named 'file', or as the request body with"
+                " Content-Type text/csv (or the xlsx type) and the options in the query string.",
+            )
+        options, stream, filename = request.form, file.stream, file.filename or ""
+    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=options)
+    base = int_arg("base_version", None, high=10**9, source=options)
+    if stream is None:  # the options are checked before the body is read
+        stream = request.body_file()
     try:
         result = changes.submit(
-            file.stream,
+            stream,
             submitter=current_user.username,
-            filename=file.filename or "",
-            mode=request.form.get("mode", "full") or "full",
-            comment=request.form.get("comment", ""),
+            filename=filename,
+            mode=options.get("mode", "full") or "full",
+            comment=options.get("comment", ""),
             confirm_deletions=confirm,
-            sheet=request.form.get("sheet", "").strip() or None,
+            sheet=options.get("sheet", "").strip() or None,
             base_version=base,
         )
     except changes.Refused as exc:
