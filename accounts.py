@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -168,6 +169,12 @@ def expire_failures() -> int:
 def is_admin(user) -> bool:
     """Is this (signed-in) user named in ADMIN_USER?"""
     return bool(getattr(user, "is_authenticated", False)) and user.username in current_app.config["ADMIN_USERS"]
+
+
+def may_decide(username: str, approvers: Sequence[str]) -> bool:
+    """May this user approve or reject a request whose table names `approvers` in schema.json?
+    The admins (ADMIN_USER) may decide every request."""
+    return username in current_app.config["ADMIN_USERS"] or username in approvers
 
 
 def create_first_admins() -> list[tuple[str, str]]:

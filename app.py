@@ -15,15 +15,15 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
 
-import accounts
 import bootstrap
 import cli
 import config
 import housekeeping
 import store.base
 from models import db
-from schema import Schema, SchemaError
-from web import api, auth, body, error_pages, pages
+from package import Package
+from schema import SchemaError
+from web import api, auth, body, error_pages, pages, table_urls
 from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -47,11 +47,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config or {})
         app.config["AUTH_PROXY_IPS"] = config.proxy_networks(app.config.get("AUTH_PROXY_IPS"))
         config.check(app.config)
-        schema = Schema.load(app.config["SCHEMA_PATH"])
+        package = Package.load(app.config["SCHEMA_PATH"])
     except (config.ConfigError, SchemaError) as exc:
         print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
-    app.extensions["schema"] = schema
+    app.extensions["package"] = package
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -70,7 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
-    app.context_processor(lambda: {"is_admin": accounts.is_admin, "table_title": schema.title})
+    app.context_processor(table_urls.template_values)
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
@@ -79,7 +79,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         store.base.configure_sqlite(db.engine)
         if not app.config.get("SKIP_DB_INIT"):
-            bootstrap.init_database(app, schema)
+            try:
+                bootstrap.init_database(app, package)
+            except SchemaError as exc:
+                print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
+                raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
             app.extensions["clean_up_at_start"] = housekeeping.clean_up()
         housekeeping.started(app)
     return app

@@ -1,4 +1,4 @@
-"""Start-up work on the database: migrations, the table-state row, schema changes, the first admin.
+"""Start-up work on the database: migrations, a state row per table, schema changes, the first admin.
 
 Runs in every process that creates the app (each gunicorn worker), so it holds a lock while it
 works: a PostgreSQL advisory lock, or a file lock beside the SQLite database.
@@ -21,22 +21,23 @@ import store.base
 import store.changes
 import store.table
 from models import TableState, db
-from schema import Schema
+from package import Package, Table
+from schema import Schema, SchemaError
 
 log = logging.getLogger(__name__)
 # The migration whose tables equal what db.create_all() made before the app had migrations.
 BASELINE_REVISION = "0001"
 
 
-def init_database(app: Flask, schema: Schema) -> None:
-    """Migrate the tables to the newest revision and bring stored records in line with schema.json; idempotent."""
+def init_database(app: Flask, package: Package) -> None:
+    """Migrate the tables to the newest revision and bring stored tables in line with schema.json; idempotent."""
     with store.base.startup_lock(Path(app.instance_path)):
         upgrade_schema(app)
-        state = store.table.get_state()
-        if state is None:
-            store.table.add_state(json.dumps(list(schema.names)))
-        elif state.field_names != list(schema.names):
-            _migrate_fields(state, schema)
+        try:
+            sync_tables(package, drop=app.config["DROP_REMOVED_TABLES"])
+        except SchemaError:
+            db.session.rollback()
+            raise
         first_admins = accounts.create_first_admins()
         db.session.commit()
     if first_admins:
@@ -85,15 +86,52 @@ def upgrade_schema(app: Flask) -> None:
     command.upgrade(config, "head")
 
 
-def _migrate_fields(state: TableState, schema: Schema) -> None:
+def sync_tables(package: Package, drop: bool = False) -> None:
+    """A state row for every table of schema.json (a new resource is a new, empty table), stored
+    records in line with each table's columns, and the tables schema.json no longer names dropped
+    when they are empty or `drop` (DROP_REMOVED_TABLES) says so; otherwise SchemaError.
+
+    Row 1 of a database made before several tables existed has no name: it is the first table.
+    """
+    store.table.add_database_state()
+    states = {s.name: s for s in store.table.all_states()}
+    unnamed = states.pop(None, None)
+    new_database = not states and unnamed is None
+    for position, table in enumerate(package.tables):
+        state = states.pop(table.name, None)
+        if state is None and position == 0 and unnamed is not None:
+            state, unnamed = unnamed, None
+            state.name = table.name
+        if state is None:
+            store.table.add_state(table.name, json.dumps(list(table.schema.names)))
+            if not new_database:
+                log.warning("schema.json has a new table %r: added it, empty", table.name)
+        elif state.field_names != list(table.schema.names):
+            _migrate_fields(state, table)
+    removed = [s for s in [*states.values(), unnamed] if s is not None]
+    holding = [s for s in removed if s.row_count]
+    if holding and not drop:
+        names = ", ".join(f"{s.name or 'the first table'!r} ({s.row_count:,} rows)" for s in holding)
+        raise SchemaError(
+            f"schema.json no longer has the table(s) {names}, which hold rows. Put the resource back, or"
+            " set DROP_REMOVED_TABLES=1 for one start to delete those rows (their history stays in the audit log)."
+        )
+    for s in removed:
+        gone = store.table.drop_table(s.id)
+        log.warning("schema.json no longer has the table %r: dropped it (%d rows)", s.name, gone)
+
+
+def _migrate_fields(state: TableState, table: Table) -> None:
     """schema.json gained, lost or reordered columns: rewrite stored records to the new field list."""
+    schema: Schema = table.schema
     old = state.field_names
     dropped = [n for n in old if n not in schema.names]
-    count = store.table.repack_records(schema.repack, old)
-    store.changes.repack_pending(schema.repack, schema.names)
+    count = store.table.repack_records(state.id, schema.repack, old)
+    store.changes.repack_pending(state.id, schema.repack, schema.names)
     state.fields = json.dumps(list(schema.names))
     log.warning(
-        "schema.json columns changed: rewrote %d records (added: %s; removed: %s)",
+        "schema.json columns of %r changed: rewrote %d records (added: %s; removed: %s)",
+        table.name,
         count,
         ", ".join(n for n in schema.names if n not in old) or "none",
         ", ".join(dropped) or "none",

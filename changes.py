@@ -15,17 +15,19 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+import accounts
 import diff
 import files.diff_csv
 import history
 import merge
+import references
 import store.accounts
 import store.audit
 import store.changes
@@ -65,6 +67,10 @@ class Unresolved(Conflict):
 
 class UniqueClash(Conflict):
     """Applying would give two rows the same value in a `unique` column (a later approval added it)."""
+
+
+class StillReferenced(Conflict):
+    """The request deletes rows that other rows still refer to (foreignKeys in schema.json)."""
 
 
 class MissingReason(Unprocessable):
@@ -157,8 +163,9 @@ def submit(
     sheet: str | None = None,
     base_version: int | None = None,
     hold: bool = False,
+    table: str | None = None,
 ) -> StageResult:
-    """Merge an uploaded file into the table and stage the differences as one pending request.
+    """Merge an uploaded file into a table (None: the first) and stage the differences as one pending request.
 
     The file's base version is `base_version`, else the version in its file name, else unknown.
     With a base older than the table, the upload is merged three ways (merge.py): what others
@@ -170,19 +177,20 @@ def submit(
     `hold`, the file is kept for `submit_held`). Someone with MAX_PENDING_PER_USER pending
     requests gets TooManyPending before the file is read.
     """
+    ref = tables.get(table)
     _check_pending_quota(submitter)
     filename = clean_filename(filename)
     source = "field" if base_version is not None else ""
     if base_version is None and (base_version := base_from_filename(filename)) is not None:
         source = "filename"
     try:
-        return _stage(stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
+        return _stage(ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
     except TooLarge as exc:
         db.session.rollback()
         raise Refused(exc, None) from None
     except FileProblems as exc:
         db.session.rollback()
-        raise Refused(exc, _keep_error_file(stream, exc, submitter, filename, sheet)) from None
+        raise Refused(exc, _keep_error_file(ref, stream, exc, submitter, filename, sheet)) from None
     except ConfirmDeletions as exc:
         db.session.rollback()
         if hold:
@@ -221,7 +229,7 @@ def submit_held(held_id: int, *, submitter: str, **options: Any) -> StageResult:
 
 def _check_base(base: int) -> None:
     """Unprocessable unless the history can rebuild the table at version `base`."""
-    state = store.table.state()
+    state = tables.database()
     if base > state.version:
         raise Unprocessable(
             f"base_version {base} is newer than the table, which is at version {state.version}."
@@ -235,6 +243,7 @@ def _check_base(base: int) -> None:
 
 
 def _stage(
+    ref: tables.TableRef,
     stream: IO[bytes],
     submitter: str,
     filename: str,
@@ -249,10 +258,10 @@ def _stage(
         raise DomainError(f"mode must be 'full' or 'partial', not {mode!r}")
     if base is not None:
         _check_base(base)
-    schema = tables.schema()
+    schema = ref.schema
     upload = open_upload(stream, schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
     version, current, since = store.table.read_current(
-        also=(lambda raw: store.history.since_rows(raw, base)) if base is not None else None
+        ref.id, also=(lambda raw: store.history.since_rows(raw, ref.id, base)) if base is not None else None
     )
     problems = upload.problems
     escaped = upload.encoding != WORKBOOK_ENCODING  # a workbook's rows come unescaped (files.xlsx)
@@ -283,6 +292,8 @@ def _stage(
     result = merged.diff
     for line, column, message, key in check_unique(schema, current, result):
         problems.add(line, column, message, key=key)
+    for found in references.check_references(ref.spec, result, _keys_after(ref, current, result)):
+        problems.add(found.line, found.column, found.message, key=found.key)
     problems.raise_if_any()
     summary = _summary(result, len(merged.conflicts))
     if not result.changed and not merged.conflicts:
@@ -298,6 +309,7 @@ def _stage(
     )
     warnings = upload.warnings + damage.warnings(result, schema)
     change = store.changes.add_request(
+        tbl=ref.id,
         submitter=submitter,
         mode=mode,
         comment=comment.strip(),
@@ -314,13 +326,51 @@ def _stage(
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
     store.changes.add_conflicts(change.id, merged.conflicts, merged.lines)
     if base is None and version > 0:  # version 0 has no approvals to undo
-        undone = history.undo_warnings(change.id, result, current, schema)
+        undone = history.undo_warnings(ref, change.id, result, current)
         if undone:
             store.changes.set_row_warnings(change.id, undone)
             warnings = [*warnings, *list(undone.values())[: damage.MAX_WARNINGS]]
             change.warnings = json.dumps(warnings)
     db.session.commit()
     return StageResult(change, change.base_version, summary, upload.encoding, warnings)
+
+
+def _keys_after(
+    ref: tables.TableRef, current: dict[str, str], result: diff.Diff
+) -> Callable[[str], references.KeysAfter]:
+    """`keys_of(table name)` for the foreign-key check of an upload to `ref`: the keys of the
+    referenced table after the request (this table's own: with the rows the request adds, without
+    those it deletes; another table's: as they are now)."""
+
+    def keys_of(name: str) -> references.KeysAfter:
+        if name == ref.name:
+            return references.keys_after(current, result)
+        return references.keys_after(store.table.keys(tables.get(name).id), None)
+
+    return keys_of
+
+
+def _refuse_dangling_references(change: ChangeRequest, ref: tables.TableRef) -> None:
+    """StillReferenced (rolled back) when the request deletes rows that rows of other tables (or
+    of its own, left in place) still refer to: the database would hold references to nothing."""
+    deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")}
+    if not deleted:
+        return
+    referring = []
+    for other, fk in tables.package().references_to(ref.name):
+        rows = store.table.rows(tables.get(other.name).id)
+        if other.name == ref.name:  # the request's own changed and deleted rows were checked on upload
+            touched = {key for key, *_ in store.changes.pending_all(change.id, "modify")} | deleted
+            rows = (row for row in rows if row[0] not in touched)
+        referring.append(references.Referring(other.name, fk.field, other.schema.names.index(fk.field), rows))
+    found = references.referencing_rows(deleted, referring)
+    if found.total:
+        db.session.rollback()
+        raise StillReferenced(
+            f"Not applied: {found.message(ref.name)}. Change or delete those rows first (or keep these rows);"
+            " the request stays pending.",
+            sorted({r.value for r in found.rows}),
+        )
 
 
 def _summary(result: diff.Diff, conflicts: int) -> dict[str, int]:
@@ -442,7 +492,7 @@ def _guard_mass_deletion(
 
 
 def _keep_error_file(
-    stream: IO[bytes], refused: FileProblems, owner: str, filename: str, sheet: str | None
+    ref: tables.TableRef, stream: IO[bytes], refused: FileProblems, owner: str, filename: str, sheet: str | None
 ) -> int | None:
     """Keep the refused upload with an `errors` column for its owner (a day, and only the newest
     ERROR_FILES_PER_USER of theirs); return its id, or None when the file is not a table to
@@ -450,7 +500,7 @@ def _keep_error_file(
     keep = current_app.config["ERROR_FILES_PER_USER"]
     if keep < 1:
         return None
-    annotated = errorfile.annotate(stream, tables.schema(), refused.problems, refused.total, sheet)
+    annotated = errorfile.annotate(stream, ref.schema, refused.problems, refused.total, sheet)
     if annotated is None:
         return None
     stem = filename.rsplit(".", 1)[0] if "." in filename else filename
@@ -500,9 +550,12 @@ def get_request(change_id: int) -> ChangeRequest:
     return change
 
 
-def list_requests(status: str | None, offset: int, limit: int) -> tuple[list[ChangeRequest], int]:
+def list_requests(
+    status: str | None, offset: int, limit: int, table: tables.TableRef | None = None
+) -> tuple[list[ChangeRequest], int]:
     """(requests newest first, how many there are in all) of one status, or of every status (None)."""
-    return store.changes.list_requests(status, offset, limit), store.changes.count_requests(status)
+    tbl = table.id if table is not None else None
+    return store.changes.list_requests(status, offset, limit, tbl), store.changes.count_requests(status, tbl)
 
 
 def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None = None) -> Iterator[tuple]:
@@ -625,7 +678,7 @@ def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
     if take == "theirs" and row is None:
         return  # the table's value stands and nothing of this row is staged
     if conflict.column is not None:  # a cell: the staged row keeps theirs in it until yours is taken
-        before = row.before if row is not None else _current(key)
+        before = row.before if row is not None else _record_now(change.tbl, key)
         after = unpack(row.after if row is not None else before)
         if take == "yours":
             after[names.index(conflict.column)] = conflict.yours or ""
@@ -642,17 +695,19 @@ def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
     elif take == "theirs":
         store.changes.put_staged_row(change.id, key, None, None, None, names=names)
     elif conflict.yours is None:  # you deleted a row others changed
-        store.changes.put_staged_row(change.id, key, "delete", _current(key), None, conflict.line, names=names)
+        store.changes.put_staged_row(
+            change.id, key, "delete", _record_now(change.tbl, key), None, conflict.line, names=names
+        )
     elif conflict.theirs is None:  # you changed a row others deleted: it comes back as yours
         store.changes.put_staged_row(change.id, key, "add", None, conflict.yours, conflict.line, names=names)
     else:  # both added the key
         store.changes.put_staged_row(
-            change.id, key, "modify", _current(key), conflict.yours, conflict.line, names=names
+            change.id, key, "modify", _record_now(change.tbl, key), conflict.yours, conflict.line, names=names
         )
 
 
-def _current(key: str) -> str:
-    found = store.table.record(key)
+def _record_now(tbl: int, key: str) -> str:
+    found = store.table.record(tbl, key)
     if found is None:
         raise Conflict(
             f"Row {key!r} was deleted by an approval after this conflict was found; withdraw the request and"
@@ -677,6 +732,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     new conflicts (Stale, nothing applied, still pending).
     """
     change = get_request(change_id)
+    _require_decider(change, admin)
     _require_pending(change)
     total = change.added + change.modified + change.deleted
     if ask_over is not None and total > ask_over and confirmed != total:
@@ -696,7 +752,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
         if not store.changes.claim_pending(change_id, "approved", admin):
             db.session.rollback()
             raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-        version = store.table.bump_version()
+        version = store.table.bump_version([change.tbl])
         # Staged rows can only be stale if another request was approved since they were merged.
         if version != (merged_version if merged_version is not None else change.base_version) + 1:
             found = _merge_again(change)
@@ -711,8 +767,9 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 )
             db.session.flush()
             store.changes.recount(change_id, merged_version=version - 1)
-            _refuse_unique_clashes(change_id)
-        store.changes.apply_pending(change_id, version)
+            _refuse_unique_clashes(change)
+        _refuse_dangling_references(change, tables.of_request(change))
+        store.changes.apply_pending(change.tbl, change_id, version)
         store.audit.write(change_id, "approve", submitter, admin, submitted_at, version=version)
         store.changes.set_applied_version(change_id, version)
         _prune_history(version)
@@ -737,7 +794,7 @@ def _prune_history(version: int) -> None:
     pending_base = store.changes.oldest_pending_base()
     if pending_base is not None:
         oldest = min(oldest, pending_base)
-    if oldest > store.table.state().history_from:
+    if oldest > tables.database().history_from:
         store.history.prune(oldest)
 
 
@@ -745,7 +802,7 @@ def _merge_again(change: ChangeRequest) -> list[merge.Conflict]:
     """Merge the staged rows a later approval made stale with the table now (base: the row they
     were staged against); the clean merges are written, the conflicts returned."""
     names, found = change.field_names, []
-    for _, key, _, line, before, after, current in store.changes.stale_rows(change.id, _merged_at(change)):
+    for _, key, _, line, before, after, current in store.changes.stale_rows(change.tbl, change.id, _merged_at(change)):
         merged = merge.merge_row(key, before, current, after, names)
         found.extend(merged.conflicts)
         store.changes.put_staged_row(change.id, key, merged.action, merged.before, merged.after, line, names=names)
@@ -760,11 +817,11 @@ def _merged_at(change: ChangeRequest) -> int:
 def _send_back(change_id: int) -> list[str]:
     """After a refused approval: merge again in a transaction of its own and keep the conflicts; their keys."""
     change = get_request(change_id)
-    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change_id, _merged_at(change))}
+    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change.tbl, change_id, _merged_at(change))}
     found = _merge_again(change)
     store.changes.add_conflicts(change_id, found, lines)
     db.session.flush()
-    store.changes.recount(change_id, merged_version=store.table.state().version)
+    store.changes.recount(change_id, merged_version=tables.database().version)
     db.session.commit()
     return sorted({c.key for c in found})
 
@@ -773,12 +830,13 @@ def _listed(keys: Sequence[str], most: int = 20) -> str:
     return ", ".join(keys[:most]) + (" …" if len(keys) > most else "")
 
 
-def _refuse_unique_clashes(change_id: int) -> None:
+def _refuse_unique_clashes(change: ChangeRequest) -> None:
     """UniqueClash (rolled back) when the staged rows repeat a `unique` value that a later approval added."""
-    schema = tables.schema()
+    change_id, ref = change.id, tables.of_request(change)
+    schema = ref.schema
     if not schema.unique_indexes:
         return
-    _, current, _ = store.table.read_current()
+    _, current, _ = store.table.read_current(ref.id)
     staged = diff.Diff(
         added=[diff.Row(line, key, after) for key, line, _, after, _ in store.changes.pending_all(change_id, "add")],
         modified=[
@@ -798,6 +856,7 @@ def _refuse_unique_clashes(change_id: int) -> None:
 
 def reject(change_id: int, admin: str, reason: str) -> None:
     """Close a pending request without applying it; the reason (required) is kept and audited."""
+    _require_decider(get_request(change_id), admin)
     if not reason.strip():
         raise MissingReason("Say why the request is rejected, so the submitter knows what to fix.")
     _close(change_id, "rejected", admin, reason.strip(), "reject")
@@ -825,6 +884,17 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
     db.session.expire_all()
 
 
+def _require_decider(change: ChangeRequest, user: str) -> None:
+    """Forbidden unless `user` is an admin or an approver of the request's table (schema.json)."""
+    table = tables.of_request(change)
+    if not accounts.may_decide(user, table.spec.approvers):
+        allowed = ", ".join(table.spec.approvers)
+        raise Forbidden(
+            f"Only admins{' and the approvers of ' + repr(table.name) + ' (' + allowed + ')' if allowed else ''}"
+            " can approve or reject changes to this table."
+        )
+
+
 def _require_pending(change: ChangeRequest) -> None:
     if change.status != "pending":
         raise NotPending(f"Change request #{change.id} is {change.status}, not pending; nothing was done.")
@@ -847,15 +917,16 @@ def revert(change_id: int, user: str) -> StageResult:
     undone = get_request(change_id)
     if undone.status != "approved" or undone.applied_version is None:
         raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")
-    state = store.table.state()
+    state = tables.database()
     if undone.applied_version <= state.history_from:
         raise Conflict(
             f"The history of change request #{change_id} (version {undone.applied_version}) was pruned"
             f" (HISTORY_KEEP_VERSIONS keeps versions from {state.history_from}); it cannot be reverted."
         )
-    schema = tables.schema()
+    ref = tables.of_request(undone)
+    schema = ref.schema
     names = schema.names
-    current = store.changes.current_records_of(change_id)
+    current = store.changes.current_records_of(ref.id, change_id)
     result, found, lines = diff.Diff(), [], {}
     for action in ACTIONS:
         for key, line, before, after, _ in store.changes.pending_all(change_id, action):
@@ -875,13 +946,14 @@ def revert(change_id: int, user: str) -> StageResult:
     if not result.changed and not found:
         return StageResult(None, undone.applied_version, summary, "")
     if schema.unique_indexes:
-        _, table_now, _ = store.table.read_current()
+        _, table_now, _ = store.table.read_current(ref.id)
         clashes = check_unique(schema, table_now, result)
         if clashes:
             raise UniqueClash(
                 "Cannot revert: " + "; ".join(f"{column}: {message}" for _, column, message, _ in clashes[:5]),
             )
     change = store.changes.add_request(
+        tbl=ref.id,
         submitter=user,
         mode="partial",
         comment=f"Revert #{undone.id}: {undone.comment}".strip()[:2000],

@@ -39,7 +39,10 @@ SETTINGS = (
     Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
             "is trusted. Required with AUTH_HEADER: without it the app refuses to start."),
     Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens."),
-    Setting("SCHEMA_PATH", "schema.json", "The table's column definitions (Frictionless Table Schema)."),
+    Setting("SCHEMA_PATH", "schema.json", "The tables and their columns: a Frictionless Table Schema (one table) or "
+            "Data Package (several tables, with references between them)."),
+    Setting("DROP_REMOVED_TABLES", "false", "`true` for one start: delete the rows of tables schema.json no longer "
+            "has. Otherwise the app refuses to start while such a table holds rows."),
     Setting("PAGE_SIZE", "50", "Rows per page on the table, review and audit pages."),
     Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins per user name or address within 15 minutes before sign-in is refused (429)."),
     Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
@@ -170,6 +173,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "AUTH_PROXY_IPS": proxy_networks(os.environ.get("AUTH_PROXY_IPS", "")),
         "AUTH_HEADER_TOKENS": _bool("AUTH_HEADER_TOKENS", "false"),
         "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
+        "DROP_REMOVED_TABLES": _bool("DROP_REMOVED_TABLES", "false"),
         "PAGE_SIZE": _int("PAGE_SIZE", "50"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", "10"),
         "HISTORY_KEEP_VERSIONS": _int("HISTORY_KEEP_VERSIONS", "0")

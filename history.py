@@ -32,7 +32,7 @@ from files import xlsx
 from files.csv_write import TextSink, csv_chunks
 from models import ChangeRequest
 from records import repack, unpack
-from schema import Schema, show
+from schema import show
 from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
 from store.history import HistoryRow
 
@@ -46,14 +46,15 @@ Cursor = tuple[int, int]  # (audit entry id, staged row id; 0 when the entry its
 # --- versions --------------------------------------------------------------------------------
 
 
-def versions(offset: int, limit: int) -> tuple[list[ChangeRequest], int]:
-    """(approved requests newest version first, how many versions there are)."""
-    return store.history.approvals(offset, limit), store.history.approval_count()
+def versions(offset: int, limit: int, table: tables.TableRef | None = None) -> tuple[list[ChangeRequest], int]:
+    """(approved requests newest version first, how many there are): those of one table (None: of every table)."""
+    tbl = table.id if table is not None else None
+    return store.history.approvals(offset, limit, tbl), store.history.approval_count(tbl)
 
 
 def check_version(version: int) -> None:
-    """NotFound unless `version` is a version of the table the history can still rebuild."""
-    state = store.table.state()
+    """NotFound unless `version` is a version of the database the history can still rebuild."""
+    state = tables.database()
     if version < 0 or version > state.version:
         raise NotFound(f"There is no version {version}: the table is at version {state.version}.")
     if version < state.history_from:
@@ -102,11 +103,11 @@ class TableAt:
     close: Any
 
 
-def table_at(version: int) -> TableAt:
-    """Start streaming the table as of `version` (the current version streams the table itself)."""
+def table_at(table: tables.TableRef, version: int) -> TableAt:
+    """Start streaming a table as of `version` (the current version streams the table itself)."""
     check_version(version)
-    names = tables.schema().names
-    as_of = store.history.open_as_of(version)
+    names = table.schema.names
+    as_of = store.history.open_as_of(table.id, version)
     overrides = records_at(version, as_of.since, names)
     exists_now = {row.key: row.after is not None for row in as_of.since}  # the last change of each key wins
     row_count = as_of.row_count + sum((record is not None) - exists_now[key] for key, record in overrides.items())
@@ -153,20 +154,20 @@ class CsvDownload:
     close: Callable[[], None]
 
 
-def _records(version: int | None) -> tuple[int, int, Iterator[str], Callable[[], None]]:
-    """(version, row count, records in key order, close) of the table now or as of `version`."""
-    if version is None or version == store.table.state().version:
-        now = store.table.open_export()
+def _records(table: tables.TableRef, version: int | None) -> tuple[int, int, Iterator[str], Callable[[], None]]:
+    """(version, row count, records in key order, close) of a table now or as of `version`."""
+    if version is None or version == tables.database().version:
+        now = store.table.open_export(table.id)
         return now.version, now.row_count, now.records, now.close
-    past = table_at(version)
+    past = table_at(table, version)
     return past.version, past.row_count, past.records, past.close
 
 
-def csv_download(version: int | None = None) -> CsvDownload:
-    """The whole table (as of `version`) as CSV chunks, named after its version. A version's CSV
+def csv_download(table: tables.TableRef, version: int | None = None) -> CsvDownload:
+    """A whole table (as of `version`) as CSV chunks, named after it and its version. A version's CSV
     downloaded today is byte for byte the one downloaded when it was current (same columns)."""
-    number, _, records, close = _records(version)
-    schema = tables.schema()
+    number, _, records, close = _records(table, version)
+    schema = table.schema
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -186,10 +187,10 @@ class XlsxDownload:
     file: IO[bytes]
 
 
-def xlsx_download(version: int | None = None) -> XlsxDownload:
-    """The whole table (as of `version`) as an Excel workbook named after its version (built first, then sent)."""
-    number, row_count, records, close = _records(version)
-    schema = tables.schema()
+def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDownload:
+    """A whole table (as of `version`) as an Excel workbook named after it and its version (built first, then sent)."""
+    number, row_count, records, close = _records(table, version)
+    schema = table.schema
     try:
         if row_count >= xlsx.EXCEL_MAX_ROWS:
             raise Unprocessable(
@@ -209,9 +210,9 @@ def xlsx_download(version: int | None = None) -> XlsxDownload:
     return XlsxDownload(f"{schema.name}-v{number}.xlsx", number, file)
 
 
-def page_at(version: int, q: str, offset: int, limit: int) -> tables.Page:
-    """A page of the table as of `version`, in key order, `q` matching any text (case-insensitive)."""
-    past = table_at(version)
+def page_at(table: tables.TableRef, version: int, q: str, offset: int, limit: int) -> tables.Page:
+    """A page of a table as of `version`, in key order, `q` matching any text (case-insensitive)."""
+    past = table_at(table, version)
     try:
         if q:  # every match is counted, for the page count: a search of a past version reads it all
             needle = q.casefold()
@@ -221,12 +222,12 @@ def page_at(version: int, q: str, offset: int, limit: int) -> tables.Page:
             total, rows = past.row_count, list(islice(past.records, offset, offset + limit + 1))
     finally:
         past.close()
-    state = store.table.state()
+    state = tables.state(table)
     return tables.Page(
-        rows=[(unpack(r)[tables.schema().key_index], unpack(r), version) for r in rows[:limit]],
+        rows=[(unpack(r)[table.schema.key_index], unpack(r), version) for r in rows[:limit]],
         has_next=len(rows) > limit,
         state=state,
-        pending=store.changes.count_requests("pending"),
+        pending=store.changes.count_requests("pending", table.id),
         version=version,
         row_count=past.row_count,
         total=total,
@@ -253,15 +254,15 @@ class VersionDiff:
         return getattr(self, kind)
 
 
-def diff(from_version: int, to_version: int) -> VersionDiff:
+def diff(table: tables.TableRef, from_version: int, to_version: int) -> VersionDiff:
     """Every row that differs between two versions (`from > to`: the reverse diff)."""
     check_version(from_version)
     check_version(to_version)
     low, high = sorted((from_version, to_version))
-    names = tables.schema().names
+    names = table.schema.names
     first: dict[str, str | None] = {}
     last: dict[str, str | None] = {}
-    for row in store.history.rows_between(low, high):
+    for row in store.history.rows_between(table.id, low, high):
         first.setdefault(row.key, current_form(row.before, row.fields, names))
         last[row.key] = current_form(row.after, row.fields, names)
     out = VersionDiff()
@@ -296,16 +297,16 @@ def filter_rows(
     return rows
 
 
-def diff_csv(from_version: int, to_version: int) -> tuple[str, Iterator[bytes]]:
+def diff_csv(table: tables.TableRef, from_version: int, to_version: int) -> tuple[str, Iterator[bytes]]:
     """(file name, chunks) of the diff between two versions in the tabular diff format (files/diff_csv.py)."""
-    found, names = diff(from_version, to_version), tables.schema().names
+    found, names = diff(table, from_version, to_version), table.schema.names
     actions = (("modified", "modify"), ("added", "add"), ("deleted", "delete"))
     rows = (
         (action, unpack(before) if before is not None else None, unpack(after) if after is not None else None)
         for kind, action in actions
         for _, before, after in found.rows(kind)
     )
-    return f"{tables.schema().name}-v{from_version}-v{to_version}-diff.csv", files.diff_csv.diff_csv(names, rows)
+    return f"{table.name}-v{from_version}-v{to_version}-diff.csv", files.diff_csv.diff_csv(names, rows)
 
 
 # --- one record ------------------------------------------------------------------------------
@@ -323,11 +324,11 @@ class Version:
     request: ChangeRequest | None
 
 
-def record_versions(key: str) -> list[Version]:
+def record_versions(table: tables.TableRef, key: str) -> list[Version]:
     """Each version of one record, newest first, with the cells each changed (all cells for an addition)."""
-    names = tables.schema().names
+    names = table.schema.names
     out = []
-    for row in store.history.key_rows(key):
+    for row in store.history.key_rows(table.id, key):
         before = current_form(row.before, row.fields, names)
         after = current_form(row.after, row.fields, names)
         if row.action == "add":
@@ -343,20 +344,20 @@ def record_versions(key: str) -> list[Version]:
     return out[::-1]
 
 
-def last_values(key: str) -> dict[str, str] | None:
+def last_values(table: tables.TableRef, key: str) -> dict[str, str] | None:
     """A deleted record's values before it was deleted (None when it never existed)."""
-    names = tables.schema().names
-    rows = store.history.key_rows(key)
+    names = table.schema.names
+    rows = store.history.key_rows(table.id, key)
     if not rows or rows[-1].after is not None:
         return None
     before = current_form(rows[-1].before, rows[-1].fields, names)
     return dict(zip(names, unpack(before), strict=True)) if before is not None else None
 
 
-def blame(key: str) -> dict[str, Version]:
+def blame(table: tables.TableRef, key: str) -> dict[str, Version]:
     """For each field, the version that last changed it (of the record now, or of its last values
     when it is deleted). NotFound when the key never existed."""
-    life = record_versions(key)
+    life = record_versions(table, key)
     if not life:
         raise NotFound(f"There is no record with key {key!r}, now or in the history.")
     if life[0].values is None:  # deleted: blame the values it had before
@@ -375,14 +376,15 @@ def blame(key: str) -> dict[str, Version]:
 ADDED_KEYS_SAMPLE = 1000
 
 
-def undo_warnings(change_id: int, staged: Diff, current: Mapping[str, str], schema: Schema) -> dict[str, str]:
+def undo_warnings(table: tables.TableRef, change_id: int, staged: Diff, current: Mapping[str, str]) -> dict[str, str]:
     """{key: warning} for the staged changes of an upload of unknown base that would undo an
     approval: a cell going back to a value an approval replaced, a row an approval deleted coming
     back, a row disappearing that an approval added which the file shows no sign of having seen.
 
     The cost grows with the history of the staged keys, not with the table.
     """
-    rows = store.history.of_staged(change_id)
+    schema = table.schema
+    rows = store.history.of_staged(table.id, change_id)
     if not rows:
         return {}
     names, labels = schema.names, {f.name: f.label for f in schema.fields}
@@ -523,9 +525,9 @@ def _key_entries(f: AuditFilter, row_actions: tuple, event_actions: tuple, befor
     return merged[:limit]
 
 
-def record_history(key: str, limit: int = RECORD_HISTORY_LIMIT) -> list:
-    """Every audit entry of one record, newest first."""
-    return audit(AuditFilter(key=key), None, limit).items
+def record_history(table: tables.TableRef, key: str, limit: int = RECORD_HISTORY_LIMIT) -> list:
+    """Every audit entry of one record of a table, newest first."""
+    return audit(AuditFilter(key=key, tbl=table.id), None, limit).items
 
 
 AUDIT_CSV_COLUMNS = ("id", "created_at", "action", "key", "change_id", "version", "submitter", "approver",

@@ -31,24 +31,37 @@ def utcnow() -> dt.datetime:
 
 
 class Record(db.Model):
-    """One row of the shared table: its key and its canonical record text."""
+    """One row of a shared table (`tbl`, the table_state row of its table): its key and its canonical record text."""
 
     __tablename__ = "datasets"
+    tbl: Mapped[int] = mapped_column(Integer, primary_key=True, default=1, server_default=text("1"))
     key: Mapped[str] = mapped_column(KeyText, primary_key=True)
     record: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)  # table version that last wrote this row
 
 
+class DatabaseState(db.Model):
+    """The one row of the whole database's version: every approval, whatever tables it touches,
+    makes the next version, so "the database as of version N" is consistent across tables."""
+
+    __tablename__ = "database_state"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+    # The oldest version the history can still rebuild (HISTORY_KEEP_VERSIONS prunes older ones).
+    history_from: Mapped[int] = mapped_column(default=0)
+
+
 class TableState(db.Model):
-    """The single row describing the table: its version, row count, and the fields its records use."""
+    """A row per table of schema.json (by `name`): the version that last changed it, its row count,
+    and the fields its records use. Row 1 is the table a database made before several tables had."""
 
     __tablename__ = "table_state"
     id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(63), unique=True)
     version: Mapped[int] = mapped_column(default=0)
     row_count: Mapped[int] = mapped_column(default=0)
     fields: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of field names, in record order
-    # The oldest version the history can still rebuild (HISTORY_KEEP_VERSIONS prunes older ones).
-    history_from: Mapped[int] = mapped_column(default=0)
+    history_from: Mapped[int] = mapped_column(default=0)  # unused since migration 0006 (see DatabaseState)
 
     @property
     def field_names(self) -> list[str]:
@@ -60,6 +73,7 @@ class ChangeRequest(db.Model):
 
     __tablename__ = "change_requests"
     id: Mapped[int] = mapped_column(primary_key=True)
+    tbl: Mapped[int] = mapped_column(default=1, server_default=text("1"))  # the table_state row of its table
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     mode: Mapped[str] = mapped_column(String(16), default="full")
     submitter: Mapped[str] = mapped_column(String(150), index=True)

@@ -60,6 +60,7 @@ class AuditFilter:
     change_id: int | None = None
     action: str | None = None
     key_prefix: bool = False  # `key` is the beginning of the keys, in any case (the audit page's filter)
+    tbl: int | None = None  # entries of the requests of one table
 
 
 def clauses(f: AuditFilter) -> tuple[list[str], dict]:
@@ -69,6 +70,7 @@ def clauses(f: AuditFilter) -> tuple[list[str], dict]:
         "since": (f.since, "a.created_at >= :since"),
         "until": (f.until, "a.created_at < :until"),
         "change_id": (f.change_id, "a.change_id = :change_id"),
+        "tbl": (f.tbl, "a.change_id IN (SELECT id FROM change_requests WHERE tbl = :tbl)"),
     }
     return (
         [clause for value, clause in conditions.values() if value],

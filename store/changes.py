@@ -37,11 +37,13 @@ def get_request(change_id: int) -> ChangeRequest | None:
     return db.session.get(ChangeRequest, change_id)
 
 
-def list_requests(status: str | None, offset: int, limit: int) -> list[ChangeRequest]:
-    """Requests newest first, of one status (None: all)."""
+def list_requests(status: str | None, offset: int, limit: int, tbl: int | None = None) -> list[ChangeRequest]:
+    """Requests newest first, of one status (None: all), of one table (None: every table)."""
     query = select(ChangeRequest).order_by(ChangeRequest.id.desc())
     if status:
         query = query.where(ChangeRequest.status == status)
+    if tbl is not None:
+        query = query.where(ChangeRequest.tbl == tbl)
     return list(db.session.scalars(query.offset(offset).limit(limit)))
 
 
@@ -74,10 +76,18 @@ def purge_decided_rows(decided_before: dt.datetime, now: dt.datetime) -> int:
     return result.rowcount
 
 
-def count_requests(status: str | None) -> int:
+def pending_per_table() -> dict[int, int]:
+    """{tbl: its pending requests}, for the tables overview (one query for every table)."""
+    query = select(ChangeRequest.tbl, func.count()).where(ChangeRequest.status == "pending").group_by(ChangeRequest.tbl)
+    return dict(db.session.execute(query).all())
+
+
+def count_requests(status: str | None, tbl: int | None = None) -> int:
     query = select(func.count()).select_from(ChangeRequest)
     if status:
         query = query.where(ChangeRequest.status == status)
+    if tbl is not None:
+        query = query.where(ChangeRequest.tbl == tbl)
     return db.session.scalar(query) or 0
 
 
@@ -173,12 +183,14 @@ def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, 
     return dict(counts)
 
 
-def repack_pending(rewrite: Callable[[str, Sequence[str]], str], new_fields: Sequence[str]) -> None:
-    """Rewrite before/after of every pending request's staged rows with `rewrite(text, old_fields)`.
+def repack_pending(tbl: int, rewrite: Callable[[str, Sequence[str]], str], new_fields: Sequence[str]) -> None:
+    """Rewrite before/after of the staged rows of a table's pending requests with `rewrite(text, old_fields)`.
 
     The request's field list becomes `new_fields`, so its rows are read back under the right names.
     """
-    requests = db.session.execute(text("SELECT id, fields FROM change_requests WHERE status = 'pending'")).all()
+    requests = db.session.execute(
+        text("SELECT id, fields FROM change_requests WHERE status = 'pending' AND tbl = :tbl"), {"tbl": tbl}
+    ).all()
     for change_id, fields in requests:
         old = json.loads(fields)
         db.session.execute(
@@ -217,12 +229,12 @@ def claim_pending(change_id: int, status: str, user: str, reason: str | None = N
     return result.rowcount == 1
 
 
-def apply_pending(change_id: int, version: int) -> None:
-    """Apply every staged row change of a request to the table, set-based (they stay as its history)."""
-    params = {"id": change_id, "v": version}
+def apply_pending(tbl: int, change_id: int, version: int) -> None:
+    """Apply every staged row change of a request to its table, set-based (they stay as its history)."""
+    params = {"tbl": tbl, "id": change_id, "v": version}
     db.session.execute(
         text(
-            "DELETE FROM datasets WHERE key IN"
+            "DELETE FROM datasets WHERE tbl = :tbl AND key IN"
             " (SELECT key FROM pending_changes WHERE change_id = :id AND action = 'delete')"
         ),
         params,
@@ -233,8 +245,8 @@ def apply_pending(change_id: int, version: int) -> None:
     # error if that were ever wrong.
     db.session.execute(
         text(
-            "INSERT INTO datasets (key, record, version)"
-            " SELECT key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'add'"
+            "INSERT INTO datasets (tbl, key, record, version)"
+            " SELECT :tbl, key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'add'"
         ),
         params,
     )
@@ -243,7 +255,7 @@ def apply_pending(change_id: int, version: int) -> None:
             "UPDATE table_state SET row_count = row_count"
             " + (SELECT count(*) FROM pending_changes WHERE change_id = :id AND action = 'add')"
             " - (SELECT count(*) FROM pending_changes WHERE change_id = :id AND action = 'delete')"
-            " WHERE id = 1"
+            " WHERE id = :tbl"
         ),
         params,
     )
@@ -258,9 +270,9 @@ def _apply_modifications(params: dict) -> None:
     if not is_postgres():
         db.session.execute(
             text(
-                "INSERT INTO datasets (key, record, version)"
-                " SELECT key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'modify'"
-                " ON CONFLICT (key) DO UPDATE SET record = excluded.record, version = excluded.version"
+                "INSERT INTO datasets (tbl, key, record, version)"
+                " SELECT :tbl, key, after, :v FROM pending_changes WHERE change_id = :id AND action = 'modify'"
+                " ON CONFLICT (tbl, key) DO UPDATE SET record = excluded.record, version = excluded.version"
             ),
             params,
         )
@@ -268,7 +280,7 @@ def _apply_modifications(params: dict) -> None:
     updated = db.session.execute(
         text(
             "UPDATE datasets d SET record = p.after, version = :v FROM pending_changes p"
-            " WHERE p.change_id = :id AND p.action = 'modify' AND d.key = p.key"
+            " WHERE p.change_id = :id AND p.action = 'modify' AND d.tbl = :tbl AND d.key = p.key"
         ),
         params,
     ).rowcount
@@ -300,7 +312,7 @@ def oldest_pending_base() -> int | None:
     ).scalar()
 
 
-def stale_rows(change_id: int, since: int) -> list[tuple]:
+def stale_rows(tbl: int, change_id: int, since: int) -> list[tuple]:
     """(id, key, action, line, before, after, current record) of the staged rows whose `before` is
     no longer the row in the table because an approval after version `since` changed their key:
     they must be merged again.
@@ -312,22 +324,25 @@ def stale_rows(change_id: int, since: int) -> list[tuple]:
     rows = db.session.execute(
         text(
             "SELECT p.id, p.key, p.action, p.line, p.before, p.after, d.record"
-            " FROM pending_changes p LEFT JOIN datasets d ON d.key = p.key"
+            " FROM pending_changes p LEFT JOIN datasets d ON d.tbl = :tbl AND d.key = p.key"
             " WHERE p.change_id = :id AND p.key IN ("
             "SELECT h.key FROM change_requests c JOIN pending_changes h ON h.change_id = c.id"
-            " WHERE c.status = 'approved' AND c.applied_version > :since)"
+            " WHERE c.status = 'approved' AND c.tbl = :tbl AND c.applied_version > :since)"
             " AND d.record IS DISTINCT FROM p.before ORDER BY p.id"
         ),
-        {"id": change_id, "since": since},
+        {"tbl": tbl, "id": change_id, "since": since},
     )
     return [tuple(r) for r in rows]
 
 
-def current_records_of(change_id: int) -> dict[str, str]:
-    """{key: record now} for the keys a request staged (those still in the table)."""
+def current_records_of(tbl: int, change_id: int) -> dict[str, str]:
+    """{key: record now} for the keys a request staged (those still in its table)."""
     rows = db.session.execute(
-        text("SELECT d.key, d.record FROM pending_changes p JOIN datasets d ON d.key = p.key WHERE p.change_id = :id"),
-        {"id": change_id},
+        text(
+            "SELECT d.key, d.record FROM pending_changes p JOIN datasets d ON d.tbl = :tbl AND d.key = p.key"
+            " WHERE p.change_id = :id"
+        ),
+        {"tbl": tbl, "id": change_id},
     )
     return dict(rows.all())
 

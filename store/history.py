@@ -40,13 +40,13 @@ class HistoryRow(NamedTuple):
 _ROWS = (
     "SELECT p.key, p.action, p.before, p.after, c.applied_version, c.id, c.fields"
     " FROM change_requests c JOIN pending_changes p ON p.change_id = c.id"
-    " WHERE c.status = 'approved' AND c.applied_version IS NOT NULL"
+    " WHERE c.status = 'approved' AND c.applied_version IS NOT NULL AND c.tbl = :tbl"
 )
 
 
-def rows_between(low: int, high: int) -> list[HistoryRow]:
-    """Row changes of the approvals that made versions low+1 … high, oldest first."""
-    return _rows_after(_fetcher(raw_cursor()), low, high)
+def rows_between(tbl: int, low: int, high: int) -> list[HistoryRow]:
+    """Row changes of a table by the approvals that made versions low+1 … high, oldest first."""
+    return _rows_after(_fetcher(raw_cursor()), tbl, low, high)
 
 
 def _fetcher(cur) -> Callable[[str, tuple], list[tuple]]:
@@ -59,8 +59,10 @@ def _fetcher(cur) -> Callable[[str, tuple], list[tuple]]:
     return query
 
 
-def _rows_after(query: Callable[[str, tuple], Sequence[tuple]], low: int, high: int | None = None) -> list[HistoryRow]:
-    """Row changes of the approvals after version `low` (up to `high`), oldest first, read through
+def _rows_after(
+    query: Callable[[str, tuple], Sequence[tuple]], tbl: int, low: int, high: int | None = None
+) -> list[HistoryRow]:
+    """Row changes of a table by the approvals after version `low` (up to `high`), oldest first, read through
     `query(sql with the driver's placeholders, arguments)`.
 
     One query per approval, so that PostgreSQL plans each with that request's own row count: joined
@@ -69,10 +71,10 @@ def _rows_after(query: Callable[[str, tuple], Sequence[tuple]], low: int, high: 
     """
     mark = "%s" if is_postgres() else "?"
     bound = f" AND applied_version <= {mark}" if high is not None else ""
-    approved = "SELECT id, applied_version, fields FROM change_requests WHERE status = 'approved'"
+    approved = f"SELECT id, applied_version, fields FROM change_requests WHERE status = 'approved' AND tbl = {mark}"  # noqa: S608 - placeholders
     approvals = query(
         f"{approved} AND applied_version > {mark}{bound} ORDER BY applied_version",
-        (low,) if high is None else (low, high),
+        (tbl, low) if high is None else (tbl, low, high),
     )
     # In the order of the (change_id, action, id) index: no sort (a request stages a key once).
     staged = f"SELECT key, action, before, after FROM pending_changes WHERE change_id = {mark} ORDER BY action, id"  # noqa: S608 - constants
@@ -83,30 +85,35 @@ def _rows_after(query: Callable[[str, tuple], Sequence[tuple]], low: int, high: 
     ]
 
 
-def key_rows(key: str) -> list[HistoryRow]:
-    """Every row change of one key, oldest first."""
-    rows = db.session.execute(text(_ROWS + " AND p.key = :key ORDER BY c.applied_version"), {"key": key})
+def key_rows(tbl: int, key: str) -> list[HistoryRow]:
+    """Every row change of one key of a table, oldest first."""
+    rows = db.session.execute(text(_ROWS + " AND p.key = :key ORDER BY c.applied_version"), {"tbl": tbl, "key": key})
     return [HistoryRow(*r) for r in rows]
 
 
-def of_staged(change_id: int) -> list[HistoryRow]:
+def of_staged(tbl: int, change_id: int) -> list[HistoryRow]:
     """The history of every key a (pending) request staged, oldest first."""
     rows = db.session.execute(
         text(
             _ROWS + " AND p.key IN (SELECT key FROM pending_changes WHERE change_id = :id)"  # noqa: S608 - constants
             " ORDER BY c.applied_version, p.id"
         ),
-        {"id": change_id},
+        {"tbl": tbl, "id": change_id},
     )
     return [HistoryRow(*r) for r in rows]
 
 
-def approvals(offset: int, limit: int) -> list[ChangeRequest]:
-    """Approved requests, newest version first."""
+def _approved(tbl: int | None) -> list:
+    where = [ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None)]
+    return where if tbl is None else [*where, ChangeRequest.tbl == tbl]
+
+
+def approvals(offset: int, limit: int, tbl: int | None = None) -> list[ChangeRequest]:
+    """Approved requests (of one table; None: of every table), newest version first."""
     return list(
         db.session.scalars(
             db.select(ChangeRequest)
-            .where(ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None))
+            .where(*_approved(tbl))
             .order_by(ChangeRequest.applied_version.desc())
             .offset(offset)
             .limit(limit)
@@ -114,15 +121,8 @@ def approvals(offset: int, limit: int) -> list[ChangeRequest]:
     )
 
 
-def approval_count() -> int:
-    return (
-        db.session.scalar(
-            db.select(db.func.count())
-            .select_from(ChangeRequest)
-            .where(ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None))
-        )
-        or 0
-    )
+def approval_count(tbl: int | None = None) -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(ChangeRequest).where(*_approved(tbl))) or 0
 
 
 def approval_of(version: int) -> ChangeRequest | None:
@@ -151,19 +151,19 @@ def prune(up_to: int) -> None:
         {"v": up_to},
     )
     db.session.execute(
-        text("UPDATE table_state SET history_from = :v WHERE id = 1 AND history_from < :v"), {"v": up_to}
+        text("UPDATE database_state SET history_from = :v WHERE id = 1 AND history_from < :v"), {"v": up_to}
     )
 
 
 # --- the table as of a version, in one snapshot ----------------------------------------------
 
 
-def since_rows(raw, version: int) -> list[HistoryRow]:
-    """Row changes after `version`, oldest first, through a raw snapshot connection (store.base.snapshot)."""
+def since_rows(raw, tbl: int, version: int) -> list[HistoryRow]:
+    """A table's row changes after `version`, oldest first, through a raw snapshot connection (store.base.snapshot)."""
 
     cur = raw.cursor()
     try:
-        return _rows_after(_fetcher(cur), version)
+        return _rows_after(_fetcher(cur), tbl, version)
     finally:
         cur.close()
 
@@ -182,16 +182,17 @@ class AsOf:
         self._resources.close()
 
 
-def open_as_of(version: int, stream: bool = True) -> AsOf:
-    """Start reading the table now and its changes since `version` (`stream` False: the changes only)."""
+def open_as_of(tbl: int, version: int, stream: bool = True) -> AsOf:
+    """Start reading a table now and its changes since `version` (`stream` False: the changes only)."""
     stack = contextlib.ExitStack()
     raw = stack.enter_context(snapshot())
     try:
-        current, row_count = read_version(raw)
-        since = since_rows(raw, version)
+        current, row_count = read_version(raw, tbl)
+        since = since_rows(raw, tbl, version)
         rows: Iterator[tuple[str, str]] = iter(())
         if stream:
-            batches = iter_cursor(raw, "SELECT key, record FROM datasets ORDER BY key", "as_of_records")
+            sql = f"SELECT key, record FROM datasets WHERE tbl = {int(tbl)} ORDER BY key"  # noqa: S608 - an int
+            batches = iter_cursor(raw, sql, "as_of_records")
             stack.callback(batches.close)
             rows = itertools.chain.from_iterable(batches)
     except BaseException:

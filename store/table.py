@@ -1,4 +1,7 @@
-"""The shared table's rows (`datasets`: key, record, version) and its state row (`table_state`)."""
+"""The shared tables' rows (`datasets`: tbl, key, record, version), a state row per table
+(`table_state`) and the database's version (`database_state`).
+
+`tbl` is the id of a table's state row; every read and write names it."""
 
 from __future__ import annotations
 
@@ -9,47 +12,82 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from models import TableState, db
+from models import DatabaseState, TableState, db
 from store.base import COPY_BATCH, batches, is_postgres, iter_cursor, snapshot
 
 T = TypeVar("T")
 
-# --- the state row ---------------------------------------------------------------------------
+# --- the state rows ----------------------------------------------------------------------------
 
 
-def get_state() -> TableState | None:
-    """The table's version, row count and the fields its records use (None before start-up made it)."""
-    return db.session.get(TableState, 1)
-
-
-def state() -> TableState:
-    """The table's version, row count and the fields its records use."""
-    found = get_state()
+def database() -> DatabaseState:
+    """The database's version and the oldest version its history keeps."""
+    found = db.session.get(DatabaseState, 1)
     if found is None:  # created at start-up; recreate defensively rather than fail
-        found = TableState(id=1, version=0, row_count=0, fields="[]")
+        found = DatabaseState(id=1, version=0, history_from=0)
         db.session.add(found)
         db.session.flush()
     return found
 
 
-def add_state(fields: str) -> None:
+def all_states() -> list[TableState]:
+    """Every table's state row (named or not yet), in id order."""
+    return list(db.session.scalars(select(TableState).order_by(TableState.id)))
+
+
+def get_state(tbl: int) -> TableState | None:
+    """One table's version, row count and the fields its records use (None before start-up made it)."""
+    return db.session.get(TableState, tbl)
+
+
+def state(tbl: int) -> TableState:
+    """One table's version (the database version that last changed it), row count and fields."""
+    found = get_state(tbl)
+    if found is None:
+        raise LookupError(f"no table state row {tbl}")  # made at start-up for every table of schema.json
+    return found
+
+
+def add_state(name: str, fields: str, tbl: int | None = None) -> TableState:
     """The state row of a new, empty table (at start-up)."""
-    db.session.add(TableState(id=1, version=0, row_count=0, fields=fields))
+    found = TableState(id=tbl, name=name, version=0, row_count=0, fields=fields)
+    db.session.add(found)
+    db.session.flush()
+    return found
 
 
-def bump_version() -> int:
-    """Increment the table version under a row lock: concurrent approvals serialise here."""
-    db.session.execute(text("UPDATE table_state SET version = version + 1 WHERE id = 1"))
-    return db.session.execute(text("SELECT version FROM table_state WHERE id = 1")).scalar_one()
+def add_database_state() -> None:
+    """The database's version row (at start-up, on a new database)."""
+    if db.session.get(DatabaseState, 1) is None:
+        db.session.add(DatabaseState(id=1, version=0, history_from=0))
 
 
-def read_version(raw) -> tuple[int, int]:
-    """(version, row count) through a raw snapshot connection."""
+def drop_table(tbl: int) -> int:
+    """Delete a table's rows and state row (schema.json no longer has it); how many rows went."""
+    gone = db.session.execute(text("DELETE FROM datasets WHERE tbl = :t"), {"t": tbl}).rowcount
+    db.session.execute(text("DELETE FROM table_state WHERE id = :t"), {"t": tbl})
+    return gone
+
+
+def bump_version(tbls: Sequence[int]) -> int:
+    """The next database version, taken under a row lock (concurrent approvals serialise here),
+    and marked as the version that last changed each table in `tbls`."""
+    db.session.execute(text("UPDATE database_state SET version = version + 1 WHERE id = 1"))
+    version = db.session.execute(text("SELECT version FROM database_state WHERE id = 1")).scalar_one()
+    for tbl in tbls:
+        db.session.execute(text("UPDATE table_state SET version = :v WHERE id = :t"), {"v": version, "t": tbl})
+    return version
+
+
+def read_version(raw, tbl: int) -> tuple[int, int]:
+    """(database version, the table's row count) through a raw snapshot connection."""
     cur = raw.cursor()
-    cur.execute("SELECT version, row_count FROM table_state WHERE id = 1")
-    version, row_count = cur.fetchone()
+    cur.execute("SELECT version FROM database_state WHERE id = 1")
+    (version,) = cur.fetchone()
+    cur.execute(f"SELECT row_count FROM table_state WHERE id = {int(tbl)}")  # noqa: S608 - an int
+    (row_count,) = cur.fetchone()
     cur.close()
     return version, row_count
 
@@ -57,13 +95,14 @@ def read_version(raw) -> tuple[int, int]:
 # --- bulk reads (a snapshot connection of their own) ------------------------------------------
 
 
-def read_current(also: Callable[[Any], T] | None = None) -> tuple[int, dict[str, str], T | None]:
-    """(table version, {key: record} for the whole table, `also(raw connection)`), all read in one snapshot."""
+def read_current(tbl: int, also: Callable[[Any], T] | None = None) -> tuple[int, dict[str, str], T | None]:
+    """(database version, {key: record} for the whole table, `also(raw connection)`), all read in one snapshot."""
     with snapshot() as raw:
-        version, _ = read_version(raw)
+        version, _ = read_version(raw, tbl)
         extra = also(raw) if also is not None else None
         records: dict[str, str] = {}
-        with contextlib.closing(iter_cursor(raw, "SELECT key, record FROM datasets", "current_records")) as rows:
+        sql = f"SELECT key, record FROM datasets WHERE tbl = {int(tbl)}"  # noqa: S608 - an int
+        with contextlib.closing(iter_cursor(raw, sql, "current_records")) as rows:
             for batch in rows:
                 records.update(batch)
     return version, records, extra
@@ -83,12 +122,13 @@ class ExportSnapshot:
         self._resources.close()
 
 
-def open_export() -> ExportSnapshot:
-    """Start streaming the table: the version is known before the first row is sent."""
+def open_export(tbl: int) -> ExportSnapshot:
+    """Start streaming a table: the version is known before the first row is sent."""
     stack = contextlib.ExitStack()
     raw = stack.enter_context(snapshot())
-    version, row_count = read_version(raw)
-    rows = iter_cursor(raw, "SELECT record FROM datasets ORDER BY key", "export_records")
+    version, row_count = read_version(raw, tbl)
+    sql = f"SELECT record FROM datasets WHERE tbl = {int(tbl)} ORDER BY key"  # noqa: S608 - an int
+    rows = iter_cursor(raw, sql, "export_records")
     stack.callback(rows.close)  # runs first: stops the fetching thread while the connection is still open
     records = map(itemgetter(0), itertools.chain.from_iterable(rows))
     return ExportSnapshot(version, row_count, records, stack)
@@ -102,23 +142,27 @@ def _like(q: str) -> str:
     return f"%{escaped}%"
 
 
-def _search(q: str) -> tuple[str, dict]:
-    """The WHERE clause (with its leading space, or empty) and parameters of a table search.
+def _search(tbl: int, q: str) -> tuple[str, dict]:
+    """The WHERE clause (with its leading space: the table, and the search) and parameters of a table search.
 
     A `q` that looks like a key (not only letters) and that some key starts with is the index
     range of that prefix (`_key_prefix`); a word is searched as text, which finds it in keys too.
     """
+    params: dict[str, Any] = {"tbl": tbl}
     if not q:
-        return "", {}
-    if not q.isalpha() and (prefix := _key_prefix(q)) is not None:
-        return " WHERE key >= :low AND key < :high", {"low": prefix, "high": _successor(prefix)}
+        return " WHERE tbl = :tbl", params
+    if not q.isalpha() and (prefix := _key_prefix(tbl, q)) is not None:
+        return " WHERE tbl = :tbl AND key >= :low AND key < :high", params | {
+            "low": prefix,
+            "high": _successor(prefix),
+        }
     if not is_postgres():
-        where = " WHERE record LIKE :q ESCAPE '\\'"
+        where = " WHERE tbl = :tbl AND record LIKE :q ESCAPE '\\'"
     elif q.isascii():
-        where = " WHERE record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
+        where = " WHERE tbl = :tbl AND record COLLATE \"C\" ILIKE :q ESCAPE '\\'"
     else:
-        where = " WHERE record ILIKE :q ESCAPE '\\'"
-    return where, {"q": _like(q)}
+        where = " WHERE tbl = :tbl AND record ILIKE :q ESCAPE '\\'"
+    return where, params | {"q": _like(q)}
 
 
 @dataclass(frozen=True)
@@ -145,7 +189,7 @@ def _order_by(sort: Sort) -> str:
     return f"{value} IS NULL, {value}{direction}, key{direction}"
 
 
-def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[tuple[str, str, int]]:
+def records_page(tbl: int, q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[tuple[str, str, int]]:
     """(key, record, version) rows in key order (or `sort`'s); `q` matches the key or any text, case-insensitively.
 
     A `q` that looks like a key (not only letters) and that some key starts with is answered from
@@ -155,7 +199,7 @@ def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[t
     the C collation, whose ILIKE lowercases with a plain ASCII loop: half the time of the
     locale's (docs/PERFORMANCE.md); SQLite's LIKE folds ASCII only.
     """
-    where, params = _search(q)
+    where, params = _search(tbl, q)
     params |= {"limit": limit, "offset": offset}
     if sort.position is not None:
         params["position"] = sort.position + 1
@@ -165,10 +209,10 @@ def records_page(q: str, offset: int, limit: int, sort: Sort = Sort()) -> list[t
     return [tuple(r) for r in db.session.execute(text(sql), params)]
 
 
-def count_matches(q: str, most: int) -> int:
+def count_matches(tbl: int, q: str, most: int) -> int:
     """How many rows a search matches, counting no further than `most` + 1 (a scan of the table
     that stops there: without a search, the state's row count is the answer)."""
-    where, params = _search(q)
+    where, params = _search(tbl, q)
     sql = f"SELECT count(*) FROM (SELECT 1 FROM datasets{where} LIMIT :most) AS found"  # noqa: S608 - built from constants
     return db.session.execute(text(sql), params | {"most": most + 1}).scalar_one()
 
@@ -182,14 +226,14 @@ TEXT_SEARCH_FIRST_ROWS = 20_000
 
 def _pg_text_page(where: str, params: dict, direction: str = "") -> list[tuple[str, str, int]]:
     """A text search on PostgreSQL in key order: the first rows in that order, else a parallel scan of all."""
-    head = f"SELECT key, record, version FROM (SELECT key, record, version FROM datasets ORDER BY key{direction} LIMIT :first) f"  # noqa: S608 - constants
+    head = f"SELECT key, record, version FROM (SELECT tbl, key, record, version FROM datasets WHERE tbl = :tbl ORDER BY key{direction} LIMIT :first) f"  # noqa: S608 - constants
     first = text(f"{head}{where} ORDER BY key{direction} LIMIT :limit OFFSET :offset")
     rows = [tuple(r) for r in db.session.execute(first, params | {"first": TEXT_SEARCH_FIRST_ROWS})]
     if len(rows) == params["limit"]:  # the page is full: the later rows cannot come before these
         return rows
     # OFFSET 0 keeps the planner from reading the matches in key order through the index.
     every = text(
-        f"SELECT key, record, version FROM (SELECT key, record, version FROM datasets{where} OFFSET 0) m"  # noqa: S608 - `where` is built from constants
+        f"SELECT key, record, version FROM (SELECT tbl, key, record, version FROM datasets{where} OFFSET 0) m"  # noqa: S608 - `where` is built from constants
         f" ORDER BY key{direction} LIMIT :limit OFFSET :offset"
     )
     return [tuple(r) for r in db.session.execute(every, params)]
@@ -198,7 +242,7 @@ def _pg_text_page(where: str, params: dict, direction: str = "") -> list[tuple[s
 # --- key search: the primary-key index --------------------------------------------------------
 
 
-def _key_prefix(q: str) -> str | None:
+def _key_prefix(tbl: int, q: str) -> str | None:
     """`q` as typed, upper- or lower-cased: the first form that some key starts with, or None.
 
     Keys are compared bytewise on both databases (models.KeyText), so a prefix is the index range
@@ -208,8 +252,8 @@ def _key_prefix(q: str) -> str | None:
         if prefix.endswith("\U0010ffff"):  # the last character there is: no range to give
             continue
         found = db.session.execute(
-            text("SELECT 1 FROM datasets WHERE key >= :low AND key < :high LIMIT 1"),
-            {"low": prefix, "high": _successor(prefix)},
+            text("SELECT 1 FROM datasets WHERE tbl = :tbl AND key >= :low AND key < :high LIMIT 1"),
+            {"tbl": tbl, "low": prefix, "high": _successor(prefix)},
         ).first()
         if found is not None:
             return prefix
@@ -229,19 +273,35 @@ def _successor(prefix: str) -> str:
     return prefix[:-1] + chr(following)
 
 
-def record(key: str) -> tuple[str, int] | None:
+def keys(tbl: int) -> set[str]:
+    """Every key of a table (a referenced table's keys, for the foreign-key check of an upload)."""
+    return set(db.session.execute(text("SELECT key FROM datasets WHERE tbl = :tbl"), {"tbl": tbl}).scalars())
+
+
+def rows(tbl: int) -> Iterator[tuple[str, str]]:
+    """Every (key, record) of a table, streamed in batches (the rows that may refer to deleted keys)."""
+    result = db.session.execute(
+        text("SELECT key, record FROM datasets WHERE tbl = :tbl").execution_options(yield_per=COPY_BATCH),
+        {"tbl": tbl},
+    )
+    yield from result
+
+
+def record(tbl: int, key: str) -> tuple[str, int] | None:
     """(record, version that last wrote it) of one row, or None."""
-    row = db.session.execute(text("SELECT record, version FROM datasets WHERE key = :k"), {"k": key}).first()
+    row = db.session.execute(
+        text("SELECT record, version FROM datasets WHERE tbl = :tbl AND key = :k"), {"tbl": tbl, "k": key}
+    ).first()
     return (row[0], row[1]) if row else None
 
 
 # --- schema.json changed ---------------------------------------------------------------------
 
 
-def repack_records(rewrite: Callable[[str, Sequence[str]], str], old_fields: Sequence[str]) -> int:
-    """Rewrite every record with `rewrite(text, old_fields)` (after schema.json changed its columns)."""
-    rows = db.session.execute(text("SELECT key, record FROM datasets")).all()
-    updates = [{"key": k, "record": rewrite(r, old_fields)} for k, r in rows]
+def repack_records(tbl: int, rewrite: Callable[[str, Sequence[str]], str], old_fields: Sequence[str]) -> int:
+    """Rewrite every record of a table with `rewrite(text, old_fields)` (after schema.json changed its columns)."""
+    rows = db.session.execute(text("SELECT key, record FROM datasets WHERE tbl = :tbl"), {"tbl": tbl}).all()
+    updates = [{"tbl": tbl, "key": k, "record": rewrite(r, old_fields)} for k, r in rows]
     for batch in batches(updates, COPY_BATCH):
-        db.session.execute(text("UPDATE datasets SET record = :record WHERE key = :key"), batch)
+        db.session.execute(text("UPDATE datasets SET record = :record WHERE tbl = :tbl AND key = :key"), batch)
     return len(updates)

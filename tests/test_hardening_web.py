@@ -312,7 +312,8 @@ def test_the_clean_up_runs_periodically_in_the_background(app, api, login, monke
     browser.get("/")  # within the interval: nothing happens
     with app.app_context():
         assert db.session.get(ErrorReport, report_id) is not None
-    monkeypatch.setitem(housekeeping._last_run, id(app), 0.0)  # as if the last clean-up were long ago
+    # as if the last clean-up were long ago (not 0.0: the monotonic clock may start near zero at boot)
+    monkeypatch.setitem(housekeeping._last_run, id(app), float("-inf"))
     started = []
     real_thread = threading.Thread
 

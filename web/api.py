@@ -12,24 +12,36 @@ from flask_login import current_user
 import changes
 import history
 import tables
-from web import present
-from web.auth import admin_required
+from web import present, table_urls
+from web.auth import approver_required
 from web.error_pages import json_error
 from web.params import MAX_OFFSET, audit_cursor, audit_filter, int_arg, limit_arg, offset_arg, required_int
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+table_urls.register(bp)
 
 
-@bp.route("/export.csv")
+def table_route(rule: str, **options):
+    """An endpoint of one table: at `rule` for the first table, at /tables/NAME`rule` for table NAME."""
+    return table_urls.route(bp, "/tables/<table>", rule, **options)
+
+
+@bp.route("/tables")
+def table_list():
+    """Every table of schema.json: name, title, rows, the version that last changed it, pending requests."""
+    return jsonify({"items": [present.table_json(t) for t in tables.overview()]})
+
+
+@table_route("/export.csv")
 def export():
     """The whole table as CSV (?version=N: as it was after version N); the version is in X-Dataset-Version."""
-    return present.csv_response(int_arg("version"))
+    return present.csv_response(table_urls.current(), int_arg("version"))
 
 
-@bp.route("/export.xlsx")
+@table_route("/export.xlsx")
 def export_xlsx():
     """The whole table as an Excel workbook (?version=N: as it was); the version is in X-Dataset-Version."""
-    return present.xlsx_response(int_arg("version"))
+    return present.xlsx_response(table_urls.current(), int_arg("version"))
 
 
 @bp.route("/uploads/errors/<id:report_id>")
@@ -46,7 +58,7 @@ RAW_UPLOAD_TYPES = (
 )
 
 
-@bp.route("/changes", methods=["POST"])
+@table_route("/changes", methods=["POST"])
 def upload():
     """Stage an upload: multipart (file, mode, comment, confirm_deletions, sheet for workbooks,
     base_version), or the file itself as the body (Content-Type text/csv or the xlsx type) with
@@ -76,6 +88,7 @@ def upload():
             confirm_deletions=confirm,
             sheet=options.get("sheet", "").strip() or None,
             base_version=base,
+            table=table_urls.current().name,
         )
     except changes.Refused as exc:
         return json_error(
@@ -95,11 +108,13 @@ def upload():
     return jsonify(body), status
 
 
-@bp.route("/changes")
+@table_route("/changes")
 def change_list():
-    """Change requests, newest first; ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
+    """Change requests, newest first (of every table; under /tables/NAME: of that table);
+    ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
     limit, offset = limit_arg(100, 1000), offset_arg()
-    items, total = changes.list_requests(request.args.get("status") or None, offset, limit)
+    table = table_urls.current() if table_urls.named() else None
+    items, total = changes.list_requests(request.args.get("status") or None, offset, limit, table)
     return jsonify({"items": [present.change_json(c) for c in items], "total": total})
 
 
@@ -111,7 +126,7 @@ def change_detail(change_id: int):
     """
     cr = changes.get_request(change_id)
     limit, offset = int_arg("limit", None, low=1, high=MAX_OFFSET), offset_arg()
-    body, schema = present.change_json(cr), tables.schema()
+    body, schema = present.change_json(cr), tables.of_request(cr).schema
     for name, action in present.KINDS.items():
         rows = changes.staged_rows(change_id, action, offset, limit)
         body[name] = list(present.row_dicts(cr, schema, action, rows))
@@ -138,7 +153,8 @@ def resolve(change_id: int):
         )
     cr = changes.get_request(change_id)
     remaining = changes.resolve(change_id, current_user.username, resolutions)
-    return jsonify({"conflicts": [present.conflict_json(c, tables.schema(), cr.field_names) for c in remaining]})
+    schema = tables.of_request(cr).schema
+    return jsonify({"conflicts": [present.conflict_json(c, schema, cr.field_names) for c in remaining]})
 
 
 @bp.route("/changes/<id:change_id>/revert", methods=["POST"])
@@ -149,15 +165,15 @@ def revert(change_id: int):
 
 
 @bp.route("/changes/<id:change_id>/approve", methods=["POST"])
-@admin_required
+@approver_required
 def approve(change_id: int):
-    """Apply a change request (admins only)."""
+    """Apply a change request (admins and the table's approvers only)."""
     version = changes.approve(change_id, current_user.username)
     return jsonify({"id": change_id, "status": "approved", "version": version})
 
 
 @bp.route("/changes/<id:change_id>/reject", methods=["POST"])
-@admin_required
+@approver_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only); JSON {"reason"} required."""
     data = request.get_json(silent=True) or {}
@@ -175,50 +191,53 @@ def withdraw(change_id: int):
     return jsonify({"id": change_id, "status": "withdrawn"})
 
 
-@bp.route("/audit")
+@table_route("/audit")
 def audit():
-    """Audit entries newest first; filters key, user, since, until, action, change_id; ?limit=; the
-    next page with ?before= the answer's `next`."""
-    page = history.audit(audit_filter(), audit_cursor(), limit_arg(500, 5000))
+    """Audit entries of the table newest first; filters key, user, since, until, action, change_id;
+    ?limit=; the next page with ?before= the answer's `next`."""
+    table = table_urls.current()
+    page = history.audit(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
     next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
-    return jsonify({"items": present.audit_dicts(page.items, tables.schema()), "next": next_})
+    return jsonify({"items": present.audit_dicts(page.items, table.schema), "next": next_})
 
 
-@bp.route("/audit.csv")
+@table_route("/audit.csv")
 def audit_csv():
     """The audit entries matching the same filters as /audit, as a streamed CSV."""
-    schema = tables.schema()
-    chunks = history.audit_csv(audit_filter(), lambda entries: present.audit_dicts(entries, schema))
+    table = table_urls.current()
+    chunks = history.audit_csv(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
     return present.csv_stream("audit.csv", chunks)
 
 
-@bp.route("/records/<path:key>/history")
+@table_route("/records/<path:key>/history")
 def record_history(key: str):
     """Every audit entry of one record, newest first."""
-    return jsonify({"items": present.audit_dicts(history.record_history(key), tables.schema())})
+    table = table_urls.current()
+    return jsonify({"items": present.audit_dicts(history.record_history(table, key), table.schema)})
 
 
-@bp.route("/records/<path:key>/blame")
+@table_route("/records/<path:key>/blame")
 def blame(key: str):
     """The version, request and people that last changed each cell of one record."""
-    return jsonify(present.blame_json(key, history.blame(key), tables.schema()))
+    table = table_urls.current()
+    return jsonify(present.blame_json(key, history.blame(table, key), table.schema))
 
 
 # --- versions ----------------------------------------------------------------------------------
 
 
-@bp.route("/versions")
+@table_route("/versions")
 def versions():
-    """Every version newest first, with the approved request that made it; ?limit, ?offset."""
-    items, total = history.versions(offset_arg(), limit_arg(100, 1000))
+    """Every version of the table newest first, with the approved request that made it; ?limit, ?offset."""
+    items, total = history.versions(offset_arg(), limit_arg(100, 1000), table_urls.current())
     return jsonify({"items": [present.version_json(cr) for cr in items], "total": total})
 
 
-@bp.route("/diff")
+@table_route("/diff")
 def version_diff():
     """The rows that differ between versions ?from=A and ?to=B (A > B: the reverse diff); ?limit, ?offset per list."""
-    low, high = required_int("from"), required_int("to")
-    found, schema = history.diff(low, high), tables.schema()
+    low, high, table = required_int("from"), required_int("to"), table_urls.current()
+    found, schema = history.diff(table, low, high), table.schema
     offset, limit = offset_arg(), int_arg("limit", None, low=1, high=MAX_OFFSET)
     end = None if limit is None else offset + limit
     body: dict = {"from": low, "to": high, "summary": found.summary}
@@ -227,7 +246,7 @@ def version_diff():
     return jsonify(body)
 
 
-@bp.route("/diff.csv")
+@table_route("/diff.csv")
 def version_diff_csv():
     """The diff between versions ?from=A and ?to=B in the tabular diff format of daff."""
-    return present.csv_stream(*history.diff_csv(required_int("from"), required_int("to")))
+    return present.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))

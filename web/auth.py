@@ -11,7 +11,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 import accounts
-from models import User
+import changes
+import tables
+from models import ChangeRequest, User
 from web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -22,16 +24,28 @@ login_manager.login_message_category = "info"
 PUBLIC_ENDPOINTS = {"auth.login", "healthz", "static"}
 
 
-def admin_required(view):
-    """Refuse (403) anyone who is not named in ADMIN_USER: checked on the server for every call."""
+def approver_required(view):
+    """Refuse (403) anyone who may not decide the request `change_id`: the admins (ADMIN_USER) and
+    the approvers of its table (schema.json) may. Checked on the server for every call (and again
+    by changes.approve / changes.reject)."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if not accounts.is_admin(current_user):
-            abort(403, "Only admins can approve or reject changes.")
+        # Someone who may decide no table's requests is refused before the request is looked up.
+        if not accounts.may_decide(current_user.username, tables.approvers()) or not may_decide(
+            changes.get_request(kwargs["change_id"])
+        ):
+            abort(403, "Only admins and the table's approvers can approve or reject its changes.")
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def may_decide(change: ChangeRequest) -> bool:
+    """May the signed-in user approve or reject this request?"""
+    return current_user.is_authenticated and accounts.may_decide(
+        current_user.username, tables.of_request(change).spec.approvers
+    )
 
 
 # --- request authentication ------------------------------------------------------------------

@@ -15,8 +15,8 @@ import tables
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
 from models import ChangeRequest
-from web import present
-from web.auth import admin_required
+from web import present, table_urls
+from web.auth import approver_required, may_decide
 from web.forms import ActionForm, RejectForm, UploadForm
 from web.params import (
     audit_cursor,
@@ -30,23 +30,34 @@ from web.params import (
 )
 
 bp = Blueprint("pages", __name__)
+table_urls.register(bp)
+TABLE = "/t/<table>"
+
+
+def table_route(rule: str, **options):
+    """A page of one table: at `rule` for the first table, at /t/NAME`rule` for table NAME."""
+    return table_urls.route(bp, TABLE, rule, **options)
 
 
 # --- the table -------------------------------------------------------------------------------
 
 
-@bp.route("/")
+@table_route("/")
 def index():
-    """The table, paged and searchable; ?version=N shows it as it was after version N."""
+    """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
+    several tables in schema.json: the overview of the tables."""
+    if not table_urls.named() and len(tables.every()) > 1:
+        return render_template("tables.html", items=tables.overview())
+    table = table_urls.current()
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
     version = int_arg("version")
     sort, descending = sort_args()
-    if version is not None and version != tables.state().version:
-        found = history.page_at(version, q, offset, size)
+    if version is not None and version != tables.database().version:
+        found = history.page_at(table, version, q, offset, size)
         sort, descending = None, False  # a past version is shown in key order
     else:
-        found = tables.page(q, offset, size, sort, descending)
+        found = tables.page(table, q, offset, size, sort, descending)
     pages = present.page_count(found.total, size)
     if not found.total_capped:
         check_page(page, pages)
@@ -54,9 +65,10 @@ def index():
         check_page(page, page - 1)
     else:
         pages = max(pages, page)
-    schema = tables.schema()
+    schema = table.schema
     return render_template(
         "index.html",
+        table=table,
         found=found,
         rows=[(key, present.value_views(schema, values)) for key, values, _ in found.rows],
         page=page,
@@ -68,33 +80,34 @@ def index():
     )
 
 
-@bp.route("/download")
+@table_route("/download")
 def download():
     """Download the whole table as CSV (?version=N: as it was after version N)."""
-    return present.csv_response(int_arg("version"))
+    return present.csv_response(table_urls.current(), int_arg("version"))
 
 
-@bp.route("/download.xlsx")
+@table_route("/download.xlsx")
 def download_xlsx():
     """Download the whole table as an Excel workbook (?version=N: as it was after version N)."""
-    return present.xlsx_response(int_arg("version"))
+    return present.xlsx_response(table_urls.current(), int_arg("version"))
 
 
-@bp.route("/records/<path:key>")
+@table_route("/records/<path:key>")
 def record(key: str):
     """One record: its values with who last changed each, and every version of it."""
-    values = tables.record(key)
-    versions = history.record_versions(key)
+    table = table_urls.current()
+    values = tables.record(table, key)
+    versions = history.record_versions(table, key)
     if values is None and not versions:
         abort(404, f"There is no record with key {key!r}, now or in the history.")
     return render_template(
         "record.html",
         key=key,
         values=values,
-        last_values=history.last_values(key) if values is None else None,
-        blame=history.blame(key) if versions else {},
+        last_values=history.last_values(table, key) if values is None else None,
+        blame=history.blame(table, key) if versions else {},
         versions=versions,
-        schema=tables.schema(),
+        schema=table.schema,
         action_form=ActionForm(),
     )
 
@@ -102,19 +115,19 @@ def record(key: str):
 # --- versions --------------------------------------------------------------------------------
 
 
-@bp.route("/versions")
+@table_route("/versions")
 def versions():
     """Every version of the table, newest first, with the request that made it."""
     page, offset, size = page_args()
-    items, total = history.versions(offset, size)
+    items, total = history.versions(offset, size, table_urls.current())
     return render_template("versions.html", items=items, total=total, page=page, size=size)
 
 
-@bp.route("/diff")
+@table_route("/diff")
 def version_diff():
     """What changed between two versions (?from=A&to=B), one kind and one page at a time, filtered like the review page."""
-    low, high = required_int("from"), required_int("to")
-    found, schema = history.diff(low, high), tables.schema()
+    low, high, table = required_int("from"), required_int("to"), table_urls.current()
+    found, schema = history.diff(table, low, high), table.schema
     kinds = [k for k in ("modified", "added", "deleted") if found.summary[k]] or ["modified"]
     args = review_args(tuple(present.KINDS), kinds[0])
     page, offset, size = page_args()
@@ -140,16 +153,16 @@ def version_diff():
     )
 
 
-@bp.route("/diff.csv")
+@table_route("/diff.csv")
 def version_diff_csv():
     """Download the diff between two versions (?from=A&to=B) in the tabular diff format of daff."""
-    return present.csv_stream(*history.diff_csv(required_int("from"), required_int("to")))
+    return present.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
 
 
 # --- upload ----------------------------------------------------------------------------------
 
 
-@bp.route("/upload", methods=["GET", "POST"])
+@table_route("/upload", methods=["GET", "POST"])
 def upload():
     """Upload an edited table; on success go to the review page of the new change request."""
     form = UploadForm()
@@ -163,6 +176,7 @@ def upload():
         "confirm_deletions": form.confirm_deletions.data,
         "sheet": form.sheet.data or None,
         "base_version": form.base_version.data,
+        "table": table_urls.current().name,
     }
     try:
         if file:  # a file chosen (again) replaces one kept for a confirmation
@@ -177,7 +191,7 @@ def upload():
             form,
             422,
             confirm=exc,
-            sample=present.deletion_sample(tables.schema(), exc.sample),
+            sample=present.deletion_sample(table_urls.current().schema, exc.sample),
             held_name=exc.held and (file.filename if file else None),
         )
     except changes.TooManyPending as exc:
@@ -186,7 +200,7 @@ def upload():
     if result.change is None:
         flash(
             f"No changes: your file matches the current table (version {result.base_version}). Nothing was staged."
-            if result.base_version == tables.state().version
+            if result.base_version == tables.database().version
             else f"No changes of yours: your file matches version {result.base_version}, and everything changed"
             " since was changed by others. Nothing was staged.",
             "info",
@@ -199,8 +213,16 @@ def upload():
 def render_upload(form: UploadForm, status: int, **extra):
     """The upload page (with the problems, or the question about deletions, of the last try)."""
     limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    table = table_urls.current()
     page = render_template(
-        "upload.html", form=form, state=tables.state(), schema=tables.schema(), limit_mb=limit_mb, **extra
+        "upload.html",
+        form=form,
+        table=table,
+        state=tables.state(table),
+        version=tables.database().version,
+        schema=table.schema,
+        limit_mb=limit_mb,
+        **extra,
     )
     return page, status
 
@@ -214,12 +236,13 @@ def error_file(report_id: int):
 # --- change requests -------------------------------------------------------------------------
 
 
-@bp.route("/changes")
+@table_route("/changes")
 def change_list():
-    """Change requests, newest first, filtered by status."""
+    """Change requests, newest first, filtered by status (under /t/NAME/: of that table; else of every table)."""
     status = request.args.get("status", "pending")
     page, offset, size = page_args()
-    items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1)
+    table = table_urls.current() if table_urls.named() else None
+    items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1, table)
     return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
 
 
@@ -233,7 +256,7 @@ def change(change_id: int):
     cr = changes.get_request(change_id)
     args = review_args(REVIEW_SHOWS, _first_kind(cr))
     page, offset, size = page_args()
-    schema, names = tables.schema(), cr.field_names
+    schema, names = tables.of_request(cr).schema, cr.field_names
     warnings = present.warning_groups(cr)
     if args.show == "conflicts":
         total, rows = cr.conflicts, []
@@ -260,6 +283,7 @@ def change(change_id: int):
         schema=schema,
         confirm_over=changes.CONFIRM_APPROVAL_OVER,
         is_submitter=current_user.username == cr.submitter,
+        may_decide=may_decide(cr),
         reject_form=RejectForm(),
         action_form=ActionForm(),
         keep_days=current_app.config["KEEP_DECIDED_DAYS"],
@@ -314,9 +338,9 @@ def revert(change_id: int):
 
 
 @bp.route("/changes/<id:change_id>/approve", methods=["POST"])
-@admin_required
+@approver_required
 def approve(change_id: int):
-    """Apply a change request (admins only)."""
+    """Apply a change request (admins and the table's approvers only)."""
     require_action_form()
     try:
         version = changes.approve(
@@ -333,7 +357,7 @@ def approve(change_id: int):
 
 
 @bp.route("/changes/<id:change_id>/reject", methods=["POST"])
-@admin_required
+@approver_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only)."""
     form = RejectForm()
@@ -365,26 +389,29 @@ def withdraw(change_id: int):
 # --- audit -----------------------------------------------------------------------------------
 
 
-@bp.route("/audit")
+@table_route("/audit")
 def audit():
-    """Every applied row change, rejection, withdrawal and resolved conflict, newest first, with filters."""
-    page = history.audit(audit_filter(key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
+    """Every applied row change, rejection, withdrawal and resolved conflict of the table, newest first, with filters."""
+    table = table_urls.current()
+    page = history.audit(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
     return render_template(
         "audit.html",
-        items=present.audit_dicts(page.items, tables.schema()),
+        items=present.audit_dicts(page.items, table.schema),
         next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
         args=request.args,
         actions=history.AUDIT_ACTIONS,
     )
 
 
-@bp.route("/audit.csv")
+@table_route("/audit.csv")
 def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
-    schema = tables.schema()
+    table = table_urls.current()
     return present.csv_stream(
         "audit.csv",
-        history.audit_csv(audit_filter(key_prefix=True), lambda entries: present.audit_dicts(entries, schema)),
+        history.audit_csv(
+            audit_filter(table.id, key_prefix=True), lambda entries: present.audit_dicts(entries, table.schema)
+        ),
     )
 
 

@@ -158,9 +158,9 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return when
 
 
-def audit_filter(key_prefix: bool = False) -> history.AuditFilter:
+def audit_filter(tbl: int | None, key_prefix: bool = False) -> history.AuditFilter:
     """The audit filters of the query string: key, user, since, until, action, and the request
-    (`change`; `change_id` too, as the API has always called it). `key_prefix`: the key is the
+    (`change`; `change_id` too, as the API has always called it), within table `tbl`. `key_prefix`: the key is the
     beginning of the keys, in any case (the page's filter; the API's `key` is exact, its
     `key_prefix` is that)."""
     change = int_arg("change")
@@ -173,4 +173,5 @@ def audit_filter(key_prefix: bool = False) -> history.AuditFilter:
         until=parse_when(request.args.get("until"), end=True),
         change_id=change if change is not None else int_arg("change_id"),
         action=request.args.get("action", "").strip() or None,
+        tbl=tbl,
     )

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Response, send_file, stream_with_context
 
 import history
+import tables
 from diff import changed_fields
 from files import xlsx
 from models import ChangeRequest, ErrorReport, MergeConflict
@@ -464,18 +465,29 @@ def download_name(name: str) -> str:
     return cleaned.strip() or "download"
 
 
-def csv_response(version: int | None = None) -> Response:
-    """The whole table (as of `version`) as a streamed CSV download named after its version."""
-    download = history.csv_download(version)
+def table_json(line: tables.Overview) -> dict:
+    """A table in `GET /api/v1/tables`."""
+    return {
+        "name": line.name,
+        "title": line.title,
+        "rows": line.rows,
+        "version": line.version,
+        "pending": line.pending,
+    }
+
+
+def csv_response(table: tables.TableRef, version: int | None = None) -> Response:
+    """A whole table (as of `version`) as a streamed CSV download named after it and its version."""
+    download = history.csv_download(table, version)
     response = _attachment(Response(download.chunks, mimetype="text/csv"), download.filename)
     response.headers["X-Dataset-Version"] = str(download.version)
     response.call_on_close(download.close)
     return response
 
 
-def xlsx_response(version: int | None = None) -> Response:
-    """The whole table (as of `version`) as an Excel workbook named after its version."""
-    download = history.xlsx_download(version)
+def xlsx_response(table: tables.TableRef, version: int | None = None) -> Response:
+    """A whole table (as of `version`) as an Excel workbook named after it and its version."""
+    download = history.xlsx_download(table, version)
     response = send_file(
         download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download_name(download.filename)
     )

@@ -1,0 +1,206 @@
+"""Several tables in one deployment (a Data Package schema.json): per-table pages and API, the old
+URLs serving the first table, references checked on upload and on deletion, approvers per table,
+one version counter, start-up adding tables and refusing to drop one that holds rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import HEADER, Api, Browser, add_test_users, row, table
+
+PACKAGE = Path(__file__).with_name("data") / "package.json"
+TEAMS = "name,lead,cost_centre\nData,Dora,CC-1\nFinance,Fred,CC-2\n"
+SYSTEMS = "name,vendor,url\nSAP,SAP SE,https://sap.example.com\nCRM,Acme,https://crm.example.com\n"
+
+
+@pytest.fixture
+def multi(make_app):
+    """An app on the three-table package (catalog → teams, catalog → source systems), with users."""
+    return add_test_users(make_app(SCHEMA_PATH=PACKAGE))
+
+
+@pytest.fixture
+def filled(multi):
+    """Teams and source systems approved (versions 1 and 2); returns (app, alice's and boss's API clients)."""
+    alice, boss = Api(multi, "alice"), Api(multi, "boss")
+    for name, text in (("teams", TEAMS), ("source_systems", SYSTEMS)):
+        r = upload(alice, name, text)
+        assert r.status_code == 201, r.text
+        assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+    return multi, alice, boss
+
+
+def upload(client: Api, name: str, text: str, **form):
+    data = {"file": (io.BytesIO(text.encode()), f"{name}.csv"), **form}
+    return client.post(f"/api/v1/tables/{name}/changes", data=data, content_type="multipart/form-data")
+
+
+def rows_of(response) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
+
+
+def test_the_tables_are_listed_with_rows_version_and_pending(filled):
+    _, alice, _ = filled
+    assert upload(alice, "teams", TEAMS + "Legal,Lee,CC-3\n").status_code == 201
+    listed = {t["name"]: t for t in alice.get("/api/v1/tables").json["items"]}
+    assert list(listed) == ["datasets", "teams", "source_systems"]  # schema.json's order
+    assert listed["teams"] == {"name": "teams", "title": "Teams", "rows": 2, "version": 1, "pending": 1}
+    assert listed["source_systems"]["version"] == 2 and listed["source_systems"]["rows"] == 2
+    assert listed["datasets"] == {"name": "datasets", "title": "Dataset catalog", "rows": 0, "version": 0, "pending": 0}
+
+
+def test_each_table_has_its_own_export_and_the_old_url_serves_the_first(filled):
+    _, alice, _ = filled
+    teams = alice.get("/api/v1/tables/teams/export.csv")
+    assert teams.status_code == 200
+    assert [r["name"] for r in rows_of(teams)] == ["Data", "Finance"]
+    assert "teams-v2.csv" in teams.headers["Content-Disposition"]  # named after the database version
+    assert teams.headers["X-Dataset-Version"] == "2"
+    first = alice.get("/api/v1/export.csv")
+    assert (
+        first.data.decode("utf-8-sig").splitlines()[0] == HEADER
+        and "datasets-v2.csv" in first.headers["Content-Disposition"]
+    )
+    assert alice.get("/api/v1/tables/datasets/export.csv").data == first.data
+    assert alice.get("/api/v1/tables/nope/export.csv").status_code == 404
+    workbook = alice.get("/api/v1/tables/source_systems/export.xlsx")
+    assert workbook.status_code == 200 and "source_systems-v2.xlsx" in workbook.headers["Content-Disposition"]
+
+
+def test_one_version_counter_and_history_per_table(filled):
+    _, alice, boss = filled
+    r = upload(alice, "teams", "name,lead,cost_centre\nData,Dana,CC-1\nFinance,Fred,CC-2\n")
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").json["version"] == 3
+    versions = alice.get("/api/v1/tables/teams/versions").json
+    assert [v["version"] for v in versions["items"]] == [3, 1] and versions["total"] == 2
+    assert [v["version"] for v in alice.get("/api/v1/tables/source_systems/versions").json["items"]] == [2]
+    # The teams as of version 2 (the source systems' approval did not touch them): Dora still leads Data.
+    old = rows_of(alice.get("/api/v1/tables/teams/export.csv?version=2"))
+    assert old[0]["lead"] == "Dora"
+    diff = alice.get("/api/v1/tables/teams/diff?from=1&to=3").json
+    assert diff["summary"] == {"added": 0, "modified": 1, "deleted": 0}
+    assert diff["modified"][0]["key"] == "Data"
+    history = alice.get("/api/v1/tables/teams/records/Data/history").json["items"]
+    assert [h["action"] for h in history] == ["modify", "add"]
+    assert alice.get("/api/v1/tables/datasets/records/Data/history").json["items"] == []  # not the catalog's
+
+
+def test_an_upload_pointing_at_a_missing_key_is_refused_with_line_column_and_value(filled):
+    _, alice, _ = filled
+    text = table(row("DS-1", team="Data"), row("DS-2", team="Finanse"), row("DS-3", team="", source_system="ERP"))
+    r = alice.upload(text)  # the old URL: the first table
+    assert r.status_code == 422, r.text
+    errors = [(e["line"], e["column"], e["message"]) for e in r.json["errors"]]
+    assert errors == [
+        (3, "team", 'team "Finanse" is not a key of table "teams"'),
+        (4, "source_system", 'source_system "ERP" is not a key of table "source_systems"'),
+    ]
+    assert alice.get("/api/v1/changes?status=pending").json["total"] == 0  # nothing staged
+    assert alice.upload(table(row("DS-1", team="Data"), row("DS-2", team="Finance"))).status_code == 201
+
+
+def test_deleting_a_referenced_row_is_refused_at_approval_with_the_referencing_keys(filled):
+    _, alice, boss = filled
+    r = alice.upload(table(row("DS-1", team="Data"), row("DS-2", team="Finance")))
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+    r = upload(alice, "teams", "name,lead,cost_centre\nData,Dora,CC-1\n", confirm_deletions="1")  # deletes Finance
+    assert r.status_code == 201, r.text
+    refused = boss.post(f"/api/v1/changes/{r.json['id']}/approve")
+    assert refused.status_code == 409
+    assert 'datasets "DS-2" (team "Finance")' in refused.json["error"]
+    assert rows_of(boss.get("/api/v1/tables/teams/export.csv"))[1]["name"] == "Finance"  # nothing applied
+    assert boss.get(f"/api/v1/changes/{r.json['id']}").json["status"] == "pending"
+    # Once DS-2 no longer refers to Finance, the same request applies.
+    r2 = alice.upload(table(row("DS-1", team="Data"), row("DS-2", team="Data")))
+    assert boss.post(f"/api/v1/changes/{r2.json['id']}/approve").status_code == 200
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+
+
+def test_table_approvers_decide_their_table_only(filled):
+    app, alice, _ = filled  # teams lists alice as an approver; admins approve everything
+    bob = Api(app, "bob")
+    team_change = upload(bob, "teams", TEAMS + "Legal,Lee,CC-3\n").json["id"]
+    catalog_change = bob.upload(table(row("DS-1"))).json["id"]
+    assert bob.post(f"/api/v1/changes/{team_change}/approve").status_code == 403
+    assert alice.post(f"/api/v1/changes/{catalog_change}/approve").status_code == 403
+    assert alice.post(f"/api/v1/changes/{catalog_change}/reject", json={"reason": "no"}).status_code == 403
+    assert alice.post(f"/api/v1/changes/{team_change}/approve").status_code == 200
+    # In the pages too: the buttons are shown to those who may decide, and the server checks.
+    review = Browser(app, "alice").get(f"/changes/{catalog_change}").text
+    assert "Approve and apply" not in review
+    assert Browser(app, "alice").post(f"/changes/{catalog_change}/approve").status_code == 403
+    assert "Approve and apply" in Browser(app, "boss").get(f"/changes/{catalog_change}").text
+
+
+def test_pages_of_each_table_and_the_overview(filled):
+    app, _, _ = filled
+    alice = Browser(app, "alice")
+    home = alice.get("/")
+    assert home.status_code == 200
+    for title in ("Dataset catalog", "Teams", "Source systems"):
+        assert title in home.text
+    assert 'href="/t/teams/"' in home.text
+    teams = alice.get("/t/teams/")
+    assert teams.status_code == 200 and "Finance" in teams.text and "<h1>Teams" in teams.text
+    assert 'href="/t/teams/download"' in teams.text and 'href="/t/teams/upload"' in teams.text  # links stay in it
+    download = alice.get("/t/teams/download")
+    assert "teams-v2.csv" in download.headers["Content-Disposition"]
+    assert alice.get("/t/source_systems/records/SAP").status_code == 200
+    assert alice.get("/t/teams/records/SAP").status_code == 404
+    assert alice.get("/t/nope/").status_code == 404
+    form = {"file": (io.BytesIO((TEAMS + "Legal,Lee,CC-3\n").encode()), "teams-v2.csv"), "mode": "full"}
+    staged = alice.post("/t/teams/upload", data=form, content_type="multipart/form-data")
+    assert staged.status_code == 302
+    review = alice.get(staged.headers["Location"]).text
+    assert "Legal" in review
+    assert "Legal" not in alice.get("/t/source_systems/changes").text
+    assert "datasets-v2.csv" in alice.get("/download").headers["Content-Disposition"]  # the old URL
+
+
+def test_a_new_resource_is_a_new_empty_table_and_a_dropped_one_is_refused(make_app, tmp_path, capsys):
+    first = add_test_users(make_app(SCHEMA_PATH=PACKAGE))
+    assert Api(first, "alice").get("/api/v1/tables").json["items"][1]["rows"] == 0
+    alice, boss = Api(first, "alice"), Api(first, "boss")
+    change = upload(alice, "teams", TEAMS).json["id"]
+    assert boss.post(f"/api/v1/changes/{change}/approve").status_code == 200
+
+    package = json.loads(PACKAGE.read_text())
+    package["resources"] = [r for r in package["resources"] if r["name"] != "teams"]
+    package["resources"][0]["schema"]["foreignKeys"] = package["resources"][0]["schema"]["foreignKeys"][1:]
+    without_teams = tmp_path / "without-teams.json"
+    without_teams.write_text(json.dumps(package))
+    with pytest.raises(SystemExit) as stopped:
+        make_app(SCHEMA_PATH=without_teams)
+    assert "'teams' (2 rows)" in str(stopped.value) and "DROP_REMOVED_TABLES" in str(stopped.value)
+
+    dropped = make_app(SCHEMA_PATH=without_teams, DROP_REMOVED_TABLES=True)
+    names = [t["name"] for t in Api(dropped, "alice").get("/api/v1/tables").json["items"]]
+    assert names == ["datasets", "source_systems"]
+    again = make_app(SCHEMA_PATH=PACKAGE)  # teams comes back, empty
+    assert {t["name"]: t["rows"] for t in Api(again, "alice").get("/api/v1/tables").json["items"]}["teams"] == 0
+
+
+def test_a_bad_descriptor_stops_start_up_naming_the_resource_and_field(make_app, tmp_path):
+    package = json.loads(PACKAGE.read_text())
+    package["resources"][0]["schema"]["foreignKeys"][0]["reference"]["resource"] = "team"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(package))
+    with pytest.raises(SystemExit) as stopped:
+        make_app(SCHEMA_PATH=bad)
+    assert "resource 'datasets', field 'team'" in str(stopped.value) and "'team'" in str(stopped.value)
+
+
+def test_a_single_table_database_becomes_the_first_table_of_a_package(make_app):
+    """An existing one-table deployment switching to a Data Package keeps its rows in the first table."""
+    single = add_test_users(make_app())
+    boss, alice = Api(single, "boss"), Api(single, "alice")
+    change = alice.upload(table(row("DS-1", team="Data", source_system="SAP"))).json["id"]
+    assert boss.post(f"/api/v1/changes/{change}/approve").status_code == 200
+    package = make_app(SCHEMA_PATH=PACKAGE)
+    listed = {t["name"]: t["rows"] for t in Api(package, "alice").get("/api/v1/tables").json["items"]}
+    assert listed == {"datasets": 1, "teams": 0, "source_systems": 0}
+    assert rows_of(Api(package, "alice").get("/api/v1/tables/datasets/export.csv"))[0]["id"] == "DS-1"
