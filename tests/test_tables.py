@@ -156,7 +156,7 @@ def test_pages_of_each_table_and_the_overview(filled):
     staged = alice.post("/t/teams/upload", data=form, content_type="multipart/form-data")
     assert staged.status_code == 302
     review = alice.get(staged.headers["Location"]).text
-    assert "Legal" in review
+    assert "Legal" in review and '<dd><a href="/t/teams/">Teams</a></dd>' in review  # the request's table
     assert "Legal" not in alice.get("/t/source_systems/changes").text
     assert "datasets-v2.csv" in alice.get("/download").headers["Content-Disposition"]  # the old URL
 

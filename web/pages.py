@@ -256,7 +256,8 @@ def change(change_id: int):
     cr = changes.get_request(change_id)
     args = review_args(REVIEW_SHOWS, _first_kind(cr))
     page, offset, size = page_args()
-    schema, names = tables.of_request(cr).schema, cr.field_names
+    table = tables.of_request(cr)
+    schema, names = table.schema, cr.field_names
     warnings = present.warning_groups(cr)
     if args.show == "conflicts":
         total, rows = cr.conflicts, []
@@ -270,6 +271,7 @@ def change(change_id: int):
     return render_template(
         "change.html",
         cr=cr,
+        table=table,
         conflicts=present.conflict_views(conflict_list, names),
         warnings=warnings,
         flagged=changes.flagged_count(change_id) if warnings["undo"] else 0,
