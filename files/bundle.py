@@ -225,15 +225,15 @@ def _workbook(stream: IO[bytes], tables: tuple[str, ...]) -> Bundle:
 def _zip(
     stream: IO[bytes], archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], tables: tuple[str, ...]
 ) -> Bundle:
-    files = [m for m in members if not _ignored(m.filename)]
-    paths = [m.filename.replace("\\", "/") for m in files]
+    kept = [m for m in members if not _ignored(m.filename)]
+    paths = [m.filename.replace("\\", "/") for m in kept]
     folders = {p.split("/", 1)[0] for p in paths}
     strip = len(folders) == 1 and all(p.count("/") == 1 for p in paths)  # everything in one top folder
     lookup = _lookup(tables)
     chosen: dict[str, zipfile.ZipInfo] = {}
     unknown: list[str] = []
     csvs: list[zipfile.ZipInfo] = []
-    for info, path in zip(files, paths, strict=True):
+    for info, path in zip(kept, paths, strict=True):
         inside = path.split("/", 1)[1] if strip else path
         table = None
         if "/" not in inside and inside.lower().endswith(".csv"):
@@ -249,7 +249,7 @@ def _zip(
         else:
             chosen[table] = info
     if not chosen:
-        every = [m.filename for m in files if m.filename.lower().endswith(".csv")]
+        every = [m.filename for m in kept if m.filename.lower().endswith(".csv")]
         if len(every) != 1 or len(csvs) != 1:
             listed = ", ".join(f'"{n}"' for n in every[:20]) + (", …" if len(every) > 20 else "")
             raise FileProblems(

@@ -383,3 +383,22 @@ def test_notice_in_words_for_one_unknown_file():
     assert Bundle("zip", [], ("a", "b"), ["x.csv"]).notice() == (
         'Not read: the file "x.csv", which is named after no table (the tables are a, b).'
     )
+
+
+def test_a_declared_size_far_beyond_the_packed_size_is_refused_with_the_default_limits():
+    data = zipped({"teams.csv": TEAMS_CSV}).getvalue()
+    with pytest.raises(TooLarge) as refused:
+        open_bundle(patched(data, 24, struct.pack("<I", 0xFFFF0000)), TABLES)  # uncompressed size: 4 GB
+    assert str(refused.value).startswith('"teams.csv" in the zip file unpacks to 4,294,901,760 bytes from ')
+
+
+def test_a_member_that_holds_more_than_it_declares_is_never_unpacked_past_its_declared_size():
+    data = zipped({"teams.csv": TEAMS_CSV}).getvalue()
+    bundle = open_bundle(patched(data, 24, struct.pack("<I", 5)), TABLES)
+    stream = bundle.parts[0].open()
+    with pytest.raises(FileProblems) as refused:
+        stream.read()
+    assert "damaged" in refused.value.problems[0].message
+    stream.seek(0)
+    with pytest.raises(FileProblems):
+        stream.read(100)  # 5 bytes come out at most, and the checksum tells the truncation
