@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -337,12 +337,12 @@ def _stage(
 
 def _keys_after(
     ref: tables.TableRef, current: dict[str, str], result: diff.Diff
-) -> Callable[[str], references.KeysAfter]:
+) -> Callable[[str], Container[str]]:
     """`keys_of(table name)` for the foreign-key check of an upload to `ref`: the keys of the
     referenced table after the request (this table's own: with the rows the request adds, without
     those it deletes; another table's: as they are now)."""
 
-    def keys_of(name: str) -> references.KeysAfter:
+    def keys_of(name: str) -> Container[str]:
         if name == ref.name:
             return references.keys_after(current, result)
         return references.keys_after(store.table.keys(tables.get(name).id), None)

@@ -139,7 +139,19 @@ def read_xlsx(stream: IO[bytes], schema: Schema, sheet: str | None = None, max_r
     sheet, bad header); cell-level problems are collected in `upload.problems` while iterating.
     Raises TooLarge (also while iterating) past `max_rows` rows or past the XML budget.
     """
-    book = _open(stream)
+    return read_sheet(open_workbook(stream), schema, sheet, max_rows)
+
+
+def open_workbook(stream: IO[bytes]) -> _Book:
+    """An uploaded workbook's structure (`worksheets`: title, state), date styles and shared
+    strings, read once on one budget. Several sheets of one upload are then read with
+    `read_sheet` without parsing the shared strings again, and the budget covers them all.
+    Raises FileProblems (not a workbook, damaged) or TooLarge as read_xlsx does."""
+    return _open(stream)
+
+
+def read_sheet(book: _Book, schema: Schema, sheet: str | None = None, max_rows: int = EXCEL_MAX_ROWS) -> Upload:
+    """`read_xlsx` for a workbook already opened (`open_workbook`)."""
     part = _pick_sheet(book, sheet)
     rows = book.rows(part, max_rows)
     problems = ProblemList()
