@@ -15,8 +15,9 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import zipfile
+from collections.abc import Container, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from flask import current_app
@@ -35,9 +36,11 @@ import store.history
 import store.table
 import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
+from files import bundle as bundles
 from files import damage, errorfile
 from files.formulas import unescaper
-from files.problems import FileProblems, TooLarge
+from files.problems import FileProblems, Problem, TooLarge
+from files.rows import Upload
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
 from models import ChangeRequest, ErrorReport, MergeConflict, db, utcnow
@@ -133,6 +136,7 @@ class StageResult:
     summary: dict[str, int]
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    members: list[ChangeRequest] = field(default_factory=list)  # an upload of several tables: a request each
 
 
 # --- submitting an upload --------------------------------------------------------------------
@@ -242,6 +246,31 @@ def _check_base(base: int) -> None:
         )
 
 
+@dataclass
+class _Staging:
+    """One table's part of an upload, read, compared with the table and merged; not yet written."""
+
+    ref: tables.TableRef
+    upload: Upload
+    version: int  # the database version the table was read at
+    current: dict[str, str]  # {key: record} of the table then
+    merged: merge.MergeResult
+    base: int | None
+    label: str = ""  # which part of a workbook or zip it is ("" for a plain file), for messages
+
+    @property
+    def result(self) -> diff.Diff:
+        return self.merged.diff
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return _summary(self.result, len(self.merged.conflicts))
+
+    @property
+    def changes_something(self) -> bool:
+        return bool(self.result.changed or self.merged.conflicts)
+
+
 def _stage(
     ref: tables.TableRef,
     stream: IO[bytes],
@@ -254,12 +283,51 @@ def _stage(
     base: int | None,
     base_source: str,
 ) -> StageResult:
+    _check_mode_and_base(mode, base)
+    bundle = _bundle(ref, stream, sheet)
+    if bundle is not None and len(bundle.parts) > 1:
+        return _stage_bundle(bundle, submitter, filename, mode, comment, confirm_deletions, base, base_source)
+    if bundle is not None:  # a workbook or zip with one table's sheet or file: that table's
+        part = bundle.parts[0]
+        ref = tables.get(part.table)
+        upload = part.read(ref.schema, current_app.config["MAX_UPLOAD_ROWS"])
+        if notice := bundle.notice():
+            upload.warnings.insert(0, notice)
+    else:
+        upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
+    staging = _prepare(ref, upload, mode, base)
+    _raise_dangling([staging])
+    if not staging.changes_something:
+        return StageResult(None, staging.version if base is None else base, staging.summary, upload.encoding)
+    _guard(staging, mode, confirm_deletions)
+    change = _write(staging, submitter, filename, mode, comment, base_source)
+    db.session.commit()
+    return StageResult(change, change.base_version, staging.summary, upload.encoding, change.warning_list)
+
+
+def _check_mode_and_base(mode: str, base: int | None) -> None:
     if mode not in MODES:
         raise DomainError(f"mode must be 'full' or 'partial', not {mode!r}")
     if base is not None:
         _check_base(base)
+
+
+def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundles.Bundle | None:
+    """With several tables in schema.json, a workbook or zip split into the tables it holds (a
+    sheet or file named after no table goes to `ref`, the table the upload was sent to); None for
+    a plain file, a sheet chosen by name, or a deployment of one table (read as it always was)."""
+    names = [t.name for t in tables.every()]
+    if len(names) < 2 or sheet is not None or not zipfile.is_zipfile(stream):
+        stream.seek(0)
+        return None
+    stream.seek(0)
+    return bundles.open_bundle(stream, [ref.name, *(n for n in names if n != ref.name)])
+
+
+def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, label: str = "") -> _Staging:
+    """Read the table (and, with a base, what changed since), compare the upload with it, merge
+    three ways when the base is older; FileProblems for bad cells, duplicate keys and `unique` clashes."""
     schema = ref.schema
-    upload = open_upload(stream, schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
     version, current, since = store.table.read_current(
         ref.id, also=(lambda raw: store.history.since_rows(raw, ref.id, base)) if base is not None else None
     )
@@ -289,88 +357,148 @@ def _stage(
         if base is not None and base < version
         else merge.MergeResult(two_way)
     )
-    result = merged.diff
-    for line, column, message, key in check_unique(schema, current, result):
+    for line, column, message, key in check_unique(schema, current, merged.diff):
         problems.add(line, column, message, key=key)
-    for found in references.check_references(ref.spec, result, _keys_after(ref, current, result)):
-        problems.add(found.line, found.column, found.message, key=found.key)
     problems.raise_if_any()
-    summary = _summary(result, len(merged.conflicts))
-    if not result.changed and not merged.conflicts:
-        return StageResult(None, version if base is None else base, summary, upload.encoding)
+    return _Staging(ref, upload, version, current, merged, base, label)
+
+
+def _raise_dangling(stagings: Sequence[_Staging]) -> None:
+    """FileProblems (each at its line and column) for references of added or changed cells to keys
+    that the referenced tables will not have after this upload (foreignKeys in schema.json)."""
+    by_table = {s.ref.name: s for s in stagings}
+
+    def keys_of(name: str) -> Container[str]:
+        if name in by_table:  # a table this upload changes too: with its additions, without its deletions
+            return references.keys_after(by_table[name].current, by_table[name].result)
+        return references.keys_after(store.table.keys(tables.get(name).id), None)
+
+    found = [
+        Problem(d.line, d.column, _in_part(s, d.message), row=s.upload.problems.row_of(d.line), key=d.key)
+        for s in stagings
+        for d in references.check_references(s.ref.spec, s.result, keys_of)
+    ]
+    if found:
+        raise FileProblems(found)
+
+
+def _in_part(staging: _Staging, message: str) -> str:
+    """A message about a part of a workbook or zip says which part."""
+    return f"{staging.label}: {message}" if staging.label else message
+
+
+def _guard(staging: _Staging, mode: str, confirmed: int | None) -> None:
+    """ConfirmDeletions when the upload deletes many rows of the table (see _guard_mass_deletion)."""
+    result = staging.result
     header_only = mode == "full" and not (result.added or result.modified or result.unchanged)
     _guard_mass_deletion(
         result.deleted,
-        len(current),
-        confirm_deletions,
+        len(staging.current),
+        confirmed,
         current_app.config["MASS_DELETE_PERCENT"],
         header_only,
-        damage.damaged_keys(result, schema),
+        damage.damaged_keys(result, staging.ref.schema),
     )
-    warnings = upload.warnings + damage.warnings(result, schema)
+
+
+def _write(
+    staging: _Staging,
+    submitter: str,
+    filename: str,
+    mode: str,
+    comment: str,
+    base_source: str,
+    batch: int | None = None,
+) -> ChangeRequest:
+    """Stage one table's part of an upload as a pending request (the caller commits)."""
+    schema, result, version, base = staging.ref.schema, staging.result, staging.version, staging.base
+    warnings = staging.upload.warnings + damage.warnings(result, schema)
     change = store.changes.add_request(
-        tbl=ref.id,
+        tbl=staging.ref.id,
+        batch=batch,
         submitter=submitter,
         mode=mode,
         comment=comment.strip(),
         filename=filename,
-        encoding=upload.encoding,
-        delimiter=upload.delimiter,
+        encoding=staging.upload.encoding,
+        delimiter=staging.upload.delimiter,
         base_version=version if base is None else base,
         base_source=base_source,
         merged_version=version,
         fields=json.dumps(list(schema.names)),
         warnings=json.dumps(warnings),
-        **summary,
+        **staging.summary,
     )
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
-    store.changes.add_conflicts(change.id, merged.conflicts, merged.lines)
+    store.changes.add_conflicts(change.id, staging.merged.conflicts, staging.merged.lines)
     if base is None and version > 0:  # version 0 has no approvals to undo
-        undone = history.undo_warnings(ref, change.id, result, current)
+        undone = history.undo_warnings(staging.ref, change.id, result, staging.current)
         if undone:
             store.changes.set_row_warnings(change.id, undone)
-            warnings = [*warnings, *list(undone.values())[: damage.MAX_WARNINGS]]
-            change.warnings = json.dumps(warnings)
+            change.warnings = json.dumps([*warnings, *list(undone.values())[: damage.MAX_WARNINGS]])
+    return change
+
+
+def _stage_bundle(
+    bundle: bundles.Bundle,
+    submitter: str,
+    filename: str,
+    mode: str,
+    comment: str,
+    confirm_deletions: int | None,
+    base: int | None,
+    base_source: str,
+) -> StageResult:
+    """Stage a workbook or zip holding several tables: a request per table that changes, decided
+    together (`batch`), or nothing when any part has problems (each named with its sheet or file)."""
+    stagings, problems = [], []
+    for part in bundle.parts:
+        ref = tables.get(part.table)
+        label = f'sheet "{part.sheet}"' if part.sheet else part.name
+        try:
+            upload = part.read(ref.schema, current_app.config["MAX_UPLOAD_ROWS"])
+            stagings.append(_prepare(ref, upload, mode, base, label))
+        except TooLarge:
+            raise
+        except FileProblems as exc:
+            problems.extend(replace(p, message=f"{label}: {p.message}") for p in exc.problems)
+    if problems:
+        raise FileProblems(problems, len(problems))
+    _raise_dangling(stagings)
+    changing = [s for s in stagings if s.changes_something]
+    summary = {k: sum(s.summary[k] for s in stagings) for k in SUMMARY_KEYS}
+    encoding = stagings[0].upload.encoding
+    if not changing:
+        return StageResult(None, stagings[0].version if base is None else base, summary, encoding)
+    _guard_bundle(changing, mode, confirm_deletions)
+    if notice := bundle.notice():
+        changing[0].upload.warnings.insert(0, notice)
+    first = _write(changing[0], submitter, filename, mode, comment, base_source)
+    first.batch = first.id
+    members = [first] + [
+        _write(s, submitter, filename, mode, comment, base_source, batch=first.id) for s in changing[1:]
+    ]
     db.session.commit()
-    return StageResult(change, change.base_version, summary, upload.encoding, warnings)
+    return StageResult(first, first.base_version, summary, encoding, first.warning_list, members)
 
 
-def _keys_after(
-    ref: tables.TableRef, current: dict[str, str], result: diff.Diff
-) -> Callable[[str], Container[str]]:
-    """`keys_of(table name)` for the foreign-key check of an upload to `ref`: the keys of the
-    referenced table after the request (this table's own: with the rows the request adds, without
-    those it deletes; another table's: as they are now)."""
+def _guard_bundle(stagings: Sequence[_Staging], mode: str, confirmed: int | None) -> None:
+    """The mass-deletion question for an upload of several tables: one number confirms them all
+    (the deletions of every table in it)."""
+    total = sum(len(s.result.deleted) for s in stagings)
+    for s in stagings:
+        try:
+            _guard(s, mode, len(s.result.deleted) if confirmed == total else confirmed)
+        except ConfirmDeletions as exc:
+            raise ConfirmDeletions(
+                f"Table {s.ref.name!r}: {exc.message} (With several tables in one upload, confirm the deletions"
+                f" of all of them: {total:,}.)",
+                total,
+                exc.sample,
+            ) from None
 
-    def keys_of(name: str) -> Container[str]:
-        if name == ref.name:
-            return references.keys_after(current, result)
-        return references.keys_after(store.table.keys(tables.get(name).id), None)
 
-    return keys_of
-
-
-def _refuse_dangling_references(change: ChangeRequest, ref: tables.TableRef) -> None:
-    """StillReferenced (rolled back) when the request deletes rows that rows of other tables (or
-    of its own, left in place) still refer to: the database would hold references to nothing."""
-    deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")}
-    if not deleted:
-        return
-    referring = []
-    for other, fk in tables.package().references_to(ref.name):
-        rows = store.table.rows(tables.get(other.name).id)
-        if other.name == ref.name:  # the request's own changed and deleted rows were checked on upload
-            touched = {key for key, *_ in store.changes.pending_all(change.id, "modify")} | deleted
-            rows = (row for row in rows if row[0] not in touched)
-        referring.append(references.Referring(other.name, fk.field, other.schema.names.index(fk.field), rows))
-    found = references.referencing_rows(deleted, referring)
-    if found.total:
-        db.session.rollback()
-        raise StillReferenced(
-            f"Not applied: {found.message(ref.name)}. Change or delete those rows first (or keep these rows);"
-            " the request stays pending.",
-            sorted({r.value for r in found.rows}),
-        )
+SUMMARY_KEYS = ("added", "modified", "deleted", "unchanged", "conflicts")
 
 
 def _summary(result: diff.Diff, conflicts: int) -> dict[str, int]:
@@ -721,7 +849,10 @@ def _record_now(tbl: int, key: str) -> str:
 
 
 def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_over: int | None = None) -> int:
-    """Apply every staged change in one transaction; return the new table version.
+    """Apply every staged change in one transaction; return the new database version.
+
+    A request of an upload spanning tables is applied with the others of that upload (`batch`),
+    all in the one transaction and version: all tables or none.
 
     With `ask_over` (the review page: CONFIRM_APPROVAL_OVER), a request of more changes than that
     is applied only when `confirmed` is its exact number of changes (ConfirmApproval otherwise).
@@ -729,49 +860,37 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     Exactly one of several concurrent approvals wins (the status update is conditional). A request
     that a later approval made stale is merged again with the table as it is now: cells nobody else
     touched apply, the newer cells stay; when both changed the same thing, it is sent back with the
-    new conflicts (Stale, nothing applied, still pending).
+    new conflicts (Stale, nothing applied, still pending). References to rows that are not there
+    once everything is applied (foreignKeys) refuse it too (StillReferenced).
     """
-    change = get_request(change_id)
-    _require_decider(change, admin)
-    _require_pending(change)
-    total = change.added + change.modified + change.deleted
+    members = batch_of(get_request(change_id))
+    for member in members:
+        _require_decider(member, admin)
+        _require_pending(member)
+    total = sum(m.added + m.modified + m.deleted for m in members)
     if ask_over is not None and total > ask_over and confirmed != total:
+        added, modified, deleted = (sum(getattr(m, k) for m in members) for k in ("added", "modified", "deleted"))
         raise ConfirmApproval(
-            f"Confirm that you want to apply all {total:,} changes ({change.added:,} added, {change.modified:,}"
-            f" modified, {change.deleted:,} deleted): tick the box next to the Approve button. Nothing was applied."
+            f"Confirm that you want to apply all {total:,} changes ({added:,} added, {modified:,}"
+            f" modified, {deleted:,} deleted): tick the box next to the Approve button. Nothing was applied."
         )
-    if change.conflicts:
-        keys = sorted({c.key for c in store.changes.conflicts_of(change_id)})
-        raise Unresolved(
-            f"Change request #{change_id} has {change.conflicts} unresolved conflict(s) (keys: {_listed(keys)});"
-            " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
-            keys,
-        )
-    submitter, submitted_at, merged_version = change.submitter, change.created_at, change.merged_version
+    for member in members:
+        if member.conflicts:
+            keys = sorted({c.key for c in store.changes.conflicts_of(member.id)})
+            raise Unresolved(
+                f"Change request #{member.id} has {member.conflicts} unresolved conflict(s) (keys: {_listed(keys)});"
+                " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
+                keys,
+            )
     try:
-        if not store.changes.claim_pending(change_id, "approved", admin):
-            db.session.rollback()
-            raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-        version = store.table.bump_version([change.tbl])
-        # Staged rows can only be stale if another request was approved since they were merged.
-        if version != (merged_version if merged_version is not None else change.base_version) + 1:
-            found = _merge_again(change)
-            if found:
+        for member in members:
+            if not store.changes.claim_pending(member.id, "approved", admin):
                 db.session.rollback()
-                keys = _send_back(change_id)
-                raise Stale(
-                    f"Not applied: a later approval changed the same cells or rows as this request "
-                    f"(keys: {_listed(keys)}). The request stays pending with these conflicts: its submitter "
-                    "keeps their values or the newer ones, then it can be approved.",
-                    keys,
-                )
-            db.session.flush()
-            store.changes.recount(change_id, merged_version=version - 1)
-            _refuse_unique_clashes(change)
-        _refuse_dangling_references(change, tables.of_request(change))
-        store.changes.apply_pending(change.tbl, change_id, version)
-        store.audit.write(change_id, "approve", submitter, admin, submitted_at, version=version)
-        store.changes.set_applied_version(change_id, version)
+                raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
+        version = store.table.bump_version(sorted({m.tbl for m in members}))
+        for member in members:
+            _apply(member, admin, version)
+        _refuse_dangling_references(members)
         _prune_history(version)
         db.session.commit()
     except SQLAlchemyError as exc:
@@ -782,6 +901,83 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
         ) from exc
     db.session.expire_all()
     return version
+
+
+def batch_of(change: ChangeRequest) -> list[ChangeRequest]:
+    """The requests of the upload a request belongs to (itself alone, unless the upload spanned tables)."""
+    if change.batch is None:
+        return [change]
+    return store.changes.batch_members(change.batch)
+
+
+def _apply(change: ChangeRequest, admin: str, version: int) -> None:
+    """Write one request's staged rows as part of approval `version` (merged again when stale)."""
+    merged_version = change.merged_version if change.merged_version is not None else change.base_version
+    # Staged rows can only be stale if another request was approved since they were merged.
+    if version != merged_version + 1:
+        found = _merge_again(change)
+        if found:
+            db.session.rollback()
+            keys = _send_back(change.id)
+            raise Stale(
+                f"Not applied: a later approval changed the same cells or rows as change request #{change.id} "
+                f"(keys: {_listed(keys)}). It stays pending with these conflicts: its submitter "
+                "keeps their values or the newer ones, then it can be approved.",
+                keys,
+            )
+        db.session.flush()
+        store.changes.recount(change.id, merged_version=version - 1)
+        _refuse_unique_clashes(change)
+    store.changes.apply_pending(change.tbl, change.id, version)
+    store.audit.write(change.id, "approve", change.submitter, admin, change.created_at, version=version)
+    store.changes.set_applied_version(change.id, version)
+
+
+def _refuse_dangling_references(members: Sequence[ChangeRequest]) -> None:
+    """StillReferenced (rolled back) when, with the requests applied, a row refers to a key its
+    referenced table no longer has: a deleted row other rows still refer to, or a row added or
+    changed to refer to a key an approval deleted since the upload (foreignKeys in schema.json).
+    Read after applying, so every table is as the approval leaves it."""
+    package = tables.package()
+    for change in members:
+        ref = tables.of_request(change)
+        deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")}
+        referring = [
+            references.Referring(
+                t.name, fk.field, t.schema.names.index(fk.field), store.table.rows(tables.get(t.name).id)
+            )
+            for t, fk in (package.references_to(ref.name) if deleted else [])
+        ]
+        found = references.referencing_rows(deleted, referring)
+        if found.total:
+            db.session.rollback()
+            raise StillReferenced(
+                f"Not applied: {found.message(ref.name)}. Change or delete those rows first, or keep these;"
+                " the request stays pending.",
+                sorted({r.value for r in found.rows}),
+            )
+        if ref.spec.foreign_keys:
+            staged = _staged_diff(change.id)
+            dangling = references.check_references(ref.spec, staged, lambda name: store.table.keys(tables.get(name).id))
+            if dangling:
+                db.session.rollback()
+                shown = "; ".join(f"{d.key}: {d.message}" for d in dangling[:5])
+                raise StillReferenced(
+                    f"Not applied: rows of this request refer to rows deleted since it was uploaded ({shown})."
+                    " The request stays pending; withdraw it and upload again from a fresh download.",
+                    sorted({d.key for d in dangling}),
+                )
+
+
+def _staged_diff(change_id: int) -> diff.Diff:
+    """A request's staged additions, modifications and deletions as a diff.Diff."""
+    return diff.Diff(
+        added=[diff.Row(line, key, after) for key, line, _, after, _ in store.changes.pending_all(change_id, "add")],
+        modified=[
+            diff.Modified(line, key, b, a) for key, line, b, a, _ in store.changes.pending_all(change_id, "modify")
+        ],
+        deleted=[(key, before) for key, _, before, _, _ in store.changes.pending_all(change_id, "delete")],
+    )
 
 
 def _prune_history(version: int) -> None:
@@ -837,13 +1033,7 @@ def _refuse_unique_clashes(change: ChangeRequest) -> None:
     if not schema.unique_indexes:
         return
     _, current, _ = store.table.read_current(ref.id)
-    staged = diff.Diff(
-        added=[diff.Row(line, key, after) for key, line, _, after, _ in store.changes.pending_all(change_id, "add")],
-        modified=[
-            diff.Modified(line, key, b, a) for key, line, b, a, _ in store.changes.pending_all(change_id, "modify")
-        ],
-        deleted=[(key, before) for key, _, before, _, _ in store.changes.pending_all(change_id, "delete")],
-    )
+    staged = _staged_diff(change_id)
     clashes = check_unique(schema, current, staged)
     if clashes:
         db.session.rollback()
@@ -855,15 +1045,17 @@ def _refuse_unique_clashes(change: ChangeRequest) -> None:
 
 
 def reject(change_id: int, admin: str, reason: str) -> None:
-    """Close a pending request without applying it; the reason (required) is kept and audited."""
-    _require_decider(get_request(change_id), admin)
+    """Close a pending request (with the others of its upload) without applying it; the reason
+    (required) is kept and audited."""
+    for member in batch_of(get_request(change_id)):
+        _require_decider(member, admin)
     if not reason.strip():
         raise MissingReason("Say why the request is rejected, so the submitter knows what to fix.")
     _close(change_id, "rejected", admin, reason.strip(), "reject")
 
 
 def withdraw(change_id: int, user: str) -> None:
-    """The submitter takes back their own pending request."""
+    """The submitter takes back their own pending request (with the others of its upload)."""
     change = get_request(change_id)
     if change.submitter != user:
         raise Forbidden("Only the person who uploaded a change request can withdraw it.")
@@ -871,15 +1063,17 @@ def withdraw(change_id: int, user: str) -> None:
 
 
 def _close(change_id: int, status: str, user: str, reason: str | None, action: str) -> None:
-    """Decide a pending request without applying it, with its audit entry, in one commit."""
-    change = get_request(change_id)
-    _require_pending(change)
-    if not store.changes.claim_pending(change_id, status, user, reason):
-        db.session.rollback()
-        raise NotPending(f"Change request #{change_id} was decided by someone else a moment ago.")
-    store.audit.write(
-        change_id, action, change.submitter, user if action == "reject" else None, change.created_at, note=reason
-    )
+    """Decide a pending request (and the others of its upload) without applying it, with an audit
+    entry each, in one commit."""
+    members = batch_of(get_request(change_id))
+    for member in members:
+        _require_pending(member)
+    for member in members:
+        if not store.changes.claim_pending(member.id, status, user, reason):
+            db.session.rollback()
+            raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
+        approver = user if action == "reject" else None
+        store.audit.write(member.id, action, member.submitter, approver, member.created_at, note=reason)
     db.session.commit()
     db.session.expire_all()
 

@@ -74,6 +74,8 @@ class ChangeRequest(db.Model):
     __tablename__ = "change_requests"
     id: Mapped[int] = mapped_column(primary_key=True)
     tbl: Mapped[int] = mapped_column(default=1, server_default=text("1"))  # the table_state row of its table
+    # An upload spanning tables is a request per table, decided together: each holds the id of the first.
+    batch: Mapped[int | None] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     mode: Mapped[str] = mapped_column(String(16), default="full")
     submitter: Mapped[str] = mapped_column(String(150), index=True)

@@ -47,6 +47,13 @@ def list_requests(status: str | None, offset: int, limit: int, tbl: int | None =
     return list(db.session.scalars(query.offset(offset).limit(limit)))
 
 
+def batch_members(batch: int) -> list[ChangeRequest]:
+    """The requests of one upload spanning tables, in the order they were staged."""
+    return list(
+        db.session.scalars(select(ChangeRequest).where(ChangeRequest.batch == batch).order_by(ChangeRequest.id))
+    )
+
+
 def pending_ids(submitter: str, limit: int) -> list[int]:
     """Ids of one person's pending requests, oldest first (at most `limit`)."""
     query = (

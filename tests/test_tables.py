@@ -7,10 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import HEADER, Api, Browser, add_test_users, row, table
+
+import store.changes
 
 PACKAGE = Path(__file__).with_name("data") / "package.json"
 TEAMS = "name,lead,cost_centre\nData,Dora,CC-1\nFinance,Fred,CC-2\n"
@@ -204,3 +207,129 @@ def test_a_single_table_database_becomes_the_first_table_of_a_package(make_app):
     listed = {t["name"]: t["rows"] for t in Api(package, "alice").get("/api/v1/tables").json["items"]}
     assert listed == {"datasets": 1, "teams": 0, "source_systems": 0}
     assert rows_of(Api(package, "alice").get("/api/v1/tables/datasets/export.csv"))[0]["id"] == "DS-1"
+
+
+# --- one upload for several tables: a workbook with a sheet per table, a zip of CSV files ----------
+
+
+def workbook(sheets: dict[str, str]) -> bytes:
+    """An .xlsx with a sheet per (title, CSV text): every cell as text."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, text in sheets.items():
+        sheet = book.create_sheet(title)
+        for values in csv.reader(io.StringIO(text)):
+            sheet.append(values)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def zipped(files: dict[str, str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return out.getvalue()
+
+
+def send(client: Api, data: bytes, filename: str, url: str = "/api/v1/changes", **form):
+    return client.post(url, data={"file": (io.BytesIO(data), filename), **form}, content_type="multipart/form-data")
+
+
+def test_a_workbook_of_several_tables_is_one_upload_applied_in_one_version(filled):
+    _, alice, boss = filled
+    book = workbook(
+        {
+            "datasets": table(row("DS-1", team="Legal", source_system="SAP")),
+            "teams": TEAMS + "Legal,Lee,CC-3\n",
+            "source_systems": SYSTEMS,
+            "Notes": "just,notes\n",
+        }
+    )
+    r = send(alice, book, "company-data-v2.xlsx")
+    assert r.status_code == 201, r.text
+    members = {m["table"]: m for m in r.json["requests"]}
+    assert set(members) == {"datasets", "teams"}  # source_systems did not change
+    assert members["teams"]["summary"]["added"] == 1 and members["datasets"]["summary"]["added"] == 1
+    assert r.json["id"] == members["datasets"]["id"]
+    assert any('"Notes"' in w for w in r.json["warnings"])  # a sheet named after no table is reported
+    detail = alice.get(f"/api/v1/changes/{members['teams']['id']}").json
+    assert detail["table"] == "teams" and detail["batch"] == r.json["id"] and len(detail["requests"]) == 2
+    # Approving either approves both, in one version.
+    approved = boss.post(f"/api/v1/changes/{members['teams']['id']}/approve")
+    assert approved.status_code == 200 and approved.json["version"] == 3
+    statuses = {m["table"]: m["status"] for m in alice.get(f"/api/v1/changes/{r.json['id']}").json["requests"]}
+    assert statuses == {"datasets": "approved", "teams": "approved"}
+    listed = {t["name"]: t["version"] for t in alice.get("/api/v1/tables").json["items"]}
+    assert listed == {"datasets": 3, "teams": 3, "source_systems": 2}
+
+
+def test_a_zip_of_csv_files_may_refer_to_rows_it_adds(filled):
+    _, alice, boss = filled
+    files = {
+        "export/datasets.csv": table(row("DS-1", team="Legal", source_system="ERP")),
+        "export/teams.csv": TEAMS + "Legal,Lee,CC-3\n",
+        "export/source_systems.csv": SYSTEMS + "ERP,Acme,https://erp.example.com\n",
+        "__MACOSX/export/._teams.csv": "",
+    }
+    r = send(alice, zipped(files), "export.zip")
+    assert r.status_code == 201, r.text
+    assert sorted(m["table"] for m in r.json["requests"]) == ["datasets", "source_systems", "teams"]
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+    assert rows_of(alice.get("/api/v1/export.csv"))[0]["team"] == "Legal"
+
+
+def test_a_problem_in_one_sheet_refuses_the_whole_upload_naming_the_sheet(filled):
+    _, alice, _ = filled
+    book = workbook({"datasets": table(row("DS-1", team="Nobody")), "teams": TEAMS + ",Lee,CC-3\n"})
+    r = send(alice, book, "company.xlsx")
+    assert r.status_code == 422, r.text
+    messages = [(e["column"], e["message"]) for e in r.json["errors"]]
+    assert any(column == "name" and message.startswith('sheet "teams": ') for column, message in messages), messages
+    assert alice.get("/api/v1/changes?status=pending").json["total"] == 0  # nothing staged from any sheet
+
+
+def test_an_upload_of_several_tables_applies_all_or_none(filled, monkeypatch):
+    _, alice, boss = filled
+    r = send(
+        alice, workbook({"datasets": table(row("DS-1", team="Legal")), "teams": TEAMS + "Legal,Lee,CC-3\n"}), "x.xlsx"
+    )
+    assert r.status_code == 201, r.text
+    real_apply, calls = store.changes.apply_pending, []
+
+    def failing_second(tbl, change_id, version):
+        calls.append(change_id)
+        if len(calls) == 2:
+            raise store.changes.MissingRows("simulated failure in the second table")
+        return real_apply(tbl, change_id, version)
+
+    monkeypatch.setattr(store.changes, "apply_pending", failing_second)
+    failed = boss.post(f"/api/v1/changes/{r.json['id']}/approve")
+    assert failed.status_code == 500 and "nothing was applied" in failed.json["error"]
+    assert len(calls) == 2
+    assert [t["version"] for t in alice.get("/api/v1/tables").json["items"]] == [0, 1, 2]  # nothing applied
+    assert [m["status"] for m in alice.get(f"/api/v1/changes/{r.json['id']}").json["requests"]] == ["pending"] * 2
+    monkeypatch.setattr(store.changes, "apply_pending", real_apply)
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").status_code == 200
+
+
+def test_an_upload_of_several_tables_is_decided_by_someone_allowed_on_all(filled):
+    app, alice, boss = filled  # alice approves teams only
+    bob = Api(app, "bob")
+    r = send(bob, workbook({"datasets": table(row("DS-1")), "teams": TEAMS + "Legal,Lee,CC-3\n"}), "x.xlsx")
+    team_request = next(m["id"] for m in r.json["requests"] if m["table"] == "teams")
+    assert alice.post(f"/api/v1/changes/{team_request}/approve").status_code == 403
+    assert boss.post(f"/api/v1/changes/{team_request}/reject", json={"reason": "later"}).status_code == 200
+    assert [m["status"] for m in bob.get(f"/api/v1/changes/{r.json['id']}").json["requests"]] == ["rejected"] * 2
+
+
+def test_the_review_page_of_an_upload_of_several_tables_has_a_tab_per_table(filled):
+    app, alice, _ = filled
+    r = send(alice, workbook({"datasets": table(row("DS-1")), "teams": TEAMS + "Legal,Lee,CC-3\n"}), "x.xlsx")
+    ids = {m["table"]: m["id"] for m in r.json["requests"]}
+    page = Browser(app, "boss").get(f"/changes/{ids['teams']}").text
+    assert 'aria-label="Tables of this upload"' in page
+    assert f'href="/changes/{ids["datasets"]}"' in page and "Approve and apply 2 changes in 2 tables" in page

@@ -127,6 +127,8 @@ def change_detail(change_id: int):
     cr = changes.get_request(change_id)
     limit, offset = int_arg("limit", None, low=1, high=MAX_OFFSET), offset_arg()
     body, schema = present.change_json(cr), tables.of_request(cr).schema
+    if cr.batch is not None:
+        body["requests"] = [present.member_json(m) for m in changes.batch_of(cr)]
     for name, action in present.KINDS.items():
         rows = changes.staged_rows(change_id, action, offset, limit)
         body[name] = list(present.row_dicts(cr, schema, action, rows))

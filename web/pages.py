@@ -206,6 +206,14 @@ def upload():
             "info",
         )
         return redirect(url_for("pages.index"))
+    if result.members:
+        names = ", ".join(f"{tables.of_request(m).name} (#{m.id})" for m in result.members)
+        flash(
+            f"Uploaded: changes to {len(result.members)} tables, {names}, waiting for approval."
+            " They are reviewed, approved or rejected together.",
+            "success",
+        )
+        return redirect(url_for("pages.change", change_id=result.change.id))
     flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
     return redirect(url_for("pages.change", change_id=result.change.id))
 
@@ -268,10 +276,13 @@ def change(change_id: int):
         conflict_list = changes.conflicts(change_id, 0, CONFLICTS_ON_TOP) if cr.conflicts else []
     pages = present.page_count(total, size)
     check_page(page, pages)
+    members = changes.batch_of(cr)
     return render_template(
         "change.html",
         cr=cr,
         table=table,
+        members=[(m, tables.of_request(m)) for m in members] if len(members) > 1 else [],
+        decide_total=sum(m.added + m.modified + m.deleted for m in members),
         conflicts=present.conflict_views(conflict_list, names),
         warnings=warnings,
         flagged=changes.flagged_count(change_id) if warnings["undo"] else 0,

@@ -46,13 +46,22 @@ def stage_json(result) -> tuple[dict[str, Any], int]:
         "encoding": result.encoding,
         "warnings": result.warnings,
     }
+    if result.members:  # an upload of several tables: a request per table, decided together
+        body["requests"] = [member_json(m) for m in result.members]
     return body, 201 if result.change else 200
+
+
+def member_json(cr: ChangeRequest) -> dict[str, Any]:
+    """One table's request of an upload spanning tables."""
+    return {"id": cr.id, "table": tables.of_request(cr).name, "status": cr.status, "summary": cr.summary}
 
 
 def change_json(cr: ChangeRequest) -> dict[str, Any]:
     """A change request's facts for the API (without its rows)."""
     return {
         "id": cr.id,
+        "table": tables.of_request(cr).name,
+        "batch": cr.batch,  # the first request of an upload spanning tables (null: this upload's only one)
         "status": cr.status,
         "mode": cr.mode,
         "submitter": cr.submitter,

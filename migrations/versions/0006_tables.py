@@ -6,6 +6,8 @@
   first table, so an existing table stays the first table).
 - datasets.tbl, part of the primary key (tbl, key); change_requests.tbl: the table a request
   changes. Existing rows and requests belong to table 1.
+- change_requests.batch: an upload spanning tables is a request per table, decided together;
+  each holds the id of the first.
 
 Revision ID: 0006
 Revises: 0005
@@ -42,6 +44,8 @@ def upgrade():
         batch.add_column(sa.Column('name', sa.String(length=63), nullable=True))
         batch.create_unique_constraint('uq_table_state_name', ['name'])
     op.add_column('change_requests', sa.Column('tbl', sa.Integer(), nullable=False, server_default=sa.text('1')))
+    op.add_column('change_requests', sa.Column('batch', sa.Integer(), nullable=True))
+    op.create_index(op.f('ix_change_requests_batch'), 'change_requests', ['batch'], unique=False)
     if op.get_bind().dialect.name == 'postgresql':
         op.add_column('datasets', sa.Column('tbl', sa.Integer(), nullable=False, server_default=sa.text('1')))
         op.execute('ALTER TABLE datasets DROP CONSTRAINT datasets_pkey')
@@ -84,6 +88,8 @@ def downgrade():
         op.drop_table('datasets')
         op.rename_table('datasets_old', 'datasets')
     with op.batch_alter_table('change_requests') as batch:
+        batch.drop_index(batch.f('ix_change_requests_batch'))
+        batch.drop_column('batch')
         batch.drop_column('tbl')
     with op.batch_alter_table('table_state') as batch:
         batch.drop_constraint('uq_table_state_name', type_='unique')
