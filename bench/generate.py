@@ -2,7 +2,7 @@
 
 Deterministic (seeded): the same N always gives byte-identical files. For each size it writes
 
-- `bench/data/base-N.csv`: N rows of the default schema (schema.json) in key order, ~200 bytes a
+- `bench/data/base-N.csv`: N rows of the catalog (examples/catalog.schema.json) in key order, ~200 bytes a
   row, with text that has commas, quotes and the odd embedded line break, and cells that start
   with `=`, `-`, `+` or `@` (written formula-escaped with a leading `'`, as the app's download
   writes them);

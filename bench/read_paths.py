@@ -23,7 +23,7 @@ import generate  # noqa: E402
 from files import csv_read, encoding, formulas  # noqa: E402
 from schema import Schema  # noqa: E402
 
-SCHEMA = Schema.load(HERE.parent / "schema.json")
+SCHEMA = Schema.load(HERE.parent / "examples" / "catalog.schema.json")
 
 
 def variants(rows: int) -> dict[str, Path]:

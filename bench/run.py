@@ -45,6 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+CATALOG = ROOT / "examples" / "catalog.schema.json"  # the catalog alone: the table the figures are about
 OUT = HERE / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
@@ -338,7 +339,13 @@ def make_app(url: str):
 
     url = config.database_url(url, Path("."))
     return create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "ADMIN_USERS": ["boss"], "WTF_CSRF_ENABLED": False, "PAGE_SIZE": 50}
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "ADMIN_USERS": ["boss"],
+            "WTF_CSRF_ENABLED": False,
+            "PAGE_SIZE": 50,
+            "SCHEMA_PATH": CATALOG,
+        }
     )
 
 
@@ -702,7 +709,7 @@ def gunicorn(url: str, log: Path):
     import requests
 
     port = free_port()
-    env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET, "ADMIN_USER": "boss"}
+    env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET, "ADMIN_USER": "boss", "SCHEMA_PATH": str(CATALOG)}
     env.pop("APP_ENV", None)  # development: cookies without Secure, as plain http on loopback needs
     cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "app:app"]
     with log.open("a") as out:

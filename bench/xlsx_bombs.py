@@ -26,7 +26,7 @@ import io, re, sys, time
 from files.problems import FileProblems
 from files.upload import open_upload
 from schema import Schema
-schema = Schema.load("schema.json")
+schema = Schema.load("examples/catalog.schema.json")
 data = open(sys.argv[1], "rb").read()
 start = time.perf_counter()
 try:
@@ -50,7 +50,9 @@ def catalog_workbook(rows: int, shared: bool) -> bytes:
 
     catalog = Catalog(random.Random(1))
     out = io.BytesIO()
-    xlsx.write_xlsx((SEP.join(catalog.row(i)) for i in range(rows)), Schema.load(ROOT / "schema.json"), out)
+    xlsx.write_xlsx(
+        (SEP.join(catalog.row(i)) for i in range(rows)), Schema.load(ROOT / "examples" / "catalog.schema.json"), out
+    )
     return excel_style(out.getvalue()) if shared else out.getvalue()
 
 

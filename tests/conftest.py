@@ -28,6 +28,9 @@ from models import db
 CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1"
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "") and config.database_url(os.environ["TEST_DATABASE_URL"], Path("."))
 REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES") == "1"
+# The tests' table: the catalog alone (the default schema.json adds teams and source systems,
+# with references to them; tests/test_tables.py drives several tables).
+CATALOG_SCHEMA = Path(__file__).resolve().parent.parent / "examples" / "catalog.schema.json"
 HEADER = "id,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url"
 
 
@@ -97,6 +100,7 @@ def build_app(database_url: str, **config) -> Flask:
         "WTF_CSRF_ENABLED": False,
         "PAGE_SIZE": 5,
         "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
+        "SCHEMA_PATH": CATALOG_SCHEMA,
     } | config
     return create_app(settings)
 

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import CATALOG_SCHEMA
 from playwright.sync_api import ConsoleMessage, Page, Route, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -82,6 +83,7 @@ def server(seeded, database_url, tmp_path):
         "ADMIN_USER": "boss",
         "APP_ENV": "development",
         "PAGE_SIZE": "50",
+        "SCHEMA_PATH": str(CATALOG_SCHEMA),
     }
     log = (tmp_path / "gunicorn.log").open("wb")
     cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--access-logfile", "-", "app:app"]

@@ -13,7 +13,7 @@ import csv
 import io
 
 import pytest
-from conftest import row, table
+from conftest import CATALOG_SCHEMA, row, table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,7 +146,7 @@ def cells_for(schema: Schema, reading: Reading):
 
 
 @pytest.mark.parametrize(
-    "schema", [SCHEMA, CONSTRAINED, Schema.load("schema.json")], ids=["types", "constraints", "default"]
+    "schema", [SCHEMA, CONSTRAINED, Schema.load(CATALOG_SCHEMA)], ids=["types", "constraints", "default"]
 )
 @pytest.mark.parametrize("reading", READINGS.values(), ids=READINGS.keys())
 @settings(max_examples=400, deadline=None)
@@ -185,7 +185,7 @@ def test_fast_canonical_declines_while_a_column_waits_for_its_evidence(data):
 )
 def test_fast_canonical_takes_the_rows_the_app_writes(values):
     """The shortcut is only worth it if it accepts the ordinary rows (the default schema)."""
-    schema = Schema.load("schema.json")
+    schema = Schema.load(CATALOG_SCHEMA)
     assert schema.fast_canonical()(values) == (values[0], SEP.join(values))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import HEADER, Api, Browser, row, table
+from conftest import CATALOG_SCHEMA, HEADER, Api, Browser, row, table
 
 import accounts
 import changes
@@ -149,6 +149,7 @@ def test_sigkill_during_approval_of_100000_changes_applies_nothing(make_app, dat
     name = f"dt_fault_{uuid.uuid4().hex[:8]}"
     child_url = f"{database_url}&application_name={name}" if postgres else database_url
     config = {"SQLALCHEMY_DATABASE_URI": child_url, "ADMIN_USERS": ["boss"], "TESTING": True}
+    config["SCHEMA_PATH"] = str(CATALOG_SCHEMA)
     # PostgreSQL: killed while the server writes the rows; SQLite (no server to watch): killed once
     # every row is written, before the commit (timing alone is not enough: the apply can be that fast)
     hold = "run" if postgres else "hold"

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, Api, add_test_users, row, table
+from conftest import CATALOG_SCHEMA, HEADER, Api, add_test_users, row, table
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -35,7 +35,7 @@ from files.upload import open_upload
 from schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = Schema.load(ROOT / "schema.json")
+SCHEMA = Schema.load(CATALOG_SCHEMA)
 MAIN_NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 
 
@@ -144,7 +144,7 @@ from files.problems import TooLarge
 from files.upload import open_upload
 from schema import Schema
 try:
-    list(open_upload(io.BytesIO(open(sys.argv[1], "rb").read()), Schema.load("schema.json")).rows)
+    list(open_upload(io.BytesIO(open(sys.argv[1], "rb").read()), Schema.load("examples/catalog.schema.json")).rows)
     print("read", end=" ")
 except TooLarge as exc:
     print("refused", end=" ")
@@ -318,6 +318,7 @@ def test_healthz_answers_while_two_workbook_bombs_are_processed(tmp_path, red_te
         "SECRET_KEY": "bomb-test",
         "ADMIN_USER": "boss",
         "APP_ENV": "development",
+        "SCHEMA_PATH": str(CATALOG_SCHEMA),
     }
     log = (tmp_path / "gunicorn.log").open("wb")
     cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"]

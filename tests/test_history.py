@@ -9,10 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
-from conftest import Api, add_test_users, row, table
+from conftest import CATALOG_SCHEMA, Api, add_test_users, row, table
 
 
 def approve(boss, change_id: int) -> int:
@@ -100,7 +99,7 @@ def test_an_unknown_version_page_is_404_and_a_malformed_one_400_in_the_api(app, 
 
 
 def test_time_travel_after_a_column_was_added_shows_todays_columns(make_app, tmp_path, monkeypatch):
-    schema = json.loads(Path("schema.json").read_text())
+    schema = json.loads(CATALOG_SCHEMA.read_text())
     app = add_test_users(make_app())
     alice, boss = Api(app, "alice"), Api(app, "boss")
     approve(boss, stage(alice, row("DS-1", "Sales"), row("DS-2", "HR")))

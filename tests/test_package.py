@@ -47,9 +47,20 @@ def test_a_data_package_gives_its_tables_in_order_with_references_and_approvers(
 
 
 def test_a_lone_table_schema_is_a_package_of_one_table():
-    package = Package.load("schema.json")
+    package = Package.load("examples/catalog.schema.json")
     assert not package.is_package and [t.name for t in package.tables] == ["datasets"]
     assert package.first.schema.key == "id" and package.first.title == "Dataset catalog"
+
+
+def test_the_default_schema_is_the_catalog_with_teams_and_source_systems():
+    package = Package.load("schema.json")
+    assert package.is_package and [t.name for t in package.tables] == ["datasets", "teams", "source_systems"]
+    assert [(fk.field, fk.resource) for fk in package.first.foreign_keys] == [
+        ("team", "teams"),
+        ("source_system", "source_systems"),
+    ]
+    catalog = Package.load("examples/catalog.schema.json").first.schema
+    assert package.first.schema.names == catalog.names  # the tests' catalog is the default's first table
 
 
 @pytest.mark.parametrize(

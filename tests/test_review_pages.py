@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, add_test_users, build_app, close_app, fresh_database, row, table
+from conftest import CATALOG_SCHEMA, HEADER, add_test_users, build_app, close_app, fresh_database, row, table
 from playwright.sync_api import Page, expect, sync_playwright
 from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
 
@@ -130,6 +130,7 @@ def site(request, tmp_path_factory, pg_database):
             "APP_ENV": "development",
             "PAGE_SIZE": "50",
             "MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+            "SCHEMA_PATH": str(CATALOG_SCHEMA),
         }
         log_path = tmp_path_factory.mktemp("log") / "gunicorn.log"
         with log_path.open("wb") as log:

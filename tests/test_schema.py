@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import codecs
 import json
-from pathlib import Path
 
 import pytest
+from conftest import CATALOG_SCHEMA
 
 from schema import SEP, Field, Reading, Schema, SchemaError, ValueProblem, pack, unpack
 
@@ -191,7 +191,7 @@ def test_missing_values_from_the_schema():
 
 # --- keys -----------------------------------------------------------------------------------
 
-DEFAULT = Schema.load(Path(__file__).resolve().parent.parent / "schema.json")
+DEFAULT = Schema.load(CATALOG_SCHEMA)
 
 
 @pytest.mark.parametrize(

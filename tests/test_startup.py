@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, Api, row, table
+from conftest import CATALOG_SCHEMA, HEADER, Api, row, table
 from sqlalchemy import text
 
 import accounts
@@ -18,7 +18,7 @@ import config
 from app import create_app
 from models import db
 
-DEFAULT_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schema.json").read_text())
+DEFAULT_SCHEMA = json.loads(CATALOG_SCHEMA.read_text())
 
 
 def write_schema(path: Path, data) -> Path:
@@ -52,18 +52,16 @@ BAD_SCHEMAS = [
 @pytest.mark.parametrize("content, problem", [b[1:] for b in BAD_SCHEMAS], ids=[b[0] for b in BAD_SCHEMAS])
 def test_invalid_schema_stops_start_up(make_app, monkeypatch, tmp_path, capfd, content, problem):
     path = write_schema(tmp_path / "broken-schema.json", content)
-    monkeypatch.setenv("SCHEMA_PATH", str(path))
     with pytest.raises(SystemExit) as stopped:
-        make_app()
+        make_app(SCHEMA_PATH=path)
     message = str(stopped.value.code)
     assert "cannot start" in message and "broken-schema.json" in message and problem in message
     assert problem in capfd.readouterr().err  # also on the console, for `python app.py` and gunicorn
 
 
 def test_missing_schema_file_stops_start_up(make_app, monkeypatch, tmp_path):
-    monkeypatch.setenv("SCHEMA_PATH", str(tmp_path / "nowhere.json"))
     with pytest.raises(SystemExit, match=r"nowhere\.json: file not found"):
-        make_app()
+        make_app(SCHEMA_PATH=tmp_path / "nowhere.json")
 
 
 # --- adding a column is an edit of schema.json and a restart ---------------------------------
@@ -71,8 +69,7 @@ def test_missing_schema_file_stops_start_up(make_app, monkeypatch, tmp_path):
 
 def test_a_new_column_keeps_existing_data(make_app, monkeypatch, tmp_path):
     path = write_schema(tmp_path / "schema.json", DEFAULT_SCHEMA)
-    monkeypatch.setenv("SCHEMA_PATH", str(path))
-    first = make_app()
+    first = make_app(SCHEMA_PATH=path)
     with first.app_context():
         accounts.create_user("alice", "alice-password")
         db.session.commit()
@@ -85,7 +82,7 @@ def test_a_new_column_keeps_existing_data(make_app, monkeypatch, tmp_path):
     fields.insert(2, {"name": "licence", "type": "string", "title": "Licence"})
     fields.append({"name": "retired", "type": "boolean"})
     write_schema(path, DEFAULT_SCHEMA | {"fields": fields})
-    second = make_app()  # the restart
+    second = make_app(SCHEMA_PATH=path)  # the restart
     alice, boss = Api(second, "alice"), Api(second, "boss")
 
     r = alice.get("/api/v1/export.csv")

@@ -55,6 +55,7 @@ RAW_UPLOAD_TYPES = (
     "text/csv",
     "application/csv",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/zip",  # several tables: a CSV file per table
 )
 
 
