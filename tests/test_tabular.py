@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CATALOG_SCHEMA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-SCHEMA = Schema.load(ROOT / "schema.json")
+SCHEMA = Schema.load(CATALOG_SCHEMA)
 
 # What every good file in tests/data holds, in canonical form (schema order).
 EXPECTED = {

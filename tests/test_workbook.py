@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, row, table
+from conftest import CATALOG_SCHEMA, HEADER, row, table
 from data.make_workbooks import excel_style
 from openpyxl import Workbook, load_workbook
 
@@ -131,7 +131,7 @@ def test_typed_cells_that_do_not_fit_their_column_say_so(column, value, message)
 
 def test_a_workbook_saved_the_way_excel_saves_it():
     """tests/data/typed.xlsx: titles as header, shared strings, booleans, numbers, date cells, escapes."""
-    rows, problems = read((DATA / "typed.xlsx").read_bytes(), Schema.load("schema.json"))
+    rows, problems = read((DATA / "typed.xlsx").read_bytes(), Schema.load(CATALOG_SCHEMA))
     assert problems == []
     assert rows == [
         (2, ["DS-1", "Café Müller", "Señor's ledger, 5 € per row", "zoë@example.com", "Finance", "SAP",
@@ -144,7 +144,7 @@ def test_a_workbook_saved_the_way_excel_saves_it():
 
 
 def test_a_formula_gives_its_computed_value_and_an_error_cell_is_named():
-    rows, problems = read((DATA / "formulas.xlsx").read_bytes(), Schema.load("schema.json"))
+    rows, problems = read((DATA / "formulas.xlsx").read_bytes(), Schema.load(CATALOG_SCHEMA))
     assert [(line, cells[0], cells[FIELDS.index("row_count")]) for line, cells in rows] == [(2, "DS-1", "42")]
     assert [(p.line, p.column) for p in problems] == [(3, "row_count")]
     assert "#DIV/0!" in problems[0].message
@@ -171,7 +171,7 @@ def test_columns_in_any_order_by_title_and_trailing_empty_header_cells():
 
 def test_the_first_sheet_is_read_unless_another_is_chosen():
     data = (DATA / "two_sheets.xlsx").read_bytes()
-    schema = Schema.load("schema.json")
+    schema = Schema.load(CATALOG_SCHEMA)
     with pytest.raises(FileProblems) as refused:
         read(data, schema)
     assert "unknown column 'Edit the Data sheet" in refused.value.problems[0].message
@@ -182,7 +182,7 @@ def test_the_first_sheet_is_read_unless_another_is_chosen():
 
 def test_an_unknown_sheet_lists_the_sheets():
     with pytest.raises(FileProblems) as refused:
-        read((DATA / "two_sheets.xlsx").read_bytes(), Schema.load("schema.json"), sheet="Sheet9")
+        read((DATA / "two_sheets.xlsx").read_bytes(), Schema.load(CATALOG_SCHEMA), sheet="Sheet9")
     assert (
         refused.value.problems[0].message
         == "the workbook has no sheet named 'Sheet9'; its sheets are: 'Read me', 'Data'"
@@ -332,7 +332,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
         with monkeypatch.context() as patch:
             patch.setattr(workbook, limit, 1000)
             with pytest.raises(FileProblems) as refused:
-                read(data, Schema.load("schema.json"))
+                read(data, Schema.load(CATALOG_SCHEMA))
         assert refused.value.problems[0].message.startswith("the workbook unpacks to more than")
 
 
