@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
@@ -155,10 +155,15 @@ class CsvDownload:
 
 
 def _records(table: tables.TableRef, version: int | None) -> tuple[int, int, Iterator[str], Callable[[], None]]:
-    """(version, row count, records in key order, close) of a table now or as of `version`."""
+    """(version, row count, records in key order, close) of a table now or as of `version`.
+
+    Given a version, the records are that version's even when an approval lands meanwhile: the
+    table read now then turns out newer, and is read as of `version` instead."""
     if version is None or version == tables.database().version:
         now = store.table.open_export(table.id)
-        return now.version, now.row_count, now.records, now.close
+        if version is None or now.version == version:
+            return now.version, now.row_count, now.records, now.close
+        now.close()
     past = table_at(table, version)
     return past.version, past.row_count, past.records, past.close
 
@@ -202,12 +207,56 @@ def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDow
             raise Unprocessable(str(exc)) from None
     finally:
         close()
-    if file.seek(0, io.SEEK_END) <= xlsx.SPOOL_BYTES:  # small: send from memory, close the file now
+    return XlsxDownload(f"{schema.name}-v{number}.xlsx", number, _to_send(file))
+
+
+def database_xlsx_download(version: int | None = None) -> XlsxDownload:
+    """Every table as a sheet titled after it (`xlsx.sheet_titles`), in schema.json's order, all as
+    of one database version: `version`, or the version now, read once. Each table is then read as
+    of that version (`_records`), so an approval landing while the workbook is built changes no
+    sheet. Named after the package (`database` when it has no name) and the version. Unprocessable
+    naming the table when one does not fit in a sheet."""
+    if version is None:
+        version = tables.database().version
+    else:
+        check_version(version)
+    every = tables.every()
+    sheets = _sheets(every, version)
+    try:
+        file = xlsx.workbook_file([t.schema for t in every], sheets)
+    except xlsx.NotForExcel as exc:
+        raise Unprocessable(str(exc)) from None
+    finally:
+        sheets.close()  # the read of the table being written, when writing failed
+    name = tables.package().name or "database"
+    return XlsxDownload(f"{name}-v{version}.xlsx", version, _to_send(file))
+
+
+def _sheets(every: Sequence[tables.TableRef], version: int) -> Generator[Iterator[str], None, None]:
+    """The records of each table as of `version`, one table read at a time: a table's read is
+    closed when the writer asks for the next table."""
+    for table in every:
+        _, row_count, records, close = _records(table, version)
+        try:
+            if row_count >= xlsx.EXCEL_MAX_ROWS:
+                raise Unprocessable(
+                    f"The table {table.name!r} has {row_count:,} rows, more than an Excel sheet holds, so the"
+                    " whole database does not fit in one workbook; download that table as CSV and the others"
+                    " one by one."
+                )
+            yield records
+        finally:
+            close()
+
+
+def _to_send(file: IO[bytes]) -> IO[bytes]:
+    """A built workbook, rewound; a small one is read into memory and its file closed now."""
+    if file.seek(0, io.SEEK_END) <= xlsx.SPOOL_BYTES:
         with file:
             file.seek(0)
             file = io.BytesIO(file.read())
     file.seek(0)
-    return XlsxDownload(f"{schema.name}-v{number}.xlsx", number, file)
+    return file
 
 
 def page_at(table: tables.TableRef, version: int, q: str, offset: int, limit: int) -> tables.Page:

@@ -12,9 +12,11 @@ datetimes at midnight) → "2024-01-31". Text stays text: "=1+1" or "00123" in a
 as exactly that, and written as a text cell with Excel's quote prefix (never as a formula or a
 number), so workbooks need none of the `'` escaping of CSV.
 
-Writing goes through openpyxl's write-only mode: memory stays flat, the sheet is spooled to a
-temporary file. Building an .xlsx takes many times longer than writing the same table as CSV,
-so CSV is the fast path for big tables (and the only one past Excel's 1,048,576 rows).
+Writing goes through openpyxl's write-only mode: memory stays flat, each sheet is spooled to a
+temporary file. A workbook holds one table (`write_xlsx`) or several, a sheet each, titled after
+the tables (`write_workbook`, `sheet_titles`). Building an .xlsx takes many times longer than
+writing the same table as CSV, so CSV is the fast path for big tables (and the only one past
+Excel's 1,048,576 rows).
 
 >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [
 ...     {"name": "id"}, {"name": "n", "type": "integer"}, {"name": "ok", "type": "boolean"}]})
@@ -888,52 +890,124 @@ def write_xlsx(records: Iterable[str], schema: Schema, out: IO[bytes]) -> int:
     time zone or fractions of a second) and written as text cells otherwise. Raises NotForExcel
     when a row or a value does not fit in a workbook.
     """
+    return write_workbook([schema], [records], out)[0]
+
+
+def write_workbook(schemas: Sequence[Schema], tables: Iterable[Iterable[str]], out: IO[bytes]) -> list[int]:
+    """Write several tables as the sheets of one workbook to `out`, in order, each sheet titled
+    after its table (`sheet_titles`) and written as `write_xlsx` writes one; return the rows of each.
+
+    `tables` gives each schema's records, and is asked for the next table only once the sheet
+    before is written, so a caller can hand over one table's read at a time (a generator). Memory
+    stays flat: every sheet is spooled to a temporary file of its own until the workbook is put
+    together. NotForExcel names the table when there are several.
+    """
+    counts = []
+    with _new_book() as book:
+        for schema, title, records in zip(schemas, sheet_titles([s.name for s in schemas]), tables, strict=True):
+            try:
+                counts.append(_write_sheet(book.create_sheet(title), records, schema))
+            except NotForExcel as exc:
+                if len(schemas) == 1:
+                    raise
+                raise NotForExcel(f"Table {schema.name!r}: {exc}") from None
+        book.save(out)
+    return counts
+
+
+def _write_sheet(sheet, records: Iterable[str], schema: Schema) -> int:
+    """A table's header and records into a write-only sheet, which is then closed; the rows written."""
     cells = [_cell_writer(f) for f in schema.fields]
     count = 0
-    with _new_sheet(schema.name) as (book, sheet):
-        sheet.freeze_panes = "A2"
-        sheet.append([_string_cell(sheet, name) for name in schema.names])
-        for count, record in enumerate(records, start=1):
-            if count >= EXCEL_MAX_ROWS:
-                raise NotForExcel(
-                    f"The table has more rows than an Excel sheet can hold ({EXCEL_MAX_ROWS - 1:,} plus the header);"
-                    " download it as CSV instead."
-                )
-            try:
-                sheet.append([cell(sheet, value) for cell, value in zip(cells, record.split(SEP), strict=True)])
-            except NotForExcel as exc:
-                key = record.split(SEP)[schema.key_index]
-                raise NotForExcel(f"Row {key!r}: {exc} Download the table as CSV instead.") from None
-        book.save(out)
+    sheet.freeze_panes = "A2"
+    sheet.append([_string_cell(sheet, name) for name in schema.names])
+    for count, record in enumerate(records, start=1):
+        if count >= EXCEL_MAX_ROWS:
+            raise NotForExcel(
+                f"The table has more rows than an Excel sheet can hold ({EXCEL_MAX_ROWS - 1:,} plus the header);"
+                " download it as CSV instead."
+            )
+        try:
+            sheet.append([cell(sheet, value) for cell, value in zip(cells, record.split(SEP), strict=True)])
+        except NotForExcel as exc:
+            key = record.split(SEP)[schema.key_index]
+            raise NotForExcel(f"Row {key!r}: {exc} Download the table as CSV instead.") from None
+    sheet.close()  # its temporary file is complete: no open file per sheet while the next is written
     return count
 
 
 @contextlib.contextmanager
-def _new_sheet(title: str) -> Iterator[tuple[Workbook, Any]]:
-    """A write-only workbook with one sheet. When writing fails, the sheet's temporary file is
-    closed and deleted (openpyxl would otherwise keep it until the process ends)."""
+def _new_book() -> Iterator[Workbook]:
+    """A write-only workbook. When writing fails, the temporary files of its sheets are closed and
+    deleted (openpyxl would otherwise keep them until the process ends)."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(_sheet_title(title))
     try:
-        yield book, sheet
+        yield book
     except BaseException:
-        if sheet._writer is not None and not sheet.closed:
+        for sheet in book.worksheets:
+            if sheet._writer is None:
+                continue
+            if not sheet.closed:
+                with contextlib.suppress(OSError, ValueError):
+                    sheet.close()
             with contextlib.suppress(OSError, ValueError):
-                sheet.close()
-            with contextlib.suppress(OSError, ValueError):
-                sheet._writer.cleanup()
+                sheet._writer.cleanup()  # already gone when `save` wrote the sheet before failing
         raise
+
+
+@contextlib.contextmanager
+def _new_sheet(title: str) -> Iterator[tuple[Workbook, Any]]:
+    """A write-only workbook with one sheet (cleaned up as `_new_book` says)."""
+    with _new_book() as book:
+        yield book, book.create_sheet(_sheet_title(title))
 
 
 def xlsx_file(records: Iterable[str], schema: Schema) -> IO[bytes]:
     """The workbook in a temporary file (in memory while small), rewound for sending."""
+    return _spooled(lambda out: write_xlsx(records, schema, out))
+
+
+def workbook_file(schemas: Sequence[Schema], tables: Iterable[Iterable[str]]) -> IO[bytes]:
+    """`write_workbook`'s workbook in a temporary file (in memory while small), rewound for sending."""
+    return _spooled(lambda out: write_workbook(schemas, tables, out))
+
+
+def _spooled(write: Callable[[IO[bytes]], Any]) -> IO[bytes]:
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - the caller sends and closes it
     try:
-        write_xlsx(records, schema, out)
+        write(out)
     except BaseException:
         out.close()
         raise
     out.seek(0)
+    return out
+
+
+def sheet_titles(names: Sequence[str]) -> list[str]:
+    """The sheet title of each table name, unique in the workbook (Excel compares titles
+    ignoring case), so that each sheet can be told back to its table.
+
+    A title is the name as `_sheet_title` makes it: the characters Excel refuses in titles
+    (`[]:*?/\\`) made spaces, cut to Excel's 31 characters. Titles that needed no cutting are
+    kept as they are. A cut title that another table's title already has (two long names that
+    share their first 31 characters, or a 31-character name equal to the cut) ends in `~2`,
+    `~3`, … instead: the first number free, the title cut further to make room for it. Names
+    of schema.json's tables hold no `~` (package.NAME), so such a title never equals a name.
+
+    >>> titles = sheet_titles(["teams", "c" * 40, "c" * 35, "c" * 31])
+    >>> titles[0], [(len(t), t[-3:]) for t in titles[1:]]
+    ('teams', [(31, 'c~2'), (31, 'c~3'), (31, 'ccc')])
+    """
+    titles = [_sheet_title(name) for name in names]
+    cut = [len(name) > 31 for name in names]
+    taken: set[str] = set()
+    out = list(titles)
+    for i in sorted(range(len(names)), key=lambda i: cut[i]):  # the uncut titles first
+        title, number = titles[i], 1
+        while out[i].casefold() in taken:
+            number += 1
+            out[i] = title[: 31 - len(f"~{number}")] + f"~{number}"
+        taken.add(out[i].casefold())
     return out
 
 

@@ -15,7 +15,16 @@ import tables
 from web import present, table_urls
 from web.auth import approver_required
 from web.error_pages import json_error
-from web.params import MAX_OFFSET, audit_cursor, audit_filter, int_arg, limit_arg, offset_arg, required_int
+from web.params import (
+    MAX_OFFSET,
+    audit_cursor,
+    audit_filter,
+    int_arg,
+    limit_arg,
+    offset_arg,
+    refuse,
+    required_int,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 table_urls.register(bp)
@@ -40,8 +49,14 @@ def export():
 
 @table_route("/export.xlsx")
 def export_xlsx():
-    """The whole table as an Excel workbook (?version=N: as it was); the version is in X-Dataset-Version."""
-    return present.xlsx_response(table_urls.current(), int_arg("version"))
+    """The whole table as an Excel workbook (?version=N: as it was); the version is in X-Dataset-Version.
+    `/api/v1/export.xlsx?all=1`: the whole database, a sheet per table, all as of one version."""
+    version = int_arg("version")
+    if int_arg("all", 0, high=1):
+        if table_urls.named():
+            refuse("all=1 asks for the whole database: use /api/v1/export.xlsx?all=1, not a table's URL.")
+        return present.database_xlsx_response(version)
+    return present.xlsx_response(table_urls.current(), version)
 
 
 @bp.route("/uploads/errors/<id:report_id>")

@@ -88,8 +88,12 @@ def download():
 
 @table_route("/download.xlsx")
 def download_xlsx():
-    """Download the whole table as an Excel workbook (?version=N: as it was after version N)."""
-    return present.xlsx_response(table_urls.current(), int_arg("version"))
+    """Download the whole table as an Excel workbook (?version=N: as it was after version N). At
+    /download.xlsx with several tables in schema.json: the whole database, a sheet per table."""
+    version = int_arg("version")
+    if not table_urls.named() and len(tables.every()) > 1:
+        return present.database_xlsx_response(version)
+    return present.xlsx_response(table_urls.current(), version)
 
 
 @table_route("/records/<path:key>")

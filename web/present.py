@@ -496,7 +496,15 @@ def csv_response(table: tables.TableRef, version: int | None = None) -> Response
 
 def xlsx_response(table: tables.TableRef, version: int | None = None) -> Response:
     """A whole table (as of `version`) as an Excel workbook named after it and its version."""
-    download = history.xlsx_download(table, version)
+    return _workbook_response(history.xlsx_download(table, version))
+
+
+def database_xlsx_response(version: int | None = None) -> Response:
+    """Every table (as of `version`) as a sheet of one Excel workbook named after the database and its version."""
+    return _workbook_response(history.database_xlsx_download(version))
+
+
+def _workbook_response(download: history.XlsxDownload) -> Response:
     response = send_file(
         download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download_name(download.filename)
     )
