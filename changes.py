@@ -474,6 +474,9 @@ def _stage_bundle(
     if notice := bundle.notice():
         changing[0].upload.warnings.insert(0, notice)
     first = _write(changing[0], submitter, filename, mode, comment, base_source)
+    if len(changing) == 1:  # the other tables are as they were: an ordinary request of one table
+        db.session.commit()
+        return StageResult(first, first.base_version, changing[0].summary, encoding, first.warning_list)
     first.batch = first.id
     members = [first] + [
         _write(s, submitter, filename, mode, comment, base_source, batch=first.id) for s in changing[1:]

@@ -333,3 +333,28 @@ def test_the_review_page_of_an_upload_of_several_tables_has_a_tab_per_table(fill
     page = Browser(app, "boss").get(f"/changes/{ids['teams']}").text
     assert 'aria-label="Tables of this upload"' in page
     assert f'href="/changes/{ids["datasets"]}"' in page and "Approve and apply 2 changes in 2 tables" in page
+
+
+def test_the_whole_database_workbook_round_trips(filled):
+    """Download every table as one workbook, upload it unchanged (nothing to do), then with one
+    cell edited in one sheet (a request for that table only)."""
+    from openpyxl import load_workbook
+
+    _, alice, boss = filled
+    downloaded = alice.get("/api/v1/export.xlsx?all=1")
+    assert downloaded.status_code == 200
+    name = "company-data-v2.xlsx"
+    assert name in downloaded.headers["Content-Disposition"]
+    unchanged = send(alice, downloaded.data, name)
+    assert unchanged.status_code == 200 and unchanged.json["id"] is None, unchanged.text
+    book = load_workbook(io.BytesIO(downloaded.data))
+    sheet = book["teams"]
+    assert sheet.cell(2, 1).value == "Data"
+    sheet.cell(2, 2).value = "Dana"
+    out = io.BytesIO()
+    book.save(out)
+    edited = send(alice, out.getvalue(), name)
+    assert edited.status_code == 201, edited.text
+    assert "requests" not in edited.json and edited.json["summary"]["modified"] == 1  # one table: one request
+    assert alice.get(f"/api/v1/changes/{edited.json['id']}").json["table"] == "teams"
+    assert boss.post(f"/api/v1/changes/{edited.json['id']}/approve").json["version"] == 3
