@@ -1105,7 +1105,8 @@ def _short(exc: SQLAlchemyError) -> str:
 
 
 def revert(change_id: int, user: str) -> StageResult:
-    """Stage the inverse of an approved request as a new pending request, merged with the table now.
+    """Stage the inverse of an approved request as a new pending request, merged with the table now
+    (of an upload spanning tables: the inverse of each of its requests, decided together).
 
     For each row it changed: base = the row right after it, yours = the row before it, theirs =
     the row now. Cells changed again since are conflicts, never silently overwritten; untouched
@@ -1120,13 +1121,51 @@ def revert(change_id: int, user: str) -> StageResult:
             f"The history of change request #{change_id} (version {undone.applied_version}) was pruned"
             f" (HISTORY_KEEP_VERSIONS keeps versions from {state.history_from}); it cannot be reverted."
         )
+    inverses = [(member, *_inverse(member)) for member in batch_of(undone)]
+    changing = [(member, result, found, lines) for member, result, found, lines in inverses if result.changed or found]
+    summary = {k: sum(_summary(r, len(f))[k] for _, r, f, _ in inverses) for k in SUMMARY_KEYS}
+    if not changing:
+        return StageResult(None, undone.applied_version, summary, "")
+    members: list[ChangeRequest] = []
+    for member, result, found, lines in changing:
+        ref = tables.of_request(member)
+        change = store.changes.add_request(
+            tbl=ref.id,
+            batch=members[0].id if members else None,
+            submitter=user,
+            mode="partial",
+            comment=f"Revert #{member.id}: {member.comment}".strip()[:2000],
+            filename="",
+            encoding="",
+            delimiter="",
+            base_version=member.applied_version,
+            base_source="revert",
+            merged_version=state.version,
+            fields=json.dumps(list(ref.schema.names)),
+            warnings="[]",
+            reverts=member.id,
+            **_summary(result, len(found)),
+        )
+        change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, ref.schema.names))
+        store.changes.add_conflicts(change.id, found, lines)
+        members.append(change)
+    if len(members) > 1:
+        members[0].batch = members[0].id
+    db.session.commit()
+    first = members[0]
+    return StageResult(first, first.base_version, summary, "", [], members if len(members) > 1 else [])
+
+
+def _inverse(undone: ChangeRequest) -> tuple[diff.Diff, list[merge.Conflict], dict[str, int]]:
+    """The rows that undo an approved request, merged with its table now: (changes, conflicts,
+    their lines); UniqueClash when undoing would repeat a `unique` value the table has now."""
     ref = tables.of_request(undone)
     schema = ref.schema
     names = schema.names
-    current = store.changes.current_records_of(ref.id, change_id)
+    current = store.changes.current_records_of(ref.id, undone.id)
     result, found, lines = diff.Diff(), [], {}
     for action in ACTIONS:
-        for key, line, before, after, _ in store.changes.pending_all(change_id, action):
+        for key, line, before, after, _ in store.changes.pending_all(undone.id, action):
             after_it = history.current_form(after, undone.fields, names)
             before_it = history.current_form(before, undone.fields, names)
             merged = merge.merge_row(key, after_it, current.get(key), before_it, names)
@@ -1139,33 +1178,11 @@ def revert(change_id: int, user: str) -> StageResult:
                 result.modified.append(diff.Modified(line or 0, key, merged.before, merged.after))  # type: ignore[arg-type]
             elif merged.action == "delete":
                 result.deleted.append((key, merged.before))  # type: ignore[arg-type]
-    summary = _summary(result, len(found))
-    if not result.changed and not found:
-        return StageResult(None, undone.applied_version, summary, "")
-    if schema.unique_indexes:
+    if schema.unique_indexes and result.changed:
         _, table_now, _ = store.table.read_current(ref.id)
         clashes = check_unique(schema, table_now, result)
         if clashes:
             raise UniqueClash(
                 "Cannot revert: " + "; ".join(f"{column}: {message}" for _, column, message, _ in clashes[:5]),
             )
-    change = store.changes.add_request(
-        tbl=ref.id,
-        submitter=user,
-        mode="partial",
-        comment=f"Revert #{undone.id}: {undone.comment}".strip()[:2000],
-        filename="",
-        encoding="",
-        delimiter="",
-        base_version=undone.applied_version,
-        base_source="revert",
-        merged_version=state.version,
-        fields=json.dumps(list(names)),
-        warnings="[]",
-        reverts=undone.id,
-        **summary,
-    )
-    change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, names))
-    store.changes.add_conflicts(change.id, found, lines)
-    db.session.commit()
-    return StageResult(change, change.base_version, summary, "")
+    return result, found, lines

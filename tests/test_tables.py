@@ -358,3 +358,20 @@ def test_the_whole_database_workbook_round_trips(filled):
     assert "requests" not in edited.json and edited.json["summary"]["modified"] == 1  # one table: one request
     assert alice.get(f"/api/v1/changes/{edited.json['id']}").json["table"] == "teams"
     assert boss.post(f"/api/v1/changes/{edited.json['id']}/approve").json["version"] == 3
+
+
+def test_reverting_an_upload_of_several_tables_reverts_every_table_together(filled):
+    _, alice, boss = filled
+    before = {name: alice.get(f"/api/v1/tables/{name}/export.csv").data for name in ("datasets", "teams")}
+    r = send(
+        alice, workbook({"datasets": table(row("DS-1", team="Legal")), "teams": TEAMS + "Legal,Lee,CC-3\n"}), "x.xlsx"
+    )
+    assert boss.post(f"/api/v1/changes/{r.json['id']}/approve").json["version"] == 3
+    reverted = alice.post(f"/api/v1/changes/{r.json['id']}/revert")
+    assert reverted.status_code == 201, reverted.text
+    assert sorted(m["table"] for m in reverted.json["requests"]) == ["datasets", "teams"]
+    # Undoing the team alone would leave DS-1 referring to nothing: the reverts go together.
+    assert boss.post(f"/api/v1/changes/{reverted.json['id']}/approve").json["version"] == 4
+    for name in ("datasets", "teams"):
+        now = alice.get(f"/api/v1/tables/{name}/export.csv").data
+        assert now.splitlines()[1:] == before[name].splitlines()[1:], name
