@@ -885,6 +885,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
+    merged_at = {m.id: _merged_at(m) for m in members}  # before merging again at approval moves it
     try:
         for member in members:
             if not store.changes.claim_pending(member.id, "approved", admin):
@@ -893,7 +894,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
         version = store.table.bump_version(sorted({m.tbl for m in members}))
         for member in members:
             _apply(member, admin, version)
-        _refuse_dangling_references(members)
+        _refuse_dangling_references(members, merged_at)
         _prune_history(version)
         db.session.commit()
     except SQLAlchemyError as exc:
@@ -936,12 +937,16 @@ def _apply(change: ChangeRequest, admin: str, version: int) -> None:
     store.changes.set_applied_version(change.id, version)
 
 
-def _refuse_dangling_references(members: Sequence[ChangeRequest]) -> None:
+def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Mapping[int, int]) -> None:
     """StillReferenced (rolled back) when, with the requests applied, a row refers to a key its
     referenced table no longer has: a deleted row other rows still refer to, or a row added or
-    changed to refer to a key an approval deleted since the upload (foreignKeys in schema.json).
-    Read after applying, so every table is as the approval leaves it."""
+    changed to refer to a key deleted since the upload, by an approval or by another request of
+    the batch (foreignKeys in schema.json). Read after applying, so every table is as the approval
+    leaves it. The upload checked the added and changed rows already: they are checked again only
+    when a referenced table lost rows since (`merged_at`: the version each request was merged with),
+    which a million additions would otherwise pay for with a second pass (docs/PERFORMANCE.md)."""
     package = tables.package()
+    deleting = {m.tbl for m in members if m.deleted}
     for change in members:
         ref = tables.of_request(change)
         deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")}
@@ -959,7 +964,8 @@ def _refuse_dangling_references(members: Sequence[ChangeRequest]) -> None:
                 " the request stays pending.",
                 sorted({r.value for r in found.rows}),
             )
-        if ref.spec.foreign_keys:
+        targets = {tables.get(fk.resource).id for fk in ref.spec.foreign_keys}
+        if targets & deleting or any(store.history.deleted_since(t, merged_at[change.id]) for t in targets):
             staged = _staged_diff(change.id)
             dangling = references.check_references(ref.spec, staged, lambda name: store.table.keys(tables.get(name).id))
             if dangling:

@@ -108,6 +108,18 @@ def _approved(tbl: int | None) -> list:
     return where if tbl is None else [*where, ChangeRequest.tbl == tbl]
 
 
+def deleted_since(tbl: int, version: int) -> bool:
+    """Did an approval after `version` delete rows of a table?"""
+    found = db.session.execute(
+        text(
+            "SELECT 1 FROM change_requests WHERE tbl = :tbl AND status = 'approved' AND applied_version > :v"
+            " AND deleted > 0 LIMIT 1"
+        ),
+        {"tbl": tbl, "v": version},
+    ).first()
+    return found is not None
+
+
 def approvals(offset: int, limit: int, tbl: int | None = None) -> list[ChangeRequest]:
     """Approved requests (of one table; None: of every table), newest version first."""
     return list(

@@ -375,3 +375,13 @@ def test_reverting_an_upload_of_several_tables_reverts_every_table_together(fill
     for name in ("datasets", "teams"):
         now = alice.get(f"/api/v1/tables/{name}/export.csv").data
         assert now.splitlines()[1:] == before[name].splitlines()[1:], name
+
+
+def test_a_row_referring_to_a_key_deleted_since_its_upload_is_refused_at_approval(filled):
+    _, alice, boss = filled
+    pending = alice.upload(table(row("DS-1", team="Finance"))).json["id"]  # Finance is a team now
+    gone = upload(alice, "teams", "name,lead,cost_centre\nData,Dora,CC-1\n", confirm_deletions="1").json["id"]
+    assert boss.post(f"/api/v1/changes/{gone}/approve").status_code == 200  # nothing referred to it yet
+    refused = boss.post(f"/api/v1/changes/{pending}/approve")
+    assert refused.status_code == 409 and 'team "Finance" is not a key of table "teams"' in refused.json["error"]
+    assert rows_of(alice.get("/api/v1/export.csv")) == []  # nothing applied
