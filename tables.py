@@ -173,9 +173,10 @@ class Overview:
 def overview() -> list[Overview]:
     """Every table with its row count, the version that last changed it and its pending requests."""
     pending = store.changes.pending_per_table()
+    states = {s.id: s for s in store.table.all_states()}
     out = []
     for ref in every():
-        state = store.table.state(ref.id)
+        state = states[ref.id]
         out.append(
             Overview(ref.name, ref.title, ref.spec.description, state.row_count, state.version, pending.get(ref.id, 0))
         )

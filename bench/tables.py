@@ -76,12 +76,15 @@ def database(kind: str, directory: Path, pg_url: str) -> str:
         return f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:6]}.db'}"
     import sqlalchemy as sa
 
+    import config
+
+    server = config.database_url(pg_url, directory)  # the psycopg2 driver the app ships
     name = f"bench_tables_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
-    return pg_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + "/" + name
+    return server.rsplit("/", 1)[0] + "/" + name
 
 
 def stage_and_approve(table: str | None, data: bytes) -> tuple[float, float]:
