@@ -3,7 +3,7 @@ whether many tables slow the pages. In process (`create_app`, the domain functio
 test client), on SQLite and PostgreSQL; run by hand, never by the tests.
 
     .venv/bin/python bench/generate.py --sizes 1000000        # bench/data/base-1000000.csv
-    .venv/bin/python bench/tables.py --rows 1000000 --referenced 100000 --tables 100
+    .venv/bin/python bench/several_tables.py --rows 1000000 --referenced 100000 --tables 100
 
 - references: the catalog (`--rows` additions, bench/data/base-N.csv) uploaded and approved with
   its `team` column referring to a teams table of `--referenced` rows, and again without the
