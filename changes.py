@@ -949,12 +949,13 @@ def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Map
     deleting = {m.tbl for m in members if m.deleted}
     for change in members:
         ref = tables.of_request(change)
-        deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")}
+        referred_by = package.references_to(ref.name) if change.deleted else []
+        deleted = {key for key, *_ in store.changes.pending_all(change.id, "delete")} if referred_by else set()
         referring = [
             references.Referring(
                 t.name, fk.field, t.schema.names.index(fk.field), store.table.rows(tables.get(t.name).id)
             )
-            for t, fk in (package.references_to(ref.name) if deleted else [])
+            for t, fk in referred_by
         ]
         found = references.referencing_rows(deleted, referring)
         if found.total:

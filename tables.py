@@ -86,14 +86,9 @@ def approvers() -> set[str]:
     return {name for table in package().tables for name in table.approvers}
 
 
-def schema(table: str | None = None) -> Schema:
-    """A table's columns (None: the first table's)."""
-    return get(table).schema
-
-
-def state(table: TableRef | None = None) -> TableState:
+def state(table: TableRef) -> TableState:
     """A table's version (the database version that last changed it) and row count."""
-    return store.table.state((table or get()).id)
+    return store.table.state(table.id)
 
 
 def database() -> DatabaseState:

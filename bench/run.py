@@ -263,8 +263,10 @@ class Web:
         return r.json()["id"], seconds
 
     def approve(self, change_id: int) -> float:
+        counts = self.counts(change_id)  # the review page asks to confirm big requests: the number confirms it
+        total = counts["added"] + counts["modified"] + counts["deleted"]
         t0 = time.perf_counter()
-        r = self.post(f"/changes/{change_id}/approve")
+        r = self.post(f"/changes/{change_id}/approve", {"confirm": str(total)})
         seconds = time.perf_counter() - t0
         if r.status != 302:
             raise SystemExit(f"approve failed: {r.status}")

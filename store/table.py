@@ -37,22 +37,17 @@ def all_states() -> list[TableState]:
     return list(db.session.scalars(select(TableState).order_by(TableState.id)))
 
 
-def get_state(tbl: int) -> TableState | None:
-    """One table's version, row count and the fields its records use (None before start-up made it)."""
-    return db.session.get(TableState, tbl)
-
-
 def state(tbl: int) -> TableState:
     """One table's version (the database version that last changed it), row count and fields."""
-    found = get_state(tbl)
+    found = db.session.get(TableState, tbl)
     if found is None:
         raise LookupError(f"no table state row {tbl}")  # made at start-up for every table of schema.json
     return found
 
 
-def add_state(name: str, fields: str, tbl: int | None = None) -> TableState:
+def add_state(name: str, fields: str) -> TableState:
     """The state row of a new, empty table (at start-up)."""
-    found = TableState(id=tbl, name=name, version=0, row_count=0, fields=fields)
+    found = TableState(name=name, version=0, row_count=0, fields=fields)
     db.session.add(found)
     db.session.flush()
     return found

@@ -150,6 +150,7 @@ def test_pages_of_each_table_and_the_overview(filled):
     teams = alice.get("/t/teams/")
     assert teams.status_code == 200 and "Finance" in teams.text and "<h1>Teams" in teams.text
     assert 'href="/t/teams/download"' in teams.text and 'href="/t/teams/upload"' in teams.text  # links stay in it
+    assert "changes approved by the admins and alice" in teams.text  # its approvers, shown
     download = alice.get("/t/teams/download")
     assert "teams-v2.csv" in download.headers["Content-Disposition"]
     assert alice.get("/t/source_systems/records/SAP").status_code == 200
@@ -161,6 +162,8 @@ def test_pages_of_each_table_and_the_overview(filled):
     review = alice.get(staged.headers["Location"]).text
     assert "Legal" in review and '<dd><a href="/t/teams/">Teams</a></dd>' in review  # the request's table
     assert "Legal" not in alice.get("/t/source_systems/changes").text
+    every = alice.get("/changes").text  # every table's requests, each with its table
+    assert f'href="/changes/{staged.headers["Location"].rsplit("/", 1)[1]}"' in every and "<td>Teams</td>" in every
     assert "datasets-v2.csv" in alice.get("/download").headers["Content-Disposition"]  # the old URL
 
 

@@ -255,7 +255,14 @@ def change_list():
     page, offset, size = page_args()
     table = table_urls.current() if table_urls.named() else None
     items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1, table)
-    return render_template("changes.html", items=items[:size], has_next=len(items) > size, page=page, status=status)
+    return render_template(
+        "changes.html",
+        items=items[:size],
+        has_next=len(items) > size,
+        page=page,
+        status=status,
+        table_titles={t.id: t.title for t in tables.every()},
+    )
 
 
 REVIEW_SHOWS = ("modified", "added", "deleted", "flagged", "conflicts")
