@@ -230,7 +230,6 @@ def render_upload(form: UploadForm, status: int, **extra):
         "upload.html",
         form=form,
         table=table,
-        state=tables.state(table),
         version=tables.database().version,
         schema=table.schema,
         limit_mb=limit_mb,
