@@ -14,13 +14,12 @@ a Frictionless Data Package (several tables, with references between them). Pure
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schema import Schema, SchemaError
+from schema import Schema, SchemaError, load_descriptor
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # Frictionless resource names: lower case, digits, - _ .
 DEFAULT_NAME = "datasets"
@@ -76,17 +75,7 @@ class Package:
     @classmethod
     def load(cls, path: str | Path) -> Package:
         """Read and check schema.json; SchemaError names the file, the resource and the field."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise SchemaError(f"{path}: file not found") from None
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        try:
-            return cls.from_dict(data)
-        except SchemaError as exc:
-            raise SchemaError(f"{path}: {exc}") from None
+        return load_descriptor(path, cls.from_dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> Package:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from records import SEP, Row, pack, repack, unpack
 
@@ -45,6 +45,25 @@ SHOW_CHARS = 60
 
 class SchemaError(Exception):
     """schema.json is missing, not JSON, or describes an impossible table."""
+
+
+T = TypeVar("T")
+
+
+def load_descriptor(path: str | Path, build: Callable[[Any], T]) -> T:
+    """`build` the parsed JSON of a descriptor file (schema.json); SchemaError names the file and
+    the problem (missing, not JSON, or what `build` refused)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    try:
+        return build(data)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
 
 
 class ValueProblem(ValueError):
@@ -482,17 +501,7 @@ class Schema:
     @classmethod
     def load(cls, path: str | Path) -> Schema:
         """Read and check schema.json; SchemaError names the file and the problem."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise SchemaError(f"{path}: file not found") from None
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        try:
-            return cls.from_dict(data)
-        except SchemaError as exc:
-            raise SchemaError(f"{path}: {exc}") from None
+        return load_descriptor(path, cls.from_dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> Schema:
