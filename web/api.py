@@ -129,7 +129,7 @@ def change_list():
     """Change requests, newest first (of every table; under /tables/NAME: of that table);
     ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
     limit, offset = limit_arg(100, 1000), offset_arg()
-    table = table_urls.current() if table_urls.named() else None
+    table = table_urls.named_table()
     items, total = changes.list_requests(request.args.get("status") or None, offset, limit, table)
     return jsonify({"items": [present.change_json(c) for c in items], "total": total})
 

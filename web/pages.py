@@ -46,7 +46,7 @@ def table_route(rule: str, **options):
 def index():
     """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
     several tables in schema.json: the overview of the tables."""
-    if not table_urls.named() and len(tables.every()) > 1:
+    if table_urls.whole_database():
         return render_template("tables.html", items=tables.overview())
     table = table_urls.current()
     q = request.args.get("q", "").strip()
@@ -91,7 +91,7 @@ def download_xlsx():
     """Download the whole table as an Excel workbook (?version=N: as it was after version N). At
     /download.xlsx with several tables in schema.json: the whole database, a sheet per table."""
     version = int_arg("version")
-    if not table_urls.named() and len(tables.every()) > 1:
+    if table_urls.whole_database():
         return present.database_xlsx_response(version)
     return present.xlsx_response(table_urls.current(), version)
 
@@ -252,8 +252,7 @@ def change_list():
     """Change requests, newest first, filtered by status (under /t/NAME/: of that table; else of every table)."""
     status = request.args.get("status", "pending")
     page, offset, size = page_args()
-    table = table_urls.current() if table_urls.named() else None
-    items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1, table)
+    items, _ = changes.list_requests(None if status == "all" else status, offset, size + 1, table_urls.named_table())
     return render_template(
         "changes.html",
         items=items[:size],

@@ -56,6 +56,16 @@ def named() -> bool:
     return bool(g.get("table_name"))
 
 
+def named_table() -> tables.TableRef | None:
+    """The table this request's URL names, or None on a plain path (lists of every table's requests)."""
+    return current() if named() else None
+
+
+def whole_database() -> bool:
+    """A plain path in a deployment of several tables: the overview `/`, the whole database's workbook."""
+    return not named() and len(tables.package().tables) > 1
+
+
 def template_values() -> dict:
     """What every page's template knows: the title of the table it shows (of the tables, on the
     overview), and whether there are several tables. Safe on error pages (an unknown table's name)."""
