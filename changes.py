@@ -321,7 +321,9 @@ def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundl
         stream.seek(0)
         return None
     stream.seek(0)
-    return bundles.open_bundle(stream, [ref.name, *(n for n in names if n != ref.name)])
+    return bundles.open_bundle(
+        stream, [ref.name, *(n for n in names if n != ref.name)], current_app.config["MAX_CONTENT_LENGTH"]
+    )
 
 
 def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, label: str = "") -> _Staging:

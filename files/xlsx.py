@@ -53,6 +53,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, WINDOWS_EPOCH, from_excel
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.xml.constants import REL_NS, SHARED_STRINGS, SHEET_MAIN_NS, XLSM, XLSX, XLTM, XLTX
 
+from files import zipmember
 from files.formulas import escape_formula, unescape_formula, unescaper
 from files.problems import FileProblems, Problem, ProblemList, TooLarge
 from files.rows import Upload, data_rows, map_header
@@ -361,7 +362,7 @@ class _Book:
         parser.EndElementHandler = handler.end
         parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = _refuse_dtd  # never in a workbook
         handler.parser = parser
-        with self.archive.open(info) as src:
+        with zipmember.open_checked(self.archive, info, "workbook") as src:
             while chunk := src.read(CHUNK_BYTES):
                 self.budget.charge(chunk)
                 parser.Parse(chunk, False)
@@ -755,6 +756,7 @@ def _open(stream: IO[bytes]) -> _Book:
         members = archive.infolist()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
+    zipmember.check_members(members, "workbook")  # bzip2 or LZMA would unpack whole in one read
     names = [m.filename for m in members]
     if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
         raise TooLarge(_too_big(MAX_UNPACKED_BYTES))
