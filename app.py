@@ -65,8 +65,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    # Sign-in first, before anything reads a body (CSRFProtect's check, registered by
+    # csrf.init_app above, reads the form): an anonymous body is never read, only refused.
+    app.before_request_funcs.setdefault(None, []).insert(0, auth.require_login)
     app.before_request(refuse_nul_characters)
-    app.before_request(auth.require_login)
     app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)

@@ -22,6 +22,9 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 PUBLIC_ENDPOINTS = {"auth.login", "healthz", "static"}
+FILE_ENDPOINTS = {"pages.upload", "api.upload"}  # the only ones whose body may be as large as MAX_UPLOAD_MB
+SMALL_BODY_BYTES = 1024 * 1024  # every other body: a form or a JSON object
+SMALL_BODY_PARTS = 100  # form fields of a request that takes no file
 
 
 def approver_required(view):
@@ -99,7 +102,14 @@ def unauthorized():
 
 
 def require_login():
-    """before_request: every page and API call needs a signed-in user, except sign-in and health."""
+    """before_request, the first one: every page and API call needs a signed-in user, except
+    sign-in and health. Runs before anything reads the body (only headers and the session cookie
+    are looked at), so an anonymous body is never read; and every body but an upload's is limited
+    to SMALL_BODY_BYTES before it is parsed (413)."""
+    if request.endpoint not in FILE_ENDPOINTS:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        request.max_content_length = SMALL_BODY_BYTES if limit is None else min(limit, SMALL_BODY_BYTES)
+        request.max_form_parts = SMALL_BODY_PARTS
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
     if not current_user.is_authenticated:

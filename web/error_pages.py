@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from errors import DomainError
 from models import db
+from web import auth
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,39 @@ def too_large_message(sent: int | None, limit: int) -> str:
     )
 
 
+def too_large(app: Flask) -> tuple[str, tuple[str, str] | None]:
+    """The 413 message and link back, by its cause: a file over MAX_UPLOAD_MB, a body over the
+    small limit of requests that take no file, or a form of too many parts (never the file's fault)."""
+    limit = request.max_content_length
+    over = limit is not None and (request.content_length is None or request.content_length > limit)
+    if request.endpoint in auth.FILE_ENDPOINTS:
+        back = (url_for("pages.upload"), "Back to the upload form")
+        if over:
+            return too_large_message(request.content_length, app.config["MAX_CONTENT_LENGTH"]), back
+        return (
+            f"The form has too many parts (at most {request.max_form_parts:,}) or a field other than the file is"
+            " too long. Send the upload form as the page writes it: the file and its few fields.",
+            back,
+        )
+    if over:
+        return (
+            f"The request is larger than the {file_size(limit)} this address accepts (only uploads may be larger)."
+            " Send the form or JSON object the documentation describes.",
+            None,
+        )
+    return (
+        f"The request has too many form parts (at most {request.max_form_parts:,}) or a field too long."
+        " Send the form or JSON object the documentation describes.",
+        None,
+    )
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         message, back = exc.description or "", None
         if exc.code == 413:
-            message = too_large_message(request.content_length, app.config["MAX_CONTENT_LENGTH"])
-            back = (url_for("pages.upload"), "Back to the upload form")
+            message, back = too_large(app)
         elif message == NotFound.description:
             message = "There is nothing at this address."
         elif message == MethodNotAllowed.description:
