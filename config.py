@@ -56,6 +56,8 @@ SETTINGS = (
             "each is deleted after a day."),
     Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
             "deleted (the request, its counts and its audit entries stay)."),
+    Setting("CLIENT_TIMEOUT_SECONDS", "15", "gunicorn only (gunicorn.conf.py): the longest a client may leave a worker "
+            "waiting for its next bytes (headers or body) before the connection is dropped."),
     Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
             "rows (also at start-up and with `flask --app app cleanup`); 0: only those two."),
 )  # fmt: skip

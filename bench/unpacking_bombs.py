@@ -87,7 +87,9 @@ def main() -> None:
         f"zip of CSV files, {name} members": csv_zip(method, unpacked)
         for method, name in ((zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "LZMA"))
     }
-    print(f"each unpacks to {args.unpacked_mb} MB; targets: refused within {TARGET_SECONDS} s, growth < {TARGET_GROWTH_MB} MB")
+    print(
+        f"each unpacks to {args.unpacked_mb} MB; targets: refused within {TARGET_SECONDS} s, growth < {TARGET_GROWTH_MB} MB"
+    )
     print("case\tpacked bytes\tseconds\tgrowth MB\toutcome")
     failed = False
     with tempfile.TemporaryDirectory() as directory:

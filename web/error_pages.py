@@ -21,6 +21,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timed out",
     409: "Conflict",
     413: "File too large",
     422: "Cannot process this",
@@ -131,6 +132,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         return respond(exc.status, exc.message, **({"keys": exc.keys} if exc.keys else {}))
+
+    @app.errorhandler(TimeoutError)
+    def client_too_slow(exc: TimeoutError):
+        # gunicorn's worker (gunicorn.conf.py) waits CLIENT_TIMEOUT_SECONDS for each read of the body
+        return respond(
+            408, "Your upload stopped arriving (nothing came for a while). Check the connection and try again."
+        )
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
