@@ -24,7 +24,7 @@ from models import db
 from package import Package
 from schema import SchemaError
 from web import api, auth, body, error_pages, pages, table_urls
-from web.params import IdConverter, refuse_nul_characters
+from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -73,6 +73,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
+    app.jinja_env.globals["query_args"] = query_args  # the query string, safe to hand back to url_for
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)

@@ -45,6 +45,18 @@ def refuse_nul_characters() -> None:
         abort(400, "The request holds a NUL character (\\x00), which no value may hold.")
 
 
+# Keyword arguments of url_for itself: a query parameter of that name must never reach it.
+_URL_FOR_NAMES = frozenset({"endpoint", "_method", "_external", "_anchor", "_scheme", "_url_values"})
+
+
+def query_args() -> dict[str, str]:
+    """The query string as the pages hand it back to url_for in their links (pagers, filters,
+    downloads): without the names url_for reads itself (`?endpoint=x`, `?_method=PUT` were a 500)
+    and without the path's own values (`?change_id=x` must not replace the request's id)."""
+    taken = _URL_FOR_NAMES | set(request.view_args or ())
+    return {name: value for name, value in request.args.items() if name not in taken}
+
+
 def json_body() -> Any:
     """The request's JSON body, or None when it is not JSON. Nesting too deep for the parser is a
     400, not a 500 (the body is at most web.auth.SMALL_BODY_BYTES, checked before this reads it)."""
