@@ -52,6 +52,8 @@ SETTINGS = (
     Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", "50", "Failed sign-ins from one address, for any names, within 15 minutes "
             "before that address is refused (429)."),
     Setting("MAX_PENDING_PER_USER", "10", "Pending change requests one person may have; the next upload gets HTTP 429."),
+    Setting("HELD_UPLOADS_PER_USER", "3", "Uploads kept per person while they answer the mass-deletion question "
+            "(the newest); each is deleted after an hour."),
     Setting("ERROR_FILES_PER_USER", "3", "Refused uploads kept (with an errors column) per person, newest first; "
             "each is deleted after a day."),
     Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
@@ -184,6 +186,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", "50"),
         "MAX_PENDING_PER_USER": _int("MAX_PENDING_PER_USER", "10"),
         "ERROR_FILES_PER_USER": _int("ERROR_FILES_PER_USER", "3"),
+        "HELD_UPLOADS_PER_USER": _int("HELD_UPLOADS_PER_USER", "3"),
         "KEEP_DECIDED_DAYS": _int("KEEP_DECIDED_DAYS", "30"),
         "CLEANUP_INTERVAL_MINUTES": _int("CLEANUP_INTERVAL_MINUTES", "60"),
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
