@@ -14,6 +14,7 @@ from flask import Flask, jsonify, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import bootstrap
 import cli
@@ -52,6 +53,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
     app.extensions["package"] = package
+    if app.config.get("PROXY_FIX"):  # the client's address, as the N proxies in front report it
+        proxies = app.config["PROXY_FIX"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

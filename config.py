@@ -38,6 +38,9 @@ SETTINGS = (
             "from the proxies in AUTH_PROXY_IPS only; off when empty."),
     Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
             "is trusted. Required with AUTH_HEADER: without it the app refuses to start."),
+    Setting("PROXY_FIX", "0", "How many reverse proxies stand in front of the app (0: none). With N, werkzeug's ProxyFix "
+            "takes the client's address (and scheme) from the last N X-Forwarded-For (X-Forwarded-Proto) entries: set it "
+            "only when the app can be reached through those proxies alone."),
     Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens."),
     Setting("SCHEMA_PATH", "schema.json", "The tables and their columns: a Frictionless Table Schema (one table) or "
             "Data Package (several tables, with references between them)."),
@@ -176,6 +179,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "AUTH_HEADER": os.environ.get("AUTH_HEADER", "").strip(),
         "AUTH_PROXY_IPS": proxy_networks(os.environ.get("AUTH_PROXY_IPS", "")),
         "AUTH_HEADER_TOKENS": _bool("AUTH_HEADER_TOKENS", "false"),
+        "PROXY_FIX": _int("PROXY_FIX", "0"),
         "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
         "DROP_REMOVED_TABLES": _bool("DROP_REMOVED_TABLES", "false"),
         "PAGE_SIZE": _int("PAGE_SIZE", "50"),

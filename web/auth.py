@@ -74,7 +74,7 @@ def load_user_from_request(req) -> User | None:
         return None
     proxy_header = current_app.config.get("AUTH_HEADER")
     name = req.headers.get(proxy_header, "").strip() if proxy_header else ""
-    if name and "\x00" not in name and from_trusted_proxy(req.remote_addr):
+    if name and "\x00" not in name and from_trusted_proxy(peer_address()):
         return accounts.user_for_proxy(name)
     return None
 
@@ -88,6 +88,31 @@ def from_trusted_proxy(address: str | None) -> bool:
     if peer.version == 6 and peer.ipv4_mapped:
         peer = peer.ipv4_mapped
     return any(peer in network for network in current_app.config["AUTH_PROXY_IPS"])
+
+
+def peer_address() -> str | None:
+    """The address of whoever opened the connection (with PROXY_FIX, the proxy's, as it was
+    before werkzeug's ProxyFix put the client's in its place)."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return original.get("REMOTE_ADDR", request.remote_addr)
+
+
+def client_address() -> str:
+    """The address sign-in throttling counts failures against: the client's, never a proxy's.
+
+    Behind PROXY_FIX proxies, werkzeug's ProxyFix has already put the client's address in
+    `remote_addr`. From a proxy of AUTH_PROXY_IPS, X-Forwarded-For is read from the right, past
+    the addresses of trusted proxies: the first other address is the client's (anything further
+    left was written by the client and may be a lie). From anyone else the header is ignored.
+    """
+    peer = request.remote_addr or "?"
+    if not from_trusted_proxy(peer_address()):
+        return peer
+    forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if a.strip()]
+    for address in reversed(forwarded):
+        if not from_trusted_proxy(address):
+            return address[:100]
+    return forwarded[0][:100] if forwarded else peer
 
 
 @login_manager.unauthorized_handler
@@ -138,7 +163,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = accounts.sign_in(form.username.data.strip(), form.password.data, request.remote_addr or "?")
+            user = accounts.sign_in(form.username.data.strip(), form.password.data, client_address())
         except accounts.TooManyFailures as exc:
             abort(429, str(exc))
         except accounts.AccountDisabled as exc:
