@@ -144,6 +144,9 @@ def _int(name: str, default: str) -> int:
 # Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
 # database's set-up); production refuses anything but the strong default (`check`).
 STRONG_PASSWORD_HASH = "scrypt"
+# New passwords must take at least 10^this many guesses by zxcvbn's estimate (accounts.py); tests
+# lower it (their fixtures' passwords are weak on purpose), production refuses less (`check`).
+STRONG_PASSWORD_GUESSES_LOG10 = 9.0
 
 
 def check(settings: Mapping[str, object]) -> None:
@@ -152,6 +155,11 @@ def check(settings: Mapping[str, object]) -> None:
     if settings.get("APP_ENV") == "production" and settings.get("PASSWORD_HASH_METHOD") != STRONG_PASSWORD_HASH:
         raise ConfigError(
             f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
+        )
+    guesses = settings.get("PASSWORD_MIN_GUESSES_LOG10", STRONG_PASSWORD_GUESSES_LOG10)
+    if settings.get("APP_ENV") == "production" and guesses < STRONG_PASSWORD_GUESSES_LOG10:  # type: ignore[operator]
+        raise ConfigError(
+            f"PASSWORD_MIN_GUESSES_LOG10 is {guesses}; production asks at least {STRONG_PASSWORD_GUESSES_LOG10}"
         )
     if settings.get("AUTH_HEADER") and not settings.get("AUTH_PROXY_IPS"):
         raise ConfigError(
@@ -194,6 +202,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "KEEP_DECIDED_DAYS": _int("KEEP_DECIDED_DAYS", "30"),
         "CLEANUP_INTERVAL_MINUTES": _int("CLEANUP_INTERVAL_MINUTES", "60"),
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
+        "PASSWORD_MIN_GUESSES_LOG10": STRONG_PASSWORD_GUESSES_LOG10,
         "FIRST_ADMIN_PASSWORD_FILE": instance_path / "first-admin-password",  # when the console is no terminal
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
