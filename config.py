@@ -144,8 +144,8 @@ def _int(name: str, default: str) -> int:
 # Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
 # database's set-up); production refuses anything but the strong default (`check`).
 STRONG_PASSWORD_HASH = "scrypt"
-# New passwords must take at least 10^this many guesses by zxcvbn's estimate (accounts.py); tests
-# lower it (their fixtures' passwords are weak on purpose), production refuses less (`check`).
+# New passwords must take at least 10^this many guesses by zxcvbn's estimate (accounts.py). Not an
+# environment setting: only the tests lower it (their fixtures' passwords are weak on purpose).
 STRONG_PASSWORD_GUESSES_LOG10 = 9.0
 
 
@@ -155,11 +155,6 @@ def check(settings: Mapping[str, object]) -> None:
     if settings.get("APP_ENV") == "production" and settings.get("PASSWORD_HASH_METHOD") != STRONG_PASSWORD_HASH:
         raise ConfigError(
             f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
-        )
-    guesses = settings.get("PASSWORD_MIN_GUESSES_LOG10", STRONG_PASSWORD_GUESSES_LOG10)
-    if settings.get("APP_ENV") == "production" and guesses < STRONG_PASSWORD_GUESSES_LOG10:  # type: ignore[operator]
-        raise ConfigError(
-            f"PASSWORD_MIN_GUESSES_LOG10 is {guesses}; production asks at least {STRONG_PASSWORD_GUESSES_LOG10}"
         )
     if settings.get("AUTH_HEADER") and not settings.get("AUTH_PROXY_IPS"):
         raise ConfigError(

@@ -756,7 +756,6 @@ def _open(stream: IO[bytes]) -> _Book:
         members = archive.infolist()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
-    zipmember.check_members(members, "workbook")  # bzip2 or LZMA would unpack whole in one read
     names = [m.filename for m in members]
     if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
         raise TooLarge(_too_big(MAX_UNPACKED_BYTES))
@@ -771,6 +770,7 @@ def _open(stream: IO[bytes]) -> _Book:
                 )
             ]
         )
+    zipmember.check_members(members, "workbook")  # bzip2 or LZMA would unpack whole in one read
     book = _Book(archive, size)
     try:
         book.read()

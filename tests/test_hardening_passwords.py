@@ -38,13 +38,6 @@ def test_a_strong_passphrase_is_accepted(strict):
     assert result.exit_code == 0, result.output
 
 
-def test_production_refuses_a_weaker_rule():
-    settings = {"APP_ENV": "production", "PASSWORD_HASH_METHOD": config.STRONG_PASSWORD_HASH}
-    config.check(settings | {"PASSWORD_MIN_GUESSES_LOG10": config.STRONG_PASSWORD_GUESSES_LOG10})
-    with pytest.raises(config.ConfigError, match="PASSWORD_MIN_GUESSES_LOG10"):
-        config.check(settings | {"PASSWORD_MIN_GUESSES_LOG10": 4})
-
-
 def test_the_first_admin_password_file_goes_once_the_passwords_are_changed(make_app, tmp_path):
     secret = tmp_path / "first-admin-password"
     app = make_app(ADMIN_USERS=["root", "chief"], FIRST_ADMIN_PASSWORD_FILE=secret)
