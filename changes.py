@@ -45,7 +45,8 @@ from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
 from models import ChangeRequest, ErrorReport, MergeConflict, db, utcnow
 from records import SEP, pack, unpack
-from schema import Schema, show
+from schema import Schema
+from values import show
 
 log = logging.getLogger(__name__)
 MODES = ("full", "partial")

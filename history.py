@@ -32,9 +32,9 @@ from files import xlsx
 from files.csv_write import TextSink, csv_chunks
 from models import ChangeRequest
 from records import repack, unpack
-from schema import show
 from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
 from store.history import HistoryRow
+from values import show
 
 __all__ = ["AuditFilter"]
 

@@ -32,7 +32,8 @@ from typing import NamedTuple
 from diff import Diff
 from files.xlsx import EXCEL_DIGITS
 from records import unpack
-from schema import Schema, show
+from schema import Schema
+from values import show
 
 MAX_WARNINGS = 20
 _DIGITS = re.compile(r"\d+")

@@ -57,7 +57,8 @@ from files.formulas import escape_formula, unescape_formula, unescaper
 from files.problems import FileProblems, Problem, ProblemList, TooLarge
 from files.rows import Upload, data_rows, map_header
 from records import SEP
-from schema import Field, Schema
+from schema import Schema
+from values import Field
 
 ENCODING = "xlsx"  # what Upload.encoding (and the change request) says for a workbook
 MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -22,7 +22,8 @@ from diff import changed_fields
 from files import xlsx
 from models import ChangeRequest, ErrorReport, MergeConflict
 from records import as_dict, unpack
-from schema import Field, Schema
+from schema import Schema
+from values import Field
 
 # The three kinds of staged change: their names in the API and on the review page → stored action.
 KINDS = {"added": "add", "modified": "modify", "deleted": "delete"}
