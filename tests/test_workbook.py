@@ -14,8 +14,8 @@ from data.make_workbooks import excel_style
 from openpyxl import Workbook, load_workbook
 
 import diff
-from files import xlsx as workbook
 from files import ooxml, xlsx_write
+from files import xlsx as workbook
 from files.problems import FileProblems
 from files.upload import open_upload
 from records import SEP
