@@ -106,6 +106,21 @@ def make_app(url: str):
     )
 
 
+def _sign_up(app, state: dict) -> None:
+    """alice and boss with known passwords, and an API token each kept in `state` (the first step)."""
+    import accounts
+    from models import db
+
+    with app.app_context():
+        for name in ("alice", "boss"):
+            if accounts.find_user(name) is None:
+                accounts.create_user(name, f"{name}-password")
+            else:
+                accounts.set_password(name, f"{name}-password")
+            state[f"token_{name}"] = accounts.create_token(name)
+        db.session.commit()
+
+
 def child(step: str, url: str, base: str | None, rows: int, state_path: Path) -> dict:
     """Run one step in process (`base` None) or against gunicorn at `base`; return what it measured."""
     manifest = json.loads((generate.DATA / f"manifest-{rows}.json").read_text())
@@ -115,17 +130,7 @@ def child(step: str, url: str, base: str | None, rows: int, state_path: Path) ->
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     app = make_app(url)
     if step == "idle":
-        import accounts
-        from models import db
-
-        with app.app_context():
-            for name in ("alice", "boss"):
-                if accounts.find_user(name) is None:
-                    accounts.create_user(name, f"{name}-password")
-                else:
-                    accounts.set_password(name, f"{name}-password")
-                state[f"token_{name}"] = accounts.create_token(name)
-            db.session.commit()
+        _sign_up(app, state)
     target = base or app
 
     def web(user: str) -> Web:
@@ -444,16 +449,22 @@ def run_kind(kind: str, vias: tuple[str, ...], rows: int, profile: set[str], pg_
     return out
 
 
-def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]) -> dict[str, Result]:
-    """The results of one database, both ways, with the targets checked on what users see (HTTP)."""
-    results: dict[str, Result] = {}
-    vias = list(runs)
+class _Collect:
+    """The results of one database, both ways, with the targets checked on what users see (HTTP):
+    one method per group of steps."""
 
-    def result(key: str, label: str, step: str, pick=lambda d: d["seconds"], amount=None, megabytes=None) -> Result:
-        r = Result(label, kind, rows, amount=amount, megabytes=megabytes)
-        for via in vias:
-            if step in runs[via]:
-                data, rss = runs[via][step]
+    def __init__(self, kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]):
+        self.kind, self.rows, self.manifest, self.peers, self.runs = kind, rows, manifest, peers, runs
+        self.vias = list(runs)
+        self.results: dict[str, Result] = {}
+
+    def result(
+        self, key: str, label: str, step: str, pick=lambda d: d["seconds"], amount=None, megabytes=None
+    ) -> Result:
+        r = Result(label, self.kind, self.rows, amount=amount, megabytes=megabytes)
+        for via in self.vias:
+            if step in self.runs[via]:
+                data, rss = self.runs[via][step]
                 r.seconds[via] = pick(data)
                 r.rss[via] = rss
         s = r.user_seconds
@@ -462,148 +473,179 @@ def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs
             r.mb_s = megabytes / s if megabytes else None
         if "inproc" in r.seconds and "http" in r.seconds and r.seconds["inproc"]:
             r.versus.append(f"HTTP {r.seconds['http'] / r.seconds['inproc']:.2f}× in-process")
-        results[key] = r
+        self.results[key] = r
         return r
 
-    def user_via(step: str) -> str:
-        return "http" if step in runs.get("http", {}) else "inproc"
+    def user_via(self, step: str) -> str:
+        return "http" if step in self.runs.get("http", {}) else "inproc"
 
-    def data(step: str) -> dict:
-        return runs[user_via(step)][step][0]
+    def data(self, step: str) -> dict:
+        return self.runs[self.user_via(step)][step][0]
 
-    result("idle", "idle app, signed in (baseline RSS)", "idle", pick=lambda d: None)
-    up = result("load_upload", "initial load: upload (all additions staged)", "load_upload", amount=rows,
-                megabytes=manifest["base_bytes"] / MB)  # fmt: skip
-    ap = result("load_approve", "initial load: approve", "load_approve", amount=rows)
-    if up.seconds and ap.seconds:
-        load = Result("initial load: upload + approve", kind, rows, amount=rows, megabytes=manifest["base_bytes"] / MB)
-        for via in up.seconds:
-            if via in ap.seconds:
-                load.seconds[via] = up.seconds[via] + ap.seconds[via]
-                load.rss[via] = max(up.rss[via], ap.rss[via])
-        load.rate, load.mb_s = rows / load.user_seconds, manifest["base_bytes"] / MB / load.user_seconds
-        if "peer_pg_copy" in peers:
-            ratio = load.user_seconds / peers["peer_pg_copy"].user_seconds
-            load.versus.append(f"{ratio:.1f}× PG COPY")
-            load.targets.append((f"≤{LOAD_VS_COPY:g}× PG COPY", ratio <= LOAD_VS_COPY))
-        results["load"] = load
-        results["probe_load"] = _probe_result(
-            "home page while the initial load is approved (max)",
-            kind,
-            rows,
-            data("load_approve"),
-            user_via("load_approve"),
-        )
-
-    for step, label in (
-        ("upload", "upload edited file, upload form: parse + validate + diff + stage"),
-        ("upload_raw", "upload edited file, API with the file as the body"),
-    ):
-        if not any(step in runs[v] for v in vias):
-            continue
-        upload = result(step, label, step, amount=manifest["edited_rows"], megabytes=manifest["edited_bytes"] / MB)
-        d = data(step)
-        upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
-        cpu = {via: runs[via][step][0]["cpu"] for via in vias if step in runs[via]}
-        if cpu:
-            upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
-        if "inproc" in cpu and "http" in cpu:
-            upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
-        for peer, peer_label, limit in (
-            ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
-            ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
-            ("peer_pandas", "pandas", None),
-        ):
-            if peer in peers:
-                ratio = upload.user_seconds / peers[peer].user_seconds
-                upload.versus.append(f"{ratio:.2f}× {peer_label}")
-                if limit is not None:
-                    upload.targets.append((f"≤{limit:g}× {peer_label}", ratio <= limit))
-        if "inproc" in upload.seconds and "http" in upload.seconds:
-            upload.targets.append(
-                (
-                    f"HTTP ≤{HTTP_VS_INPROC:g}× in-process",
-                    upload.seconds["http"] <= HTTP_VS_INPROC * upload.seconds["inproc"],
-                )
+    def initial_load(self) -> None:
+        """The initial load: upload, approval, both, and the home page meanwhile."""
+        self.result("idle", "idle app, signed in (baseline RSS)", "idle", pick=lambda d: None)
+        up = self.result("load_upload", "initial load: upload (all additions staged)", "load_upload", amount=self.rows,
+                    megabytes=self.manifest["base_bytes"] / MB)  # fmt: skip
+        ap = self.result("load_approve", "initial load: approve", "load_approve", amount=self.rows)
+        if up.seconds and ap.seconds:
+            load = Result(
+                "initial load: upload + approve",
+                self.kind,
+                self.rows,
+                amount=self.rows,
+                megabytes=self.manifest["base_bytes"] / MB,
             )
-        upload.targets.append(("RSS < 1 GiB", max(v for v in upload.rss.values() if v) < UPLOAD_RSS))
+            for via in up.seconds:
+                if via in ap.seconds:
+                    load.seconds[via] = up.seconds[via] + ap.seconds[via]
+                    load.rss[via] = max(up.rss[via], ap.rss[via])
+            load.rate, load.mb_s = self.rows / load.user_seconds, self.manifest["base_bytes"] / MB / load.user_seconds
+            if "peer_pg_copy" in self.peers:
+                ratio = load.user_seconds / self.peers["peer_pg_copy"].user_seconds
+                load.versus.append(f"{ratio:.1f}× PG COPY")
+                load.targets.append((f"≤{LOAD_VS_COPY:g}× PG COPY", ratio <= LOAD_VS_COPY))
+            self.results["load"] = load
+            self.results["probe_load"] = _probe_result(
+                "home page while the initial load is approved (max)",
+                self.kind,
+                self.rows,
+                self.data("load_approve"),
+                self.user_via("load_approve"),
+            )
 
-    if any("approve" in runs[v] for v in vias):
-        d = data("approve")
-        approve = result(
-            "approve", f"approve {d['changes']:,} changes, after another approval", "approve", amount=d["changes"]
-        )
-        approve.note = "peak RSS: the one-row upload approved first reads the whole table"
-        if kind == "postgres":
-            approve.targets.append((f"≥{APPROVE_PER_S:,} changes/s", approve.rate >= APPROVE_PER_S))
-        results["probe_approve"] = _probe_result(
-            "home page while the edit is approved (max)", kind, rows, d, user_via("approve")
-        )
-
-    if any("download" in runs[v] for v in vias):
-        d = data("download")
-        idle = results["idle"].rss
-        download = result("download", "download CSV (whole table, streamed)", "download", amount=manifest["edited_rows"],
-                          megabytes=d["bytes"] / MB)  # fmt: skip
-        over = {via: download.rss[via] - idle[via] for via in download.rss if idle.get(via)}
-        download.note = (
-            f"{d['bytes'] / MB:.0f} MB; RSS over idle: "
-            + ", ".join(f"{VIAS[v]} {o / MiB:+.0f} MiB" for v, o in over.items())
-            + f"; {_runs(d)}"
-        )
-        download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
-        download.targets.append(("memory flat", all(o <= FLAT_RSS for o in over.values())))
-
-    if any("history" in runs[v] for v in vias):
-        d = data("history")
-        now = result("export_now", "export CSV, current version (API)", "history", pick=lambda d: d["export_now"],
-                     amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
-        now.note = _runs({"times": d["export_now_times"]})
-        old = result("export_old", "export CSV, the version before the edit (API, ?version=N-1)", "history",
-                     pick=lambda d: d["export_old"], amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
-        ratio = old.user_seconds / now.user_seconds
-        old.versus.append(f"{ratio:.2f}× the current export")
-        old.targets.append((f"≤{OLD_EXPORT_VS_NOW:g}× current export", ratio <= OLD_EXPORT_VS_NOW))
-        old.note = _runs({"times": d["export_old_times"]})
-        for key, label, limit in (
-            ("diff", "diff of the edit's version with the one before, first page (API)", DIFF_PAGE_S),
-            ("blame", "blame of a record the edit changed (API)", RECORD_S),
-            ("record_history", "history of a record the edit changed (API)", RECORD_S),
+    def uploads(self) -> None:
+        """The edited file through the upload form and as the API's body, next to the peers."""
+        for step, label in (
+            ("upload", "upload edited file, upload form: parse + validate + diff + stage"),
+            ("upload_raw", "upload edited file, API with the file as the body"),
         ):
-            r = result(key, label, "history", pick=lambda d, key=key: d[key]["seconds"])
-            r.note = f"median of {PAGE_REPEAT}; max {d[key]['max']:.3f} s"
-            r.targets.append((f"<{limit} s", r.user_seconds < limit))
-        revert = result("revert", f"revert of the edit: {d['revert_changes']:,} changes staged (API)", "history",
-                        pick=lambda d: d["revert"], amount=d["revert_changes"])  # fmt: skip
-        revert.note = _runs({"times": d["revert_times"]})
-        if "upload" in results:
-            ratio = revert.user_seconds / results["upload"].user_seconds
-            revert.versus.append(f"{ratio:.2f}× the upload of the edit")
-            revert.targets.append(("≤ the upload's time", ratio <= 1.0))
+            if not any(step in self.runs[v] for v in self.vias):
+                continue
+            upload = self.result(
+                step, label, step, amount=self.manifest["edited_rows"], megabytes=self.manifest["edited_bytes"] / MB
+            )
+            d = self.data(step)
+            upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
+            cpu = {via: self.runs[via][step][0]["cpu"] for via in self.vias if step in self.runs[via]}
+            if cpu:
+                upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
+            if "inproc" in cpu and "http" in cpu:
+                upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
+            for peer, peer_label, limit in (
+                ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
+                ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
+                ("peer_pandas", "pandas", None),
+            ):
+                if peer in self.peers:
+                    ratio = upload.user_seconds / self.peers[peer].user_seconds
+                    upload.versus.append(f"{ratio:.2f}× {peer_label}")
+                    if limit is not None:
+                        upload.targets.append((f"≤{limit:g}× {peer_label}", ratio <= limit))
+            if "inproc" in upload.seconds and "http" in upload.seconds:
+                upload.targets.append(
+                    (
+                        f"HTTP ≤{HTTP_VS_INPROC:g}× in-process",
+                        upload.seconds["http"] <= HTTP_VS_INPROC * upload.seconds["inproc"],
+                    )
+                )
+            upload.targets.append(("RSS < 1 GiB", max(v for v in upload.rss.values() if v) < UPLOAD_RSS))
 
-    if any("stale" in runs[v] for v in vias):
-        d = data("stale")
-        current = result("stale_current", f"upload of 1% edits on the current version ({d['current_counts']['modified']:,} modified)",
-                         "stale", pick=lambda d: d["current"], amount=manifest["edited_rows"])  # fmt: skip
-        current.note = _runs({"times": d["current_times"]})
-        stale = result("stale", f"the same edits on version 1, {d['now'] - 1} versions ({d['changed_since']:,} changed rows) behind: three-way merge",
-                       "stale", pick=lambda d: d["stale"], amount=manifest["edited_rows"])  # fmt: skip
-        counts = d["stale_counts"]
-        stale.note = f"{counts['modified']:,} modified, {counts['conflicts']:,} conflicts; " + _runs(
-            {"times": d["stale_times"]}
-        )
-        ratio = stale.user_seconds / current.user_seconds
-        stale.versus.append(f"{ratio:.2f}× on the current version")
-        stale.targets.append((f"≤{STALE_VS_CURRENT:g}× current base", ratio <= STALE_VS_CURRENT))
+    def approve(self) -> None:
+        """The approval of the edit, and the home page meanwhile."""
+        if any("approve" in self.runs[v] for v in self.vias):
+            d = self.data("approve")
+            approve = self.result(
+                "approve", f"approve {d['changes']:,} changes, after another approval", "approve", amount=d["changes"]
+            )
+            approve.note = "peak RSS: the one-row upload approved first reads the whole table"
+            if self.kind == "postgres":
+                approve.targets.append((f"≥{APPROVE_PER_S:,} changes/s", approve.rate >= APPROVE_PER_S))
+            self.results["probe_approve"] = _probe_result(
+                "home page while the edit is approved (max)", self.kind, self.rows, d, self.user_via("approve")
+            )
 
-    if any("pages" in runs[v] for v in vias):
-        names = data("pages")["pages"]
-        for name in names:
-            r = result(f"page:{name}", f"page: {name}", "pages", pick=lambda d, name=name: d["pages"][name]["seconds"])
-            r.note = f"median of {PAGE_REPEAT}; max {data('pages')['pages'][name]['max']:.3f} s"
-            limit = KEY_SEARCH_S if name.startswith("search by key") else PAGE_S
-            r.targets.append((f"<{limit} s", r.user_seconds < limit))
-    return results
+    def download(self) -> None:
+        """The streamed CSV download and its memory."""
+        if any("download" in self.runs[v] for v in self.vias):
+            d = self.data("download")
+            idle = self.results["idle"].rss
+            download = self.result("download", "download CSV (whole table, streamed)", "download", amount=self.manifest["edited_rows"],
+                              megabytes=d["bytes"] / MB)  # fmt: skip
+            over = {via: download.rss[via] - idle[via] for via in download.rss if idle.get(via)}
+            download.note = (
+                f"{d['bytes'] / MB:.0f} MB; RSS over idle: "
+                + ", ".join(f"{VIAS[v]} {o / MiB:+.0f} MiB" for v, o in over.items())
+                + f"; {_runs(d)}"
+            )
+            download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
+            download.targets.append(("memory flat", all(o <= FLAT_RSS for o in over.values())))
+
+    def history(self) -> None:
+        """Old versions, the version diff, blame, a record's history and a revert."""
+        if any("history" in self.runs[v] for v in self.vias):
+            d = self.data("history")
+            now = self.result("export_now", "export CSV, current version (API)", "history", pick=lambda d: d["export_now"],
+                         amount=self.manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+            now.note = _runs({"times": d["export_now_times"]})
+            old = self.result("export_old", "export CSV, the version before the edit (API, ?version=N-1)", "history",
+                         pick=lambda d: d["export_old"], amount=self.manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+            ratio = old.user_seconds / now.user_seconds
+            old.versus.append(f"{ratio:.2f}× the current export")
+            old.targets.append((f"≤{OLD_EXPORT_VS_NOW:g}× current export", ratio <= OLD_EXPORT_VS_NOW))
+            old.note = _runs({"times": d["export_old_times"]})
+            for key, label, limit in (
+                ("diff", "diff of the edit's version with the one before, first page (API)", DIFF_PAGE_S),
+                ("blame", "blame of a record the edit changed (API)", RECORD_S),
+                ("record_history", "history of a record the edit changed (API)", RECORD_S),
+            ):
+                r = self.result(key, label, "history", pick=lambda d, key=key: d[key]["seconds"])
+                r.note = f"median of {PAGE_REPEAT}; max {d[key]['max']:.3f} s"
+                r.targets.append((f"<{limit} s", r.user_seconds < limit))
+            revert = self.result("revert", f"revert of the edit: {d['revert_changes']:,} changes staged (API)", "history",
+                            pick=lambda d: d["revert"], amount=d["revert_changes"])  # fmt: skip
+            revert.note = _runs({"times": d["revert_times"]})
+            if "upload" in self.results:
+                ratio = revert.user_seconds / self.results["upload"].user_seconds
+                revert.versus.append(f"{ratio:.2f}× the upload of the edit")
+                revert.targets.append(("≤ the upload's time", ratio <= 1.0))
+
+    def stale(self) -> None:
+        """The same edits on an old version (a three-way merge) and on the table now."""
+        if any("stale" in self.runs[v] for v in self.vias):
+            d = self.data("stale")
+            current = self.result("stale_current", f"upload of 1% edits on the current version ({d['current_counts']['modified']:,} modified)",
+                             "stale", pick=lambda d: d["current"], amount=self.manifest["edited_rows"])  # fmt: skip
+            current.note = _runs({"times": d["current_times"]})
+            stale = self.result("stale", f"the same edits on version 1, {d['now'] - 1} versions ({d['changed_since']:,} changed rows) behind: three-way merge",
+                           "stale", pick=lambda d: d["stale"], amount=self.manifest["edited_rows"])  # fmt: skip
+            counts = d["stale_counts"]
+            stale.note = f"{counts['modified']:,} modified, {counts['conflicts']:,} conflicts; " + _runs(
+                {"times": d["stale_times"]}
+            )
+            ratio = stale.user_seconds / current.user_seconds
+            stale.versus.append(f"{ratio:.2f}× on the current version")
+            stale.targets.append((f"≤{STALE_VS_CURRENT:g}× current base", ratio <= STALE_VS_CURRENT))
+
+    def pages(self) -> None:
+        """Every page, against its time limit."""
+        if any("pages" in self.runs[v] for v in self.vias):
+            names = self.data("pages")["pages"]
+            for name in names:
+                r = self.result(
+                    f"page:{name}", f"page: {name}", "pages", pick=lambda d, name=name: d["pages"][name]["seconds"]
+                )
+                r.note = f"median of {PAGE_REPEAT}; max {self.data('pages')['pages'][name]['max']:.3f} s"
+                limit = KEY_SEARCH_S if name.startswith("search by key") else PAGE_S
+                r.targets.append((f"<{limit} s", r.user_seconds < limit))
+
+
+def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]) -> dict[str, Result]:
+    """The results of one database, both ways, with the targets checked on what users see (HTTP)."""
+    c = _Collect(kind, rows, manifest, peers, runs)
+    for section in (c.initial_load, c.uploads, c.approve, c.download, c.history, c.stale, c.pages):
+        section()
+    return c.results
 
 
 def _runs(data: dict) -> str:
