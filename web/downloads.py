@@ -1,9 +1,10 @@
 """Downloads: a table, a workbook, a diff, the audit log or an error file as an attachment.
 
-Every `Content-Disposition` is written by werkzeug from one cleaned file name (`files.names.clean_filename`):
-`send_file` for files, `attachment` for streamed CSV. A name that is not ASCII (a table called
-`таблица`) is sent as RFC 6266/5987 `filename*` with an ASCII `filename` beside it, so no header
-holds a character HTTP cannot carry (gunicorn answers 500 to one).
+Every `Content-Disposition` comes from one cleaned file name (`files.names.clean_filename`) and
+werkzeug: `send_file` writes it for files, `content_disposition` (werkzeug's quoting, send_file's
+RFC 5987 encoding) for streamed CSV. A name that is not ASCII (a table called `таблица`) goes out
+as `filename*` with an ASCII `filename` beside it, so no header holds a character HTTP cannot
+carry (gunicorn answered 500 to one).
 """
 
 from __future__ import annotations
