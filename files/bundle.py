@@ -15,7 +15,7 @@ against the upload limit (zipfile never unpacks more than a member declares), an
 unpacked lazily, as they are read, on one budget. Their rows count together against the row
 limit, and a member that is itself a workbook or a zip is refused: a workbook is read on its own
 budget, sized by the upload, never by an unpacked member. A workbook's sheets are read on
-xlsx.py's budget, one budget for the whole workbook.
+files.ooxml's budget, one budget for the whole workbook.
 
 >>> import io, zipfile
 >>> data = io.BytesIO()
@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from files import xlsx, zipmember
+from files import ooxml, xlsx, zipmember
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
@@ -50,9 +50,9 @@ __all__ = ["MAX_MEMBERS", "Bundle", "Part", "open_bundle"]
 
 MAX_MEMBERS = 10_000  # files in a zip of CSVs (a whole-database workbook has a few per table)
 MAX_DIRECTORY_BYTES = 4 * 1024**2  # the zip's central directory: ~46 bytes and the name per member
-FREE_BYTES = xlsx.FREE_BYTES  # a CSV member may always unpack to this much…
-BYTES_PER_PACKED_BYTE = xlsx.BYTES_PER_PACKED_BYTE  # …and to this much per byte it takes in the zip
-MAX_UNPACKED_BYTES = xlsx.MAX_UNPACKED_BYTES  # all CSV members read, together
+FREE_BYTES = ooxml.FREE_BYTES  # a CSV member may always unpack to this much…
+BYTES_PER_PACKED_BYTE = ooxml.BYTES_PER_PACKED_BYTE  # …and to this much per byte it takes in the zip
+MAX_UNPACKED_BYTES = ooxml.MAX_UNPACKED_BYTES  # all CSV members read, together
 SHEET_TITLE_CHARS = 31  # Excel's longest sheet name: a longer table name is cut to this in a download
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 _VERSIONED = re.compile(r"(.+?)-v\d{1,9}(?!\d).*")  # `teams-v12`, `teams-v12 (1)`: a download's name
