@@ -38,6 +38,7 @@ import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import bundle as bundles
 from files import damage, errorfile
+from files import encoding as encodings
 from files.formulas import unescaper
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
@@ -168,6 +169,7 @@ def submit(
     base_version: int | None = None,
     hold: bool = False,
     table: str | None = None,
+    encoding: str | None = None,
 ) -> StageResult:
     """Merge an uploaded file into a table (None: the first) and stage the differences as one pending request.
 
@@ -179,16 +181,21 @@ def submit(
     owner with an `errors` column; a file larger than the app reads is refused (Refused, status
     413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions; with
     `hold`, the file is kept for `submit_held`). Someone with MAX_PENDING_PER_USER pending
-    requests gets TooManyPending before the file is read.
+    requests gets TooManyPending before the file is read. `encoding` is the text encoding the
+    person says a CSV file is in (not guessed then; Unprocessable when it names none).
     """
     ref = tables.get(table)
+    if encoding is not None and encodings.codec_name(encoding) is None:
+        raise Unprocessable(encodings.unknown_encoding(encoding))
     _check_pending_quota(submitter)
     filename = clean_filename(filename)
     source = "field" if base_version is not None else ""
     if base_version is None and (base_version := base_from_filename(filename)) is not None:
         source = "filename"
     try:
-        return _stage(ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
+        return _stage(
+            ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source, encoding
+        )
     except TooLarge as exc:
         db.session.rollback()
         raise Refused(exc, None) from None
@@ -282,6 +289,7 @@ def _stage(
     sheet: str | None,
     base: int | None,
     base_source: str,
+    encoding: str | None = None,
 ) -> StageResult:
     _check_mode_and_base(mode, base)
     bundle = _bundle(ref, stream, sheet)
@@ -294,7 +302,7 @@ def _stage(
         if notice := bundle.notice():
             upload.warnings.insert(0, notice)
     else:
-        upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
+        upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"], encoding)
     staging = _prepare(ref, upload, mode, base)
     _raise_dangling([staging])
     if not staging.changes_something:
