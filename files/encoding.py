@@ -94,6 +94,10 @@ MULTIBYTE = (
     "cp950",  # Traditional Chinese (Big5 as Windows writes it)
     "euc_jp",  # Japanese on Unix
 )
+# How much likelier a file is in these code pages than in others, where a few words fit languages
+# of several equally well (Noël, or Noėl in Lithuanian): Windows-1252 is Excel's CSV in most of
+# Europe and the Americas. docs/ENCODINGS.md: what it costs the Baltic and Turkish few-word files.
+PRIOR = {"cp1252": 3.0}
 MAC = "mac_roman"  # Excel for Mac's "CSV (Macintosh)": first choice for a file whose lines end in a lone CR
 LABELS = {
     "utf-8": "UTF-8",
@@ -296,7 +300,7 @@ def _legacy(stream: IO[bytes], bad_utf8: int) -> Detected:
     # rarely used, in GB18030), else the first, and the best score of any code page giving it
     same: dict[tuple[str, ...], Decoding] = {}
     for d in decodings:
-        score = scores.get(d.encoding, 0.0)
+        score = scores.get(d.encoding, 0.0) * PRIOR.get(d.encoding, 1.0)
         if (kept := same.get(d.words)) is None:
             same[d.words] = replace(d, score=score)
         else:
@@ -453,7 +457,7 @@ def _most_plausible(decodings: list[Decoding]) -> Decoding:
     """The reading with the fewest odd words (and not messy); of those, the one whose letters fit a
     language best (Greek bytes read as Cyrillic letters do not, nor déjŕ); else the earliest code page."""
     rank = min(_rank(r) for r in decodings)
-    return max((r for r in decodings if _rank(r) == rank), key=lambda r: (r.score, _cross_fit(r)))  # ties: the earlier
+    return max((r for r in decodings if _rank(r) == rank), key=lambda r: (_cross_fit(r), r.score))  # ties: the earlier
 
 
 def _cross_fit(decoding: Decoding) -> float:
@@ -691,6 +695,8 @@ def odd_word(word: str, encoding: str = "") -> str | None:
                     return "final form"
         else:
             before, after = previous.isalpha(), word[i + 1 : i + 2].isalpha()
+            if c == "·" and (previous, word[i + 1 : i + 2]) not in (("l", "l"), ("L", "L")):
+                return "symbol"  # Catalan's l·l only: V·s·rl·s is Vásárlás in Mac Roman
             if (before and after and c not in _BETWEEN_LETTERS) or ((before or after) and c not in _NEXT_TO_LETTERS):
                 return "symbol"
         previous = c
