@@ -86,5 +86,18 @@ def test_the_dates_the_guide_says_are_refused_are_refused(form):
 
 
 def test_the_guide_names_the_encodings_the_reader_knows():
-    for label in ("UTF-16", "UTF-32", "Windows-1250", "1257", "ISO-8859-2", "-7 and -15", "Mac Roman"):
+    for label in (
+        "UTF-16",
+        "UTF-32",
+        "Windows-1250",
+        "1257",
+        "ISO-8859-2",
+        "-7 and -15",
+        "Mac Roman",
+        "KOI8-R",
+        "Shift_JIS",
+        "GBK",
+        "Big5",
+        "EUC-KR",
+    ):
         assert label in GUIDE
