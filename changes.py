@@ -341,7 +341,9 @@ def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, 
     )
     problems = upload.problems
     escaped = upload.encoding != WORKBOOK_ENCODING  # a workbook's rows come unescaped (files.xlsx)
-    parse = schema.row_parser(problems.add, upload.conventions, clean=unescaper(schema) if escaped else None)
+    parse = schema.row_parser(  # a cell that reads two ways is settled by the value the table holds for its key
+        problems.add, upload.conventions, clean=unescaper(schema) if escaped else None, stored=current.get
+    )
     with _gc_paused():
         two_way = diff.compare_cells(
             current,

@@ -355,9 +355,9 @@ def _decimal_point(text: str, reading: Reading, integer: bool = False) -> str:
             return t.replace(",", "")  # 1,234.5 or 1,234,567: thousands commas, English style
         if comma is False:
             raise ValueProblem(
-                f"{show(text)} has a decimal comma, but this column's numbers have decimal points (a file"
-                " separated by commas has them: a comma there starts a new cell); write 1234.5, or save the"
-                " file separated by semicolons or as an Excel workbook"
+                f"{show(text)} is not a number here: it has a decimal comma, and this column's numbers have"
+                " decimal points (a file separated by commas must: a comma there starts a new cell); write"
+                " 1234.5, or save the file separated by semicolons or as an Excel workbook"
             )
         if not _DECIMAL_COMMA.fullmatch(t):
             raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal comma, e.g. 1234,5)")

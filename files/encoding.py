@@ -98,6 +98,7 @@ MULTIBYTE = (
 # of several equally well (Noël, or Noėl in Lithuanian): Windows-1252 is Excel's CSV in most of
 # Europe and the Americas. docs/ENCODINGS.md: what it costs the Baltic and Turkish few-word files.
 PRIOR = {"cp1252": 3.0}
+MAC_MIN_FIT = 0.75  # the fit to a language (_latin_fit) of a Mac Roman reading of a file without lone CRs
 MAC = "mac_roman"  # Excel for Mac's "CSV (Macintosh)": first choice for a file whose lines end in a lone CR
 LABELS = {
     "utf-8": "UTF-8",
@@ -293,8 +294,10 @@ def _legacy(stream: IO[bytes], bad_utf8: int) -> Detected:
                 present.decode(encoding)  # a byte the code page lacks anywhere in the file rules it out
             except UnicodeDecodeError:
                 continue
-        if (decoding := judge(encoding, cells)) is not None:
-            decodings.append(decoding)
+        decoding = judge(encoding, cells)
+        if decoding is None or (encoding == MAC and not lone_cr and decoding.fit < MAC_MIN_FIT):
+            continue  # Mac Roman's letters (Åç) without Excel for Mac's line ends: only when they fit a language
+        decodings.append(decoding)
     scores = _statistics(cells)
     # a reading once: with the code page that finds it most plausible (テスト is kana in EUC-JP and,
     # rarely used, in GB18030), else the first, and the best score of any code page giving it
@@ -672,9 +675,10 @@ def odd_word(word: str, encoding: str = "") -> str | None:
         return _odd_cjk(word, encoding)
     if sum(not c.isascii() and unicodedata.category(c)[0] in "SPN" and c not in _TYPOGRAPHIC for c in word) >= 2:
         return "symbols"  # ±±¾©: two-byte characters read one byte at a time
-    symbols = sum(not c.isascii() and unicodedata.category(c)[0] in "SPN" for c in word)
-    if symbols >= 2 and symbols > sum(c.isalpha() for c in word):
-        return "symbols"  # …Ó€⁄
+    symbols = [c for c in word if not c.isascii() and unicodedata.category(c)[0] in "SPN"]
+    letters = sum(c.isalpha() for c in word)
+    if (len(symbols) >= 2 and len(symbols) > letters) or (not letters and not set(symbols) <= _TYPOGRAPHIC):
+        return "symbols"  # …Ó€⁄, or ″ alone: no letters, and no symbol text has by itself
     scripts = set()
     latin_letters = ascii_letters = 0
     previous = ""

@@ -92,17 +92,17 @@ def test_accepted_inputs_become_canonical_text(type_, text, canonical):
         ("string", "a\x1fb", "contains an invisible control character (U+001F); delete it"),
         ("string", "nul\x00", "contains an invisible control character (U+0000); delete it"),
         ("integer", "1.5", "'1.5' is not a whole number (expected digits only, e.g. 1234)"),
-        ("integer", "1,5", "'1,5' has a decimal comma, but this column's numbers have decimal points (a file"
-         " separated by commas has them: a comma there starts a new cell); write 1234.5, or save the file separated"
-         " by semicolons or as an Excel workbook"),
+        ("integer", "1,5", "'1,5' is not a number here: it has a decimal comma, and this column's numbers have"
+         " decimal points (a file separated by commas must: a comma there starts a new cell); write 1234.5, or save"
+         " the file separated by semicolons or as an Excel workbook"),
         ("integer", "ten", "'ten' is not a whole number (expected digits only, e.g. 1234)"),
         ("integer", "1.23E+15", "'1.23E+15' looks like a number Excel turned into scientific notation, which loses"
                                 " digits; format the column as Text in Excel and type the full value"),
         ("integer", "9" * 400, f"'{'9' * 60}…' (400 characters) has more than 300 digits; that is not a number"
                                " this column holds"),
-        ("number", "1,5", "'1,5' has a decimal comma, but this column's numbers have decimal points (a file"
-         " separated by commas has them: a comma there starts a new cell); write 1234.5, or save the file separated"
-         " by semicolons or as an Excel workbook"),
+        ("number", "1,5", "'1,5' is not a number here: it has a decimal comma, and this column's numbers have"
+         " decimal points (a file separated by commas must: a comma there starts a new cell); write 1234.5, or save"
+         " the file separated by semicolons or as an Excel workbook"),
         ("integer", "1.000", "'1.000' is ambiguous: 1000 with a thousands separator, or 1 with a decimal point?"
          " Nothing else in its column says which; write it as 1000 or 1"),
         ("number", "NaN", "'NaN' is not a number (expected digits with a decimal point, e.g. 1234.5)"),
