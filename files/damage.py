@@ -216,10 +216,13 @@ def _as_time(old: str, new: str) -> bool:
 def _as_percentage(old: str, new: str) -> bool:
     """Is `new` the text `old` (`50%`) read as a percentage (`0.5`)?"""
     m = _PERCENT.fullmatch(old)
-    if m is None:
+    if m is None or new == old:
         return False
     try:
-        return Decimal(m[1].replace(",", ".")) / 100 == Decimal(new.replace(",", "."))
+        value = Decimal(m[1].replace(",", "."))
+        if n := _PERCENT.fullmatch(new):  # 50% → 50.00%: read as a percentage, written back as one
+            return value == Decimal(n[1].replace(",", "."))
+        return value / 100 == Decimal(new.replace(",", "."))
     except InvalidOperation:
         return False
 
