@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -28,9 +29,32 @@ from records import SEP, Row, pack, repack, unpack
 
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
-# Excel writes TRUE/FALSE in the user's language: WAHR/FALSCH, VRAI/FAUX, VERDADERO/FALSO, WAAR/ONWAAR.
-TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "wahr", "vrai", "verdadero", "vero", "waar"})
-FALSE_WORDS = frozenset({"false", "no", "n", "f", "0", "falsch", "faux", "falso", "onwaar"})
+# Excel and LibreOffice write TRUE/FALSE in the user's language (a CSV re-save keeps the words).
+SPREADSHEET_BOOLEANS = {
+    "German": ("wahr", "falsch"),
+    "French": ("vrai", "faux"),
+    "Spanish": ("verdadero", "falso"),
+    "Portuguese": ("verdadeiro", "falso"),
+    "Italian": ("vero", "falso"),
+    "Dutch": ("waar", "onwaar"),
+    "Catalan": ("cert", "fals"),
+    "Romanian": ("adevărat", "fals"),
+    "Swedish": ("sant", "falskt"),
+    "Danish": ("sand", "falsk"),
+    "Norwegian": ("sann", "usann"),
+    "Finnish": ("tosi", "epätosi"),
+    "Polish": ("prawda", "fałsz"),
+    "Czech": ("pravda", "nepravda"),
+    "Slovak": ("pravda", "nepravda"),
+    "Hungarian": ("igaz", "hamis"),
+    "Turkish": ("doğru", "yanliş"),
+    "Russian": ("истина", "ложь"),
+    "Ukrainian": ("істина", "хибність"),
+    "Bulgarian": ("истина", "неистина"),
+    "Greek": ("αληθεσ", "ψευδεσ"),
+}
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1"} | {words[0] for words in SPREADSHEET_BOOLEANS.values()})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0"} | {words[1] for words in SPREADSHEET_BOOLEANS.values()})
 _MONTH_NAMES = ["january", "february", "march", "april", "may", "june",
                 "july", "august", "september", "october", "november", "december"]  # fmt: skip
 MONTHS = {n: i for i, full in enumerate(_MONTH_NAMES, start=1) for n in (full, full[:3])} | {"sept": 9}
@@ -385,7 +409,7 @@ def _parse_number(f: Field, text: str, reading: Reading = PLAIN) -> Decimal:
 
 
 def _parse_boolean(f: Field, text: str, reading: Reading = PLAIN) -> bool:
-    t = text.strip().lower()
+    t = _boolean_word(text)
     if t in TRUE_WORDS:
         return True
     if t in FALSE_WORDS:
@@ -729,6 +753,22 @@ class Schema:
 
 _CONTROL_BUT_SEP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1e\x7f]")
 _BOOLEAN_TEXT = dict.fromkeys(TRUE_WORDS, "true") | dict.fromkeys(FALSE_WORDS, "false")
+
+
+def _boolean_word(text: str) -> str:
+    """A yes/no cell as the word lists hold it: lower case, Turkish ı and İ as i, Greek without
+    accents and with σ for a final ς.
+
+    >>> [_boolean_word(w) for w in ("VERDADEIRO", "ИСТИНА", "ΑΛΗΘΈΣ", "ψευδές", "YANLIŞ", "Doğru")]
+    ['verdadeiro', 'истина', 'αληθεσ', 'ψευδεσ', 'yanliş', 'doğru']
+    """
+    t = text.strip().lower()
+    if t.isascii():
+        return t
+    t = t.replace("ı", "i").replace("i\u0307", "i")
+    if any("\u0370" <= c <= "\u03ff" for c in t):
+        t = "".join(c for c in unicodedata.normalize("NFD", t) if not unicodedata.combining(c)).replace("ς", "σ")
+    return unicodedata.normalize("NFC", t)
 
 
 def _plain_at(index: int) -> Reading:

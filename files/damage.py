@@ -32,7 +32,7 @@ from typing import NamedTuple
 from diff import Diff
 from files.xlsx import EXCEL_DIGITS
 from records import unpack
-from schema import Schema, show
+from schema import SPREADSHEET_BOOLEANS, Schema, show
 
 MAX_WARNINGS = 20
 _DIGITS = re.compile(r"\d+")
@@ -43,9 +43,10 @@ _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _FRACTION = re.compile(r"[+-]?\d+\.\d+")
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}[ -][A-Za-z]{3,9}[ -]\d{2,4}")
 _SERIAL = re.compile(r"\d{5}(?:\.\d+)?")
-# TRUE and FALSE as Excel writes them in English, German, French, Spanish, Italian and Dutch.
-_EXCEL_BOOLEANS = {"true": True, "false": False, "wahr": True, "falsch": False, "vrai": True, "faux": False,
-                   "verdadero": True, "falso": False, "vero": True, "waar": True, "onwaar": False}  # fmt: skip
+# TRUE and FALSE as Excel and LibreOffice write them in English and the languages schema.py knows.
+_EXCEL_BOOLEANS = {"true": True, "false": False} | {
+    word: truth for words in SPREADSHEET_BOOLEANS.values() for word, truth in zip(words, (True, False), strict=True)
+}
 _TIME_UNITS = ((dt.timedelta(milliseconds=1), "microseconds"), (dt.timedelta(seconds=1), "fractions of a second"),
                (dt.timedelta(minutes=1), "seconds"))  # finest first  # fmt: skip
 

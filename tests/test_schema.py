@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import CATALOG_SCHEMA
 
+import schema as schema_module
 from schema import SEP, Field, Reading, Schema, SchemaError, ValueProblem, pack, unpack
 
 
@@ -355,3 +356,16 @@ def test_to_dict_types_values_for_json():
         "d": None,
         "old": "3",
     }
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    list(schema_module.SPREADSHEET_BOOLEANS.items()),
+    ids=list(schema_module.SPREADSHEET_BOOLEANS),
+)
+def test_the_yes_no_words_of_every_spreadsheet_language_are_read(language, words):
+    """Issue 19: `VERDADEIRO` was refused while `FALSO` passed; `ИСТИНА`, `PRAWDA` refused."""
+    field = Field("ok", "boolean")
+    for word, canonical in zip(words, ("true", "false"), strict=True):
+        for form in (word.upper(), word, word.capitalize()):
+            assert field.canonical(form) == canonical, (language, form)
