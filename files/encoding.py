@@ -144,8 +144,6 @@ MIXED = (
     " from files in two encodings?); save the table as CSV UTF-8 and upload that"
 )
 _ASCII = bytes(range(128))
-_FROM_HIGH = re.compile(rb"[\x80-\xff][A-Za-z\x80-\xff]*")  # a word from its first non-ASCII byte on
-_WORD_BYTES = bytes(range(65, 91)) + bytes(range(97, 123)) + bytes(range(128, 256))
 _SCRIPTS = frozenset({"CJK", "LATIN", "CYRILLIC", "GREEK", "HEBREW", "ARABIC", "ARMENIAN", "GEORGIAN", "THAI"})
 # Punctuation and symbols that real text puts right next to letters: quotes, apostrophes, degrees,
 # ordinals, trade marks, currency, Spanish ¿¡, dashes, superscripts and fractions (m², 1½).
@@ -203,6 +201,10 @@ def detect(stream: IO[bytes]) -> Detected:
             raise FileProblems(
                 [Problem(1, None, f"this is {what}, not a CSV file; save it as CSV UTF-8 and upload that")]
             )
+    if what := _markup(head):
+        raise FileProblems(
+            [Problem(1, None, f"this is {what}, not a CSV file; save the table as CSV UTF-8 or .xlsx and upload that")]
+        )
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         return Detected("utf-32")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -238,6 +240,30 @@ def detect(stream: IO[bytes]) -> Detected:
     finally:
         stream.seek(0)
     return Detected(encoding)
+
+
+_MARKUP = (  # a text file of tags: what a spreadsheet saved instead of CSV, by what its start says
+    (b"urn:oasis:names:tc:opendocument", "a LibreOffice flat XML spreadsheet (.fods)"),
+    (b"urn:schemas-microsoft-com:office:spreadsheet", "an Excel 2003 XML spreadsheet"),
+    (b"<html", "a web page (HTML: Excel's or LibreOffice's “Web Page”, or a table saved from a browser)"),
+    (b"<!doctype html", "a web page (HTML: Excel's or LibreOffice's “Web Page”, or a table saved from a browser)"),
+    (b"<table", "a web page (HTML: a table copied from a browser)"),
+    (b"<?xml", "an XML file"),
+)
+
+
+def _markup(head: bytes) -> str | None:
+    """What a file of tags is (`.fods`, Excel 2003 XML, HTML), or None for a file that does not start with `<`.
+
+    >>> _markup(b'<?xml version="1.0"?>\\n<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0">')
+    'a LibreOffice flat XML spreadsheet (.fods)'
+    >>> _markup(b"\\xef\\xbb\\xbf<!DOCTYPE html><html>"), _markup(b"id,name")
+    ("a web page (HTML: Excel's or LibreOffice's “Web Page”, or a table saved from a browser)", None)
+    """
+    start = head.removeprefix(codecs.BOM_UTF8).lstrip()[:4096].lower()
+    if not start.startswith(b"<"):
+        return None
+    return next((what for mark, what in _MARKUP if mark in start), None)
 
 
 def _bomless_wide(head: bytes) -> str | None:

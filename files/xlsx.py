@@ -769,12 +769,30 @@ def _open(stream: IO[bytes]) -> _Book:
                 )
             ]
         )
+    if _is_strict(archive, names):
+        raise FileProblems([Problem(None, None, STRICT)])
     book = _Book(archive, size)
     try:
         book.read()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
     return book
+
+
+STRICT = (
+    "this is an Excel workbook in Strict Open XML, which this app does not read; in Excel choose Save As, then"
+    " “Excel Workbook (.xlsx)” (not “Strict Open XML Spreadsheet”), or save the table as CSV UTF-8, and upload that"
+)
+
+
+def _is_strict(archive: zipfile.ZipFile, names: list[str]) -> bool:
+    """Is the workbook saved as Strict Open XML (its namespaces under purl.oclc.org, which openpyxl's
+    reading of transitional workbooks finds no sheets in)?"""
+    part = "xl/workbook.xml" if "xl/workbook.xml" in names else None
+    if part is None:
+        return False
+    with archive.open(part) as opened:
+        return b"purl.oclc.org/ooxml/spreadsheetml" in opened.read(4096)
 
 
 def _too_big(limit: int) -> str:

@@ -5,10 +5,13 @@ field (upload page, API multipart field, raw-body query parameter) that lets a p
 from __future__ import annotations
 
 import html
+import io
 import json
+import zipfile
 
 import pytest
 from conftest import Api, Browser, add_test_users
+from openpyxl import Workbook
 
 SCHEMA = {"primaryKey": "id", "fields": [{"name": "id"}, {"name": "name"}]}
 
@@ -120,3 +123,54 @@ def test_a_file_no_code_page_reads_asks_for_its_encoding(names_app):
     assert r.status_code == 422
     (problem,) = r.json["errors"]
     assert "choose it in the upload's “Text encoding” field" in problem["message"]
+
+
+SOFFICE_FILES = {  # what LibreOffice 7.4 writes when "Save As" picks these formats, cut to their start
+    "fods": (b'<?xml version="1.0" encoding="UTF-8"?>\n\n<office:document xmlns:office="urn:oasis:names:tc:'
+             b'opendocument:xmlns:office:1.0" office:mimetype="application/vnd.oasis.opendocument.spreadsheet">',
+             "this is a LibreOffice flat XML spreadsheet (.fods), not a CSV file"),
+    "html": (b'<!DOCTYPE html>\n\n<html>\n<head>\n\t\n\t<meta http-equiv="content-type" content="text/html; '
+             b'charset=utf-8"/>\n\t<title></title>\n</head><body><table><tr><td>id</td></tr></table></body></html>',
+             "this is a web page (HTML"),
+    "xml2003": (b'<?xml version="1.0" encoding="UTF-8"?>\n<?mso-application progid="Excel.Sheet"?><Workbook '
+                b'xmlns="urn:schemas-microsoft-com:office:spreadsheet">',
+                "this is an Excel 2003 XML spreadsheet, not a CSV file"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", SOFFICE_FILES)
+def test_files_that_are_not_csv_get_a_clear_answer(names_app, kind):
+    data, answer = SOFFICE_FILES[kind]
+    r = Api(names_app, "alice").upload(data)
+    assert r.status_code == 422, r.text
+    (problem,) = r.json["errors"]
+    assert problem["message"].startswith(answer) and "save the table as CSV UTF-8 or .xlsx" in problem["message"]
+
+
+def test_a_strict_open_xml_workbook_gets_a_clear_answer(names_app, tmp_path):
+    """Excel's "Strict Open XML Spreadsheet": a workbook whose namespaces openpyxl's reader does not
+    know (it was "the workbook has no worksheets")."""
+    book = Workbook()
+    book.active.append(["id", "name"])
+    book.active.append(["A", "alpha"])
+    transitional = tmp_path / "t.xlsx"
+    book.save(transitional)
+    strict = io.BytesIO()
+    with zipfile.ZipFile(transitional) as source, zipfile.ZipFile(strict, "w") as out:
+        for item in source.infolist():
+            data = (
+                source.read(item)
+                .replace(
+                    b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                    b"http://purl.oclc.org/ooxml/spreadsheetml/main",
+                )
+                .replace(
+                    b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+                    b"http://purl.oclc.org/ooxml/officeDocument/relationships",
+                )
+            )
+            out.writestr(item, data)
+    r = Api(names_app, "alice").upload(strict.getvalue(), filename="strict.xlsx")
+    assert r.status_code == 422, r.text
+    (problem,) = r.json["errors"]
+    assert problem["message"].startswith("this is an Excel workbook in Strict Open XML, which this app does not read")
