@@ -198,7 +198,7 @@ def sheet_values(
     `max_cells` cells (counted from column A to each row's last value).
     """
     book = _open(stream)
-    rows = book.rows(_pick_sheet(book, sheet), EXCEL_MAX_ROWS)
+    rows = book.rows(_pick_sheet(book, sheet), EXCEL_MAX_ROWS, merged_ok=True)
     previous, cells_left = 0, max_cells
     try:
         for number, cells in rows:
@@ -270,6 +270,17 @@ class _SheetReader:
                     )
                     bad = True
                 continue
+            if data_type == UNSAVED:
+                if self.names[i]:
+                    self.problems.add(
+                        number,
+                        self.names[i],
+                        f"cell {get_column_letter(i + 1)}{number} holds a formula with no saved result (a program"
+                        " wrote the workbook without calculating it); open it in Excel or LibreOffice, save it,"
+                        " and upload that",
+                    )
+                    bad = True
+                continue
             if data_type == "e":
                 if self.names[i]:
                     self.problems.add(
@@ -287,6 +298,9 @@ class _SheetReader:
 
 _MAIN = SHEET_MAIN_NS + "}"  # element names as the parser gives them: namespace}local
 _ROW, _CELL, _VALUE, _INLINE, _SHARED = _MAIN + "row", _MAIN + "c", _MAIN + "v", _MAIN + "is", _MAIN + "si"
+_FORMULA, _MERGE = _MAIN + "f", _MAIN + "mergeCell"
+UNSAVED = "f"  # the type of a cell whose formula has no saved result (a script wrote the workbook)
+MAX_MERGES_NAMED = 20
 _REL_ID = REL_NS + "}id"
 _WORKBOOK_TYPES = (XLTM, XLTX, XLSM, XLSX)  # openpyxl's order of preference
 _COLUMNS = {get_column_letter(i): i for i in range(1, EXCEL_MAX_COLUMNS + 1)}
@@ -397,14 +411,20 @@ class _Book:
             pass
         return handler
 
-    def rows(self, part: _SheetPart, max_rows: int) -> Iterator[tuple[int, list[tuple[int, Any, str]]]]:
-        """(row number, [(column from 0, value, type)]) of each row of a sheet that holds a value."""
+    def rows(
+        self, part: _SheetPart, max_rows: int, merged_ok: bool = False
+    ) -> Iterator[tuple[int, list[tuple[int, Any, str]]]]:
+        """(row number, [(column from 0, value, type)]) of each row of a sheet that holds a value.
+        Raises FileProblems at the end for merged cells (their ranges come after the rows), unless
+        `merged_ok`: the cells under a merge are empty, which would read as values deleted."""
         sheet = _SheetRows(self, part.title, min(max_rows, EXCEL_MAX_ROWS))
         for _ in self.parse(part.path, sheet):
             if sheet.ready:
                 ready, sheet.ready = sheet.ready, []
                 yield from ready
             self.rows_seen = sheet.rows_seen
+        if sheet.merged and not merged_ok:
+            raise FileProblems([_merge_problem(reference) for reference in sheet.merged])
 
 
 class _Handler:
@@ -625,6 +645,8 @@ class _SheetRows(_RichText):
         self.value: str | None = None  # its text, once read
         self.inline = False  # in a cell's <is>
         self.in_value = False
+        self.formula = False  # the current cell has a formula
+        self.merged: list[str] = []  # the ranges of merged cells (the first MAX_MERGES_NAMED)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         # The hot path of a sheet: a cell's start costs a budget step, its column and two assignments.
@@ -648,8 +670,13 @@ class _SheetRows(_RichText):
             self.cell_attrs = attrs
         elif name == _ROW:
             self.row(attrs.get("r"))
+        elif name == _MERGE:
+            if len(self.merged) < MAX_MERGES_NAMED:
+                self.merged.append(attrs.get("ref", "?"))
         elif self.cell_attrs is not None:
-            if self.inline:
+            if name == _FORMULA:
+                self.formula = True
+            elif self.inline:
                 self.enter(name)
             elif name == _VALUE and not self.in_value and self.value is None:
                 self.in_value = True
@@ -687,6 +714,9 @@ class _SheetRows(_RichText):
                 if self.value is not None:  # most cells of a bomb end here, without a value
                     self.cell()
                     self.value = None
+                elif self.formula:  # a formula nobody calculated: not an empty cell
+                    self.cells.append((self.column - 1, None, UNSAVED))
+                self.formula = False
                 self.cell_attrs = None
         elif name == _ROW:
             if self.cells:
@@ -711,6 +741,8 @@ class _SheetRows(_RichText):
             value: Any = text
             kind = "s"
         elif not text:
+            if self.formula:
+                self.cells.append((self.column - 1, None, UNSAVED))
             return  # <v></v>
         elif kind == "n":
             value = float(text) if ("." in text or "E" in text or "e" in text) else int(text)
@@ -735,6 +767,17 @@ class _SheetRows(_RichText):
             value = text
         if value is not None:
             self.cells.append((self.column - 1, value, kind))
+
+
+def _merge_problem(reference: str) -> Problem:
+    """A merged range, named: only its first cell holds the value, the others read as empty."""
+    first = re.match(r"[A-Za-z]+(\d+)", reference)
+    return Problem(
+        int(first[1]) if first else None,
+        None,
+        f"cells {reference} are merged: only the first holds the value, and the others would read as empty;"
+        " unmerge them (Merge & Center off), fill in each cell, save and upload again",
+    )
 
 
 def _count(items: Sized, what: str) -> None:
@@ -769,10 +812,10 @@ def _open(stream: IO[bytes]) -> _Book:
                 )
             ]
         )
-    if _is_strict(archive, names):
-        raise FileProblems([Problem(None, None, STRICT)])
     book = _Book(archive, size)
     try:
+        if _is_strict(archive, names):
+            raise FileProblems([Problem(None, None, STRICT)])
         book.read()
     except _DAMAGED as exc:
         raise FileProblems([_damaged(exc)]) from None
@@ -1080,17 +1123,20 @@ def _integer_cell(sheet, text: str) -> CellValue:
 
 
 def _number_cell(sheet, text: str) -> CellValue:
+    """A number cell holding the canonical text itself (openpyxl would write a float's 16 digits:
+    0.07 as 0.07000000000000001, which is why such numbers went out as text cells); a number of
+    more digits than Excel keeps stays text."""
     if not text:
         return None
-    number = float(text)
     try:
-        exact = Decimal(f"{number:.16g}").normalize() == Decimal(text).normalize()  # what openpyxl writes
         digits = len(Decimal(text).normalize().as_tuple().digits)
     except InvalidOperation:
-        exact, digits = False, 0
-    if exact and digits <= EXCEL_DIGITS:
-        return int(number) if number.is_integer() and abs(number) < 1e15 else number
-    return _string_cell(sheet, text)
+        digits = EXCEL_DIGITS + 1
+    if digits > EXCEL_DIGITS:
+        return _string_cell(sheet, text)
+    cell = WriteOnlyCell(sheet, text)
+    cell.data_type = "n"  # written as it is: <v>0.07</v>
+    return cell
 
 
 def _boolean_cell(sheet, text: str) -> CellValue:
