@@ -15,7 +15,6 @@ import json
 import logging
 import re
 import unicodedata
-import zipfile
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
@@ -37,7 +36,7 @@ import store.table
 import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import bundle as bundles
-from files import damage, errorfile
+from files import damage, errorfile, xlsx
 from files import encoding as encodings
 from files.formulas import unescaper
 from files.problems import FileProblems, Problem, TooLarge
@@ -325,7 +324,8 @@ def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundl
     sheet or file named after no table goes to `ref`, the table the upload was sent to); None for
     a plain file, a sheet chosen by name, or a deployment of one table (read as it always was)."""
     names = [t.name for t in tables.every()]
-    if len(names) < 2 or sheet is not None or not zipfile.is_zipfile(stream):
+    # by its first bytes, as files.upload decides: zipfile.is_zipfile seeks before the start of a tiny file
+    if len(names) < 2 or sheet is not None or not xlsx.is_workbook(stream):
         stream.seek(0)
         return None
     stream.seek(0)
