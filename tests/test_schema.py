@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import CATALOG_SCHEMA
 
-import schema as schema_module
+import values as schema_module
 from schema import SEP, Field, Reading, Schema, SchemaError, ValueProblem, pack, unpack
 
 
