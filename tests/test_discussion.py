@@ -57,7 +57,7 @@ def test_comments_on_request_row_and_cell_round_trip_and_show_on_the_page(reques
     assert '<a href="https://example.com/hr" rel="noopener noreferrer nofollow">https://example.com/hr</a>' in page
     # the row's count, and the cell's box anchored on its column
     assert re.search(
-        r'<details class="comment-box has-comments" data-column="owner">\s*<summary><span class="comment-count">1 comment',
+        r'<details class="comment-box has-comments" data-column="owner">\s*<summary><span class="cell-name">Owner:</span> <span class="comment-count">1 comment',
         page,
     )
     # the "rows with comments" filter shows exactly the two commented rows
