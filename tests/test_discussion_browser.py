@@ -171,8 +171,10 @@ def test_the_discussion_on_the_review_page(browser, site, width):
         assert axe_violations(page) == []
         keys_unbroken(page)
         if width == "laptop":
-            page.locator("#discussion").scroll_into_view_if_needed()
+            page.evaluate("document.querySelector('#discussion').scrollIntoView()")
             screenshot(page, "discussion")
+            page.evaluate("document.querySelector('.diff-list').scrollIntoView()")
+            screenshot(page, "discussion-rows")
         # a comment on a cell, written in the box anchored there
         ds1_name = page.locator("tr:has(.key-cell:has-text('DS-1')) .comment-box[data-column='name']")
         ds1_name.locator("summary").click()
