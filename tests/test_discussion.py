@@ -227,3 +227,14 @@ def test_revision_and_comment_forms_on_the_review_page(request_id, login, app):
         content_type="multipart/form-data",
     )
     assert r.status_code == 403
+
+
+def test_the_guide_shows_the_discussion_screenshots():
+    """USER_GUIDE.md shows the pictures tests/test_discussion_browser.py takes, each small."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    guide = (root / "USER_GUIDE.md").read_text()
+    for name in ("discussion", "discussion-rows"):
+        assert f"docs/screenshots/{name}.png" in guide, name
+        assert (root / "docs" / "screenshots" / f"{name}.png").stat().st_size < 250_000, name
