@@ -238,3 +238,18 @@ def test_the_guide_shows_the_discussion_screenshots():
     for name in ("discussion", "discussion-rows"):
         assert f"docs/screenshots/{name}.png" in guide, name
         assert (root / "docs" / "screenshots" / f"{name}.png").stat().st_size < 250_000, name
+
+
+def test_a_request_sent_back_shows_no_approve_button_and_may_be_withdrawn_or_rejected(request_id, seeded, login):
+    boss_page = login("boss")
+    r = boss_page.post(f"/changes/{request_id}/request-changes", data={"changes_reason": "Fix DS-4"})
+    assert r.status_code == 302
+    page = boss_page.get(f"/changes/{request_id}").text
+    assert 'class="status status-changes_requested"' in page
+    assert "Approve and apply" not in page and "Reject</button>" in page
+    listed = boss_page.get("/changes?status=changes_requested").text
+    assert f"/changes/{request_id}" in listed
+    alice = login("alice")
+    assert "Withdraw</button>" in alice.get(f"/changes/{request_id}").text
+    assert alice.post(f"/changes/{request_id}/withdraw").status_code == 302
+    assert seeded.get(f"/api/v1/changes/{request_id}").json["status"] == "withdrawn"
