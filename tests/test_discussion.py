@@ -253,3 +253,26 @@ def test_a_request_sent_back_shows_no_approve_button_and_may_be_withdrawn_or_rej
     assert "Withdraw</button>" in alice.get(f"/changes/{request_id}").text
     assert alice.post(f"/changes/{request_id}/withdraw").status_code == 302
     assert seeded.get(f"/api/v1/changes/{request_id}").json["status"] == "withdrawn"
+
+
+def test_a_revision_sent_as_the_body_and_refused_files(request_id, api):
+    alice = api("alice")
+    fixed = table(row("DS-1", "Sales"), row("DS-2", "HR", owner="hr@example.com"), row("DS-3", "Finance"))
+    r = alice.post(
+        f"/api/v1/changes/{request_id}/revisions?filename=fixed.csv&mode=full",
+        data=fixed.encode(),
+        content_type="text/csv",
+    )
+    assert r.status_code == 201, r.text
+    assert r.json["revision"] == 2
+    assert alice.get(f"/api/v1/changes/{request_id}").json["revision"] == 2
+    # a file with a bad cell is refused like an upload, with line and column; the request is unchanged
+    bad = table(row("DS-1", "Sales", row_count="many"), row("DS-2", "HR"), row("DS-3", "Finance"))
+    r = revise(alice, request_id, bad)
+    assert r.status_code == 422, r.text
+    assert r.json["errors"][0]["line"] == 2 and r.json["errors"][0]["column"] == "row_count"
+    detail = alice.get(f"/api/v1/changes/{request_id}").json
+    assert detail["revision"] == 2 and detail["summary"]["modified"] == 1
+    # 400 without a file
+    r = alice.post(f"/api/v1/changes/{request_id}/revisions", data={}, content_type="multipart/form-data")
+    assert r.status_code == 400

@@ -83,6 +83,7 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
         "reverts": cr.reverts,
         "rows_purged": cr.rows_purged_at is not None,
         "rows_purged_at": iso(cr.rows_purged_at),
+        "revision": cr.revision,  # 2, 3, … after corrected files (discussion.revise)
     }
 
 
