@@ -77,6 +77,8 @@ def purge_decided_rows(decided_before: dt.datetime, now: dt.datetime) -> int:
     )
     params = {"before": decided_before}
     db.session.execute(text(f"DELETE FROM pending_changes WHERE change_id IN ({old})"), params)  # noqa: S608 - constant
+    # and the staged rows of their earlier revisions (discussion.py), kept no longer than the rows
+    db.session.execute(text(f"DELETE FROM revision_rows WHERE change_id IN ({old})"), params)  # noqa: S608 - constant
     result = db.session.execute(
         text(f"UPDATE change_requests SET rows_purged_at = :now WHERE id IN ({old})"),  # noqa: S608 - constant
         params | {"now": now},

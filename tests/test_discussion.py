@@ -276,3 +276,30 @@ def test_a_revision_sent_as_the_body_and_refused_files(request_id, api):
     # 400 without a file
     r = alice.post(f"/api/v1/changes/{request_id}/revisions", data={}, content_type="multipart/form-data")
     assert r.status_code == 400
+
+
+def test_the_clean_up_deletes_the_earlier_revisions_rows_of_an_old_withdrawn_request(request_id, app, api, runner):
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from models import ChangeRequest, RevisionRow, db
+
+    alice = api("alice")
+    fixed = table(row("DS-1", "Sales"), row("DS-2", "HR", owner="hr@example.com"), row("DS-3", "Finance"))
+    assert revise(alice, request_id, fixed).status_code == 201
+    assert alice.post(f"/api/v1/changes/{request_id}/withdraw").status_code == 200
+
+    def kept() -> int:
+        with app.app_context():
+            return db.session.scalar(select(func.count()).where(RevisionRow.change_id == request_id))
+
+    assert kept() == 3  # revision 1's three staged rows
+    assert runner.invoke(args=["cleanup"]).exit_code == 0
+    assert kept() == 3  # not yet: decided today
+    with app.app_context():
+        change = db.session.get(ChangeRequest, request_id)
+        change.decided_at -= dt.timedelta(days=app.config["KEEP_DECIDED_DAYS"] + 1)
+        db.session.commit()
+    assert runner.invoke(args=["cleanup"]).exit_code == 0
+    assert kept() == 0
