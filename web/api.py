@@ -132,7 +132,7 @@ def upload():
 @table_route("/changes")
 def change_list():
     """Change requests, newest first (of every table; under /tables/NAME: of that table);
-    ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
+    ?status=pending|changes_requested|approved|rejected|withdrawn, ?limit, ?offset."""
     limit, offset = limit_arg(100, 1000), offset_arg()
     table = table_urls.named_table()
     items, total = changes.list_requests(request.args.get("status") or None, offset, limit, table)
