@@ -12,6 +12,7 @@ from flask_login import current_user
 import changes
 import history
 import tables
+import uploads
 from web import present, table_urls
 from web.auth import approver_required
 from web.error_pages import json_error
@@ -62,7 +63,7 @@ def export_xlsx():
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
-    return present.error_file_response(changes.error_file(report_id, current_user.username))
+    return present.error_file_response(uploads.error_file(report_id, current_user.username))
 
 
 # A file sent as the request body instead of a form (scripts): its options go in the query string.
@@ -95,18 +96,20 @@ def upload():
     if stream is None:  # the options are checked before the body is read
         stream = request.body_file()
     try:
-        result = changes.submit(
+        result = uploads.submit(
+            table_urls.current(),
             stream,
-            submitter=current_user.username,
-            filename=filename,
-            mode=options.get("mode", "full") or "full",
-            comment=options.get("comment", ""),
-            confirm_deletions=confirm,
-            sheet=options.get("sheet", "").strip() or None,
-            base_version=base,
-            table=table_urls.current().name,
+            uploads.UploadOptions(
+                submitter=current_user.username,
+                filename=filename,
+                mode=options.get("mode", "full") or "full",
+                comment=options.get("comment", ""),
+                confirm_deletions=confirm,
+                sheet=options.get("sheet", "").strip() or None,
+                base_version=base,
+            ),
         )
-    except changes.Refused as exc:
+    except uploads.Refused as exc:
         return json_error(
             exc.status,
             exc.message,
@@ -114,11 +117,11 @@ def upload():
             total_errors=exc.total,
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
-    except changes.ConfirmDeletions as exc:
+    except uploads.ConfirmDeletions as exc:
         return json_error(
             422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
         )
-    except changes.TooManyPending as exc:
+    except uploads.TooManyPending as exc:
         return json_error(exc.status, exc.message, pending=exc.pending)
     body, status = present.stage_json(result)
     return jsonify(body), status

@@ -12,6 +12,7 @@ import accounts
 import changes
 import history
 import tables
+import uploads
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
 from models import ChangeRequest
@@ -173,23 +174,24 @@ def upload():
     if not form.validate_on_submit():
         return render_upload(form, 400 if request.method == "POST" else 200)
     file = form.file.data
-    options = {
-        "submitter": current_user.username,
-        "mode": form.mode.data,
-        "comment": form.comment.data or "",
-        "confirm_deletions": form.confirm_deletions.data,
-        "sheet": form.sheet.data or None,
-        "base_version": form.base_version.data,
-        "table": table_urls.current().name,
-    }
+    options = uploads.UploadOptions(
+        submitter=current_user.username,
+        filename=(file.filename or "") if file else "",
+        mode=form.mode.data,
+        comment=form.comment.data or "",
+        confirm_deletions=form.confirm_deletions.data,
+        sheet=form.sheet.data or None,
+        base_version=form.base_version.data,
+        hold=True,
+    )
     try:
         if file:  # a file chosen (again) replaces one kept for a confirmation
-            result = changes.submit(file.stream, filename=file.filename or "", hold=True, **options)
+            result = uploads.submit(table_urls.current(), file.stream, options)
         else:
-            result = changes.submit_held(form.held.data, **options)
-    except changes.Refused as exc:
+            result = uploads.submit_held(table_urls.current(), form.held.data, options)
+    except uploads.Refused as exc:
         return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
-    except changes.ConfirmDeletions as exc:
+    except uploads.ConfirmDeletions as exc:
         form.held.data = exc.held
         return render_upload(
             form,
@@ -198,7 +200,7 @@ def upload():
             sample=present.deletion_sample(table_urls.current().schema, exc.sample),
             held_name=exc.held and (file.filename if file else None),
         )
-    except changes.TooManyPending as exc:
+    except uploads.TooManyPending as exc:
         flash(exc.message, "error")
         return render_upload(form, exc.status)
     if result.change is None:
@@ -241,7 +243,7 @@ def render_upload(form: UploadForm, status: int, **extra):
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
-    return present.error_file_response(changes.error_file(report_id, current_user.username))
+    return present.error_file_response(uploads.error_file(report_id, current_user.username))
 
 
 # --- change requests -------------------------------------------------------------------------
