@@ -305,26 +305,56 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
-    merged_at = {m.id: _merged_at(m) for m in members}  # before merging again at approval moves it
+    # The one place an approval's outcomes are decided, each in one transaction: applied (one
+    # commit); refused (StillReferenced, UniqueClash, NotPending: rolled back); stale (rolled back,
+    # then the new conflicts kept in a transaction of their own, `_send_back`); a database error
+    # (rolled back, ApplyFailed). The helpers below only raise.
     try:
-        for member in members:
-            if not store.changes.claim_pending(member.id, "approved", admin):
-                db.session.rollback()
-                raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
-        version = store.table.bump_version(sorted({m.tbl for m in members}))
-        for member in members:
-            _apply(member, admin, version)
-        _refuse_dangling_references(members, merged_at)
-        _prune_history(version)
+        version = _apply_batch(members, admin)
         db.session.commit()
+    except _MergeConflicts as stale:
+        db.session.rollback()
+        raise _send_back(stale.change_id) from None
+    except DomainError:
+        db.session.rollback()
+        raise
     except SQLAlchemyError as exc:
         db.session.rollback()
         log.exception("approval of change request %s failed", change_id)
-        raise ApplyFailed(
-            f"Approval failed and nothing was applied; the request is still pending. Database said: {_short(exc)}"
-        ) from exc
+        raise _apply_failed(exc) from exc
     db.session.expire_all()
     return version
+
+
+class _MergeConflicts(Exception):
+    """Merging a stale request again at approval met conflicts: the approval is rolled back and the
+    request sent back (raised inside the approval's transaction, handled once it is rolled back)."""
+
+    def __init__(self, change_id: int):
+        super().__init__(change_id)
+        self.change_id = change_id
+
+
+def _apply_batch(members: Sequence[ChangeRequest], admin: str) -> int:
+    """Claim, apply and check every request of a batch in the open transaction; the new version.
+    Raises (NotPending, _MergeConflicts, UniqueClash, StillReferenced, a database error); the
+    caller rolls back."""
+    merged_at = {m.id: _merged_at(m) for m in members}  # before merging again at approval moves it
+    for member in members:
+        if not store.changes.claim_pending(member.id, "approved", admin):
+            raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
+    version = store.table.bump_version(sorted({m.tbl for m in members}))
+    for member in members:
+        _apply(member, admin, version)
+    _refuse_dangling_references(members, merged_at)
+    _prune_history(version)
+    return version
+
+
+def _apply_failed(exc: SQLAlchemyError) -> ApplyFailed:
+    return ApplyFailed(
+        f"Approval failed and nothing was applied; the request is still pending. Database said: {_short(exc)}"
+    )
 
 
 def batch_of(change: ChangeRequest) -> list[ChangeRequest]:
@@ -339,16 +369,8 @@ def _apply(change: ChangeRequest, admin: str, version: int) -> None:
     merged_version = change.merged_version if change.merged_version is not None else change.base_version
     # Staged rows can only be stale if another request was approved since they were merged.
     if version != merged_version + 1:
-        found = _merge_again(change)
-        if found:
-            db.session.rollback()
-            keys = _send_back(change.id)
-            raise Stale(
-                f"Not applied: a later approval changed the same cells or rows as change request #{change.id} "
-                f"(keys: {_listed(keys)}). It stays pending with these conflicts: its submitter "
-                "keeps their values or the newer ones, then it can be approved.",
-                keys,
-            )
+        if _merge_again(change):
+            raise _MergeConflicts(change.id)
         db.session.flush()
         store.changes.recount(change.id, merged_version=version - 1)
         _refuse_unique_clashes(change)
@@ -358,7 +380,7 @@ def _apply(change: ChangeRequest, admin: str, version: int) -> None:
 
 
 def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Mapping[int, int]) -> None:
-    """StillReferenced (rolled back) when, with the requests applied, a row refers to a key its
+    """StillReferenced (the approval rolls back) when, with the requests applied, a row refers to a key its
     referenced table no longer has: a deleted row other rows still refer to, or a row added or
     changed to refer to a key deleted since the upload, by an approval or by another request of
     the batch (foreignKeys in schema.json). Read after applying, so every table is as the approval
@@ -379,7 +401,6 @@ def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Map
         ]
         found = references.referencing_rows(deleted, referring)
         if found.total:
-            db.session.rollback()
             raise StillReferenced(
                 f"Not applied: {found.message(ref.name)}. Change or delete those rows first, or keep these;"
                 " the request stays pending.",
@@ -390,7 +411,6 @@ def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Map
             staged = _staged_diff(change.id)
             dangling = references.check_references(ref.spec, staged, lambda name: store.table.keys(tables.get(name).id))
             if dangling:
-                db.session.rollback()
                 shown = "; ".join(f"{d.key}: {d.message}" for d in dangling[:5])
                 raise StillReferenced(
                     f"Not applied: rows of this request refer to rows deleted since it was uploaded ({shown})."
@@ -440,16 +460,29 @@ def _merged_at(change: ChangeRequest) -> int:
     return change.merged_version if change.merged_version is not None else change.base_version
 
 
-def _send_back(change_id: int) -> list[str]:
-    """After a refused approval: merge again in a transaction of its own and keep the conflicts; their keys."""
-    change = get_request(change_id)
-    lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change.tbl, change_id, _merged_at(change))}
-    found = _merge_again(change)
-    store.changes.add_conflicts(change_id, found, lines)
-    db.session.flush()
-    store.changes.recount(change_id, merged_version=tables.database().version)
-    db.session.commit()
-    return sorted({c.key for c in found})
+def _send_back(change_id: int) -> Stale:
+    """After an approval rolled back for conflicts: merge the request again and keep its conflicts,
+    in a transaction of their own (the request stays pending); the Stale error naming their keys."""
+    try:
+        change = get_request(change_id)
+        since = _merged_at(change)
+        lines = {key: line for _, key, _, line, *_ in store.changes.stale_rows(change.tbl, change_id, since)}
+        found = _merge_again(change)
+        store.changes.add_conflicts(change_id, found, lines)
+        db.session.flush()
+        store.changes.recount(change_id, merged_version=tables.database().version)
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.exception("sending back change request %s failed", change_id)
+        raise _apply_failed(exc) from exc
+    keys = sorted({c.key for c in found})
+    return Stale(
+        f"Not applied: a later approval changed the same cells or rows as change request #{change_id} "
+        f"(keys: {_listed(keys)}). It stays pending with these conflicts: its submitter "
+        "keeps their values or the newer ones, then it can be approved.",
+        keys,
+    )
 
 
 def _listed(keys: Sequence[str], most: int = 20) -> str:
@@ -457,7 +490,7 @@ def _listed(keys: Sequence[str], most: int = 20) -> str:
 
 
 def _refuse_unique_clashes(change: ChangeRequest) -> None:
-    """UniqueClash (rolled back) when the staged rows repeat a `unique` value that a later approval added."""
+    """UniqueClash (the approval rolls back) when the staged rows repeat a `unique` value that a later approval added."""
     change_id, ref = change.id, tables.of_request(change)
     schema = ref.schema
     if not schema.unique_indexes:
@@ -466,7 +499,6 @@ def _refuse_unique_clashes(change: ChangeRequest) -> None:
     staged = _staged_diff(change_id)
     clashes = check_unique(schema, current, staged)
     if clashes:
-        db.session.rollback()
         shown = "; ".join(f"line {line}, {column}: {message}" for line, column, message, _ in clashes[:5])
         raise UniqueClash(
             f"Not applied: a later approval gave other rows values this request also uses in unique columns ({shown}). "
