@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
 
+import audit as audit_log
 import changes
 import history
 import tables
@@ -217,7 +218,7 @@ def audit():
     """Audit entries of the table newest first; filters key, user, since, until, action, change_id;
     ?limit=; the next page with ?before= the answer's `next`."""
     table = table_urls.current()
-    page = history.audit(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
+    page = audit_log.page(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
     next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
     return jsonify({"items": present.audit_dicts(page.items, table.schema), "next": next_})
 
@@ -226,7 +227,7 @@ def audit():
 def audit_csv():
     """The audit entries matching the same filters as /audit, as a streamed CSV."""
     table = table_urls.current()
-    chunks = history.audit_csv(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
+    chunks = audit_log.csv_chunks(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
     return present.csv_stream("audit.csv", chunks)
 
 
@@ -234,7 +235,7 @@ def audit_csv():
 def record_history(key: str):
     """Every audit entry of one record, newest first."""
     table = table_urls.current()
-    return jsonify({"items": present.audit_dicts(history.record_history(table, key), table.schema)})
+    return jsonify({"items": present.audit_dicts(audit_log.record_history(table, key), table.schema)})
 
 
 @table_route("/records/<path:key>/blame")

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 import accounts
+import audit as audit_log
 import changes
 import history
 import tables
@@ -417,13 +418,13 @@ def withdraw(change_id: int):
 def audit():
     """Every applied row change, rejection, withdrawal and resolved conflict of the table, newest first, with filters."""
     table = table_urls.current()
-    page = history.audit(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
+    page = audit_log.page(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
     return render_template(
         "audit.html",
         items=present.audit_dicts(page.items, table.schema),
         next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
         args=request.args,
-        actions=history.AUDIT_ACTIONS,
+        actions=audit_log.ACTIONS,
     )
 
 
@@ -433,7 +434,7 @@ def audit_csv():
     table = table_urls.current()
     return present.csv_stream(
         "audit.csv",
-        history.audit_csv(
+        audit_log.csv_chunks(
             audit_filter(table.id, key_prefix=True), lambda entries: present.audit_dicts(entries, table.schema)
         ),
     )

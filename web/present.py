@@ -437,7 +437,7 @@ def blame_json(key: str, blamed: dict[str, history.Version], schema: Schema) -> 
 
 
 def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
-    """Audit rows (from history.audit) → API objects with before/after as field → value."""
+    """Audit rows (from audit.page) → API objects with before/after as field → value."""
     out = []
     for e in entries:
         names = json.loads(e.fields) if e.fields else list(schema.names)
