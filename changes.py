@@ -36,7 +36,6 @@ from records import pack, unpack
 from uploads import ERROR_FILE_DAYS, SUMMARY_KEYS, StageResult, check_unique, summary_of
 
 log = logging.getLogger(__name__)
-ACTIONS = ("add", "modify", "delete")
 CONFIRM_APPROVAL_OVER = 1000  # the review page asks to confirm approving more changes than this
 
 
@@ -117,7 +116,7 @@ def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None 
     return iter(store.changes.pending_page(change_id, action, offset, limit))
 
 
-REVIEW_SHOWS = {"modified": "modify", "added": "add", "deleted": "delete", "flagged": None}
+REVIEW_SHOWS = {**diff.ROW_KINDS, "flagged": None}  # ?show= → the action it shows (flagged: any)
 
 
 @dataclass
@@ -144,7 +143,7 @@ def review_rows(
     column = column if action == "modify" else None
     rows = store.changes.pending_page(change.id, action, offset, limit, column=column, q=q, flagged=flagged)
     if not q and not flagged and column is None:
-        total = {"add": change.added, "modify": change.modified, "delete": change.deleted}[action]  # type: ignore[index]
+        total = getattr(change, show)  # the request counts each kind of row change
     elif not q and not flagged:
         total = change.column_count_map.get(column or "", 0)
     else:
@@ -163,7 +162,7 @@ def diff_csv(change_id: int) -> tuple[str, Iterator[bytes]]:
     names = change.field_names
 
     def rows() -> Iterator[tuple[str, list[str] | None, list[str] | None]]:
-        for action in ("modify", "add", "delete"):
+        for action in [diff.ROW_KINDS[kind] for kind in diff.DIFF_CSV_ORDER]:
             for _, _, before, after, _ in store.changes.pending_all(change_id, action):
                 yield (
                     action,
@@ -623,7 +622,7 @@ def _inverse(undone: ChangeRequest) -> tuple[diff.Diff, list[merge.Conflict], di
     names = schema.names
     current = store.changes.current_records_of(ref.id, undone.id)
     result, found, lines = diff.Diff(), [], {}
-    for action in ACTIONS:
+    for action in diff.ROW_KINDS.values():
         for key, line, before, after, _ in store.changes.pending_all(undone.id, action):
             after_it = history.current_form(after, undone.fields, names)
             before_it = history.current_form(before, undone.fields, names)

@@ -26,7 +26,7 @@ import store.changes
 import store.history
 import store.table
 import tables
-from diff import Diff
+from diff import DIFF_CSV_ORDER, ROW_KINDS, Diff
 from errors import NotFound, Unprocessable
 from files import xlsx
 from files.csv_write import csv_chunks
@@ -319,10 +319,9 @@ def filter_rows(
 def diff_csv(table: tables.TableRef, from_version: int, to_version: int) -> tuple[str, Iterator[bytes]]:
     """(file name, chunks) of the diff between two versions in the tabular diff format (files/diff_csv.py)."""
     found, names = diff(table, from_version, to_version), table.schema.names
-    actions = (("modified", "modify"), ("added", "add"), ("deleted", "delete"))
     rows = (
-        (action, unpack(before) if before is not None else None, unpack(after) if after is not None else None)
-        for kind, action in actions
+        (ROW_KINDS[kind], unpack(before) if before is not None else None, unpack(after) if after is not None else None)
+        for kind in DIFF_CSV_ORDER
         for _, before, after in found.rows(kind)
     )
     return f"{table.name}-v{from_version}-v{to_version}-diff.csv", files.diff_csv.diff_csv(names, rows)
@@ -444,14 +443,6 @@ def undo_warnings(table: tables.TableRef, change_id: int, staged: Diff, current:
                 " (your file has none of the rows that request added)"
             )
     return out
-
-
-UNDO_WORD = " undoing "  # in every message undo_warnings writes, and in no other warning
-
-
-def is_undo_warning(message: str) -> bool:
-    """Does a request's warning say that a change would undo an approval (not spreadsheet damage)?"""
-    return UNDO_WORD in message
 
 
 def _replaced(past: Sequence[HistoryRow], index: int, value: str, names: Sequence[str]) -> HistoryRow | None:

@@ -37,7 +37,7 @@ from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
-from models import ChangeRequest, ErrorReport, db, utcnow
+from models import ChangeRequest, ErrorReport, RequestWarning, WarningKind, db, utcnow, warnings_json
 from records import SEP
 from schema import Schema, show
 
@@ -412,7 +412,7 @@ def _write(staging: _Staging, request: _Request, batch: int | None = None) -> Ch
     """Stage one table's part of an upload as a pending request (the caller commits)."""
     schema, result, version, base = staging.ref.schema, staging.result, staging.version, staging.base
     options = request.options
-    warnings = staging.upload.warnings + damage.warnings(result, schema)
+    warnings = [RequestWarning(WarningKind.FILE, m) for m in staging.upload.warnings + damage.warnings(result, schema)]
     change = store.changes.add_request(
         tbl=staging.ref.id,
         batch=batch,
@@ -426,7 +426,7 @@ def _write(staging: _Staging, request: _Request, batch: int | None = None) -> Ch
         base_source=request.base_source,
         merged_version=version,
         fields=json.dumps(list(schema.names)),
-        warnings=json.dumps(warnings),
+        warnings=warnings_json(warnings),
         **staging.summary,
     )
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
@@ -435,7 +435,8 @@ def _write(staging: _Staging, request: _Request, batch: int | None = None) -> Ch
         undone = history.undo_warnings(staging.ref, change.id, result, staging.current)
         if undone:
             store.changes.set_row_warnings(change.id, undone)
-            change.warnings = json.dumps([*warnings, *list(undone.values())[: damage.MAX_WARNINGS]])
+            undo = [RequestWarning(WarningKind.UNDO, m) for m in list(undone.values())[: damage.MAX_WARNINGS]]
+            change.warnings = warnings_json([*warnings, *undo])
     return change
 
 
@@ -459,13 +460,8 @@ SUMMARY_KEYS = ("added", "modified", "deleted", "unchanged", "conflicts")
 
 
 def summary_of(result: diff.Diff, conflicts: int) -> dict[str, int]:
-    return {
-        "added": len(result.added),
-        "modified": len(result.modified),
-        "deleted": len(result.deleted),
-        "unchanged": result.unchanged,
-        "conflicts": conflicts,
-    }
+    counts = {kind: len(getattr(result, kind)) for kind in diff.ROW_KINDS}
+    return counts | {"unchanged": result.unchanged, "conflicts": conflicts}
 
 
 def _check_pending_quota(submitter: str) -> None:

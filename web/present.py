@@ -18,14 +18,14 @@ from flask import Response, send_file, stream_with_context
 
 import history
 import tables
-from diff import changed_fields
+from diff import KIND_OF, ROW_KINDS, changed_fields
 from files import xlsx
-from models import ChangeRequest, ErrorReport, MergeConflict
+from models import ChangeRequest, ErrorReport, MergeConflict, WarningKind
 from records import as_dict, unpack
 from schema import Field, Schema
 
 # The three kinds of staged change: their names in the API and on the review page → stored action.
-KINDS = {"added": "add", "modified": "modify", "deleted": "delete"}
+KINDS = ROW_KINDS  # kind → action (diff.ROW_KINDS)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -86,10 +86,10 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
 
 def warning_groups(cr: ChangeRequest) -> dict[str, list[str]]:
     """A request's warnings for the review page: those about undoing approvals, and spreadsheet damage."""
-    messages = cr.warning_list
+    items = cr.warning_items
     return {
-        "undo": [m for m in messages if history.is_undo_warning(m)],
-        "damage": [m for m in messages if not history.is_undo_warning(m)],
+        "undo": [w.message for w in items if w.kind is WarningKind.UNDO],
+        "damage": [w.message for w in items if w.kind is not WarningKind.UNDO],
     }
 
 
@@ -232,7 +232,7 @@ class RowView:
     changes: list[CellChange] = field(default_factory=list)
 
 
-ACTION_KINDS = {action: kind for kind, action in KINDS.items()}
+ACTION_KINDS = KIND_OF
 
 
 def row_views(schema: Schema, names: Sequence[str], rows: Iterable[tuple]) -> list[RowView]:
