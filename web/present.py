@@ -37,7 +37,7 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def stage_json(result) -> tuple[dict[str, Any], int]:
-    """The answer to an upload or a revert (changes.StageResult) and its status: 201 staged, 200 nothing to do."""
+    """The answer to an upload or a revert (uploads.StageResult) and its status: 201 staged, 200 nothing to do."""
     body = {
         "id": result.change.id if result.change else None,
         "status": "pending" if result.change else "unchanged",
