@@ -36,9 +36,9 @@ class RecordStream(Generic[T]):
     and what a download writes (history.records). `T` is a record, or (key, record) where the
     reader needs the keys. `close()` ends the read (safe twice); `with` closes it too.
 
-    >>> with RecordStream(3, 1, iter(["DS-1\x1fSales"]), lambda: None) as table:
-    ...     (table.version, table.row_count, list(table.records))
-    (3, 1, ['DS-1\x1fSales'])
+    >>> with RecordStream(3, 2, iter([pack(["DS-1", "Sales"]), pack(["DS-2", "HR"])]), lambda: None) as table:
+    ...     (table.version, table.row_count, [unpack(r)[1] for r in table.records])
+    (3, 2, ['Sales', 'HR'])
     """
 
     version: int
