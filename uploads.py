@@ -12,7 +12,6 @@ import gc
 import io
 import json
 import re
-import unicodedata
 import zipfile
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,13 +32,15 @@ from errors import DomainError, NotFound, Unprocessable
 from files import bundle as bundles
 from files import damage, errorfile
 from files.formulas import unescaper
+from files.names import clean_filename
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
 from models import ChangeRequest, ErrorReport, RequestWarning, WarningKind, db, utcnow, warnings_json
 from records import SEP
-from schema import Schema, show
+from schema import Schema
+from values import show
 
 MODES = ("full", "partial")
 ERROR_FILE_DAYS = 1
@@ -475,16 +476,6 @@ def _check_pending_quota(submitter: str) -> None:
             " (MAX_PENDING_PER_USER). Withdraw one, or wait until an admin decides, then upload again.",
             pending,
         )
-
-
-def clean_filename(name: str) -> str:
-    """An uploaded file's name without control characters (a CR or LF would break the headers of
-    its error file's download), at most 255 characters.
-
-    >>> clean_filename("evil\\r\\nSet-Cookie: x.csv")
-    'evilSet-Cookie: x.csv'
-    """
-    return "".join(c for c in name if unicodedata.category(c)[0] != "C")[:255]
 
 
 def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str, str]]:
