@@ -8,7 +8,6 @@ not copied into the log.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import store.audit
 import store.history
 import tables
 from errors import Unprocessable
-from files.csv_write import TextSink
+from files.csv_write import FormulaSafeWriter, TextSink
 from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
 
 __all__ = ["AuditFilter"]
@@ -113,7 +112,7 @@ def csv_chunks(filters: AuditFilter, as_dicts) -> Iterator[bytes]:
     """The audit entries matching `filters` as CSV, streamed a page at a time; `as_dicts` turns
     entries into API objects (web.present.audit_dicts)."""
     sink = TextSink()
-    writer = csv.writer(sink, lineterminator="\r\n")
+    writer = FormulaSafeWriter(sink)  # keys, reasons and user names are anyone's text
     writer.writerow(AUDIT_CSV_COLUMNS)
     yield "\ufeff".encode() + sink.take().encode()
     cursor: Cursor | None = None

@@ -33,7 +33,7 @@ import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from models import ChangeRequest, MergeConflict, db, utcnow
 from records import pack, unpack
-from uploads import ERROR_FILE_DAYS, SUMMARY_KEYS, StageResult, check_unique, summary_of
+from uploads import ERROR_FILE_DAYS, SUMMARY_KEYS, StageResult, check_pending_quota, check_unique, summary_of
 
 log = logging.getLogger(__name__)
 CONFIRM_APPROVAL_OVER = 1000  # the review page asks to confirm approving more changes than this
@@ -570,6 +570,7 @@ def revert(change_id: int, user: str) -> StageResult:
     the row now. Cells changed again since are conflicts, never silently overwritten; untouched
     cells of the same rows revert cleanly.
     """
+    check_pending_quota(user)  # a revert is a pending request like an upload's (and copies rows)
     undone = get_request(change_id)
     if undone.status != "approved" or undone.applied_version is None:
         raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")

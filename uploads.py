@@ -12,7 +12,6 @@ import gc
 import io
 import json
 import re
-import zipfile
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
@@ -30,7 +29,8 @@ import store.table
 import tables
 from errors import DomainError, NotFound, Unprocessable
 from files import bundle as bundles
-from files import damage, errorfile
+from files import damage, errorfile, xlsx
+from files import encoding as encodings
 from files.formulas import unescaper
 from files.names import clean_filename
 from files.problems import FileProblems, Problem, TooLarge
@@ -120,7 +120,8 @@ class UploadOptions:
 
     `base_version`: the version the file was downloaded at (None: the `-vN` of `filename`, else
     unknown); `confirm_deletions`: the exact number of deletions confirmed; `sheet`: the sheet of
-    a workbook to read; `hold`: keep the file for `submit_held` when its deletions must be confirmed.
+    a workbook to read; `hold`: keep the file for `submit_held` when its deletions must be confirmed;
+    `encoding`: the text encoding the person says a CSV file is in (not guessed then).
     """
 
     submitter: str
@@ -131,6 +132,7 @@ class UploadOptions:
     sheet: str | None = None
     base_version: int | None = None
     hold: bool = False
+    encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,12 @@ def submit(table: tables.TableRef, stream: IO[bytes], options: UploadOptions) ->
     for its owner with an `errors` column; a file larger than the app reads is refused (Refused,
     status 413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions;
     with `hold`, the file is kept for `submit_held`). Someone with MAX_PENDING_PER_USER pending
-    requests gets TooManyPending before the file is read.
+    requests gets TooManyPending before the file is read. An `encoding` that names none is
+    Unprocessable.
     """
-    _check_pending_quota(options.submitter)
+    if options.encoding is not None and encodings.codec_name(options.encoding) is None:
+        raise Unprocessable(encodings.unknown_encoding(options.encoding))
+    check_pending_quota(options.submitter)
     options = replace(options, filename=clean_filename(options.filename))
     base, source = options.base_version, "field" if options.base_version is not None else ""
     if base is None and (base := base_from_filename(options.filename)) is not None:
@@ -184,6 +189,7 @@ def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
     stream.seek(0)
     store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=HELD_UPLOAD_HOURS))
     held = store.accounts.add_held_upload(owner, filename[:255], stream.read())
+    store.accounts.keep_newest_held_uploads(owner, current_app.config["HELD_UPLOADS_PER_USER"])
     db.session.commit()
     return held.id
 
@@ -256,7 +262,7 @@ def _stage(ref: tables.TableRef, stream: IO[bytes], request: _Request) -> StageR
         raise DomainError(f"mode must be 'full' or 'partial', not {options.mode!r}")
     if base is not None:
         _check_base(base)
-    bundle = _bundle(ref, stream, options.sheet)
+    bundle = _bundle(ref, stream, options.sheet, options.encoding)
     several = len(bundle.parts) > 1
     stagings = _prepare_parts(bundle, options.mode, base) if several else [_prepare_one(bundle, options.mode, base)]
     _raise_dangling(stagings)
@@ -281,27 +287,31 @@ def _stage(ref: tables.TableRef, stream: IO[bytes], request: _Request) -> StageR
     return StageResult(first, first.base_version, summary, encoding, first.warning_list, members)
 
 
-def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundles.Bundle:
+def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None, encoding: str | None) -> bundles.Bundle:
     """The upload split into the tables it holds: with several tables in schema.json, a workbook or
     zip (a sheet or file named after no table goes to `ref`, the table the upload was sent to);
     else (a plain file, a sheet chosen by name, a deployment of one table) the whole file for `ref`."""
     names = [t.name for t in tables.every()]
-    if len(names) < 2 or sheet is not None or not zipfile.is_zipfile(stream):
+    # by its first bytes, as files.upload decides: zipfile.is_zipfile seeks before the start of a tiny file
+    if len(names) < 2 or sheet is not None or not xlsx.is_workbook(stream):
         stream.seek(0)
-        return _whole_file(ref, stream, sheet)
+        return _whole_file(ref, stream, sheet, encoding)
     stream.seek(0)
-    return bundles.open_bundle(stream, [ref.name, *(n for n in names if n != ref.name)])
+    return bundles.open_bundle(
+        stream, [ref.name, *(n for n in names if n != ref.name)], current_app.config["MAX_CONTENT_LENGTH"]
+    )
 
 
-def _whole_file(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundles.Bundle:
-    """A one-part bundle: the whole upload for one table, read by `files.upload.open_upload` (at `sheet`)."""
+def _whole_file(ref: tables.TableRef, stream: IO[bytes], sheet: str | None, encoding: str | None) -> bundles.Bundle:
+    """A one-part bundle: the whole upload for one table, read by `files.upload.open_upload` (at
+    `sheet`; a CSV file in `encoding` when the person named one)."""
 
     def opened() -> IO[bytes]:
         stream.seek(0)
         return stream
 
     def read(schema: Schema, max_rows: int | None) -> Upload:
-        return open_upload(opened(), schema, sheet, max_rows)
+        return open_upload(opened(), schema, sheet, max_rows, encoding)
 
     return bundles.Bundle("file", [bundles.Part(ref.name, "", sheet, opened, read)], (ref.name,))
 
@@ -341,7 +351,9 @@ def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, 
     )
     problems = upload.problems
     escaped = upload.encoding != WORKBOOK_ENCODING  # a workbook's rows come unescaped (files.xlsx)
-    parse = schema.row_parser(problems.add, upload.conventions, clean=unescaper(schema) if escaped else None)
+    parse = schema.row_parser(  # a cell that reads two ways is settled by the value the table holds for its key
+        problems.add, upload.conventions, clean=unescaper(schema) if escaped else None, stored=current.get
+    )
     with _gc_paused():
         two_way = diff.compare_cells(
             current,
@@ -465,7 +477,7 @@ def summary_of(result: diff.Diff, conflicts: int) -> dict[str, int]:
     return counts | {"unchanged": result.unchanged, "conflicts": conflicts}
 
 
-def _check_pending_quota(submitter: str) -> None:
+def check_pending_quota(submitter: str) -> None:
     """TooManyPending when the submitter has MAX_PENDING_PER_USER pending requests already."""
     limit = current_app.config["MAX_PENDING_PER_USER"]
     pending = store.changes.pending_ids(submitter, limit)

@@ -16,6 +16,7 @@ import tables
 import uploads
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
+from files.encoding import CHOICES as ENCODING_CHOICES
 from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
@@ -183,6 +184,7 @@ def upload():
         confirm_deletions=form.confirm_deletions.data,
         sheet=form.sheet.data or None,
         base_version=form.base_version.data,
+        encoding=(form.encoding.data or "").strip() or None,
         hold=True,
     )
     try:
@@ -236,6 +238,7 @@ def render_upload(form: UploadForm, status: int, **extra):
         version=tables.database().version,
         schema=table.schema,
         limit_mb=limit_mb,
+        encoding_choices=ENCODING_CHOICES,
         **extra,
     )
     return page, status
