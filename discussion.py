@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
-
-from flask import current_app
 
 import changes
 import history
 import store.changes
 import store.discussion
 import tables
+import uploads
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import damage
 from files import encoding as encodings
 from files.names import clean_filename
 from files.problems import FileProblems, TooLarge
-from files.upload import open_upload
-from models import ChangeRequest, Comment, Revision, db, utcnow
+from models import ChangeRequest, Comment, RequestWarning, Revision, WarningKind, db, utcnow, warnings_json
 
 OPEN = ("pending", "changes_requested")  # a request still being discussed
 MAX_COMMENT = 10_000  # characters of one comment
@@ -191,41 +189,29 @@ def request_changes(change_id: int, user: str, reason: object) -> Comment:
 # --- revisions -------------------------------------------------------------------------------
 
 
-def revise(
-    change_id: int,
-    stream: IO[bytes],
-    *,
-    submitter: str,
-    filename: str = "",
-    mode: str = "full",
-    comment: str = "",
-    confirm_deletions: int | None = None,
-    sheet: str | None = None,
-    base_version: int | None = None,
-    encoding: str | None = None,
-) -> RevisionResult:
+def revise(change_id: int, stream: IO[bytes], options: uploads.UploadOptions) -> RevisionResult:
     """The submitter's corrected file for their open request: read and merged three ways like any
-    upload (changes.submit), it replaces the staged rows (those replaced are kept as the earlier
-    revision), keeps the thread, and puts the request back to pending as revision N + 1. A file
-    that stages exactly what the request stages already (or nothing at all) changes nothing.
-    Refused files, mass deletions and bad options are answered as for an upload."""
-    change = check_reviser(change_id, submitter)
-    if encoding is not None and encodings.codec_name(encoding) is None:
-        raise Unprocessable(encodings.unknown_encoding(encoding))
+    upload (the one pipeline of uploads.py, `options` as an upload's), it replaces the staged rows
+    (those replaced are kept as the earlier revision), keeps the thread, and puts the request back
+    to pending as revision N + 1. A file that stages exactly what the request stages already (or
+    nothing at all) changes nothing. Refused files, mass deletions and bad options are answered as
+    for an upload; a revision takes no place of its own in the pending limit."""
+    change = check_reviser(change_id, options.submitter)
+    if options.encoding is not None and encodings.codec_name(options.encoding) is None:
+        raise Unprocessable(encodings.unknown_encoding(options.encoding))
     ref = tables.of_request(change)
-    filename = clean_filename(filename)
-    source = "field" if base_version is not None else ""
-    if base_version is None and (base_version := changes.base_from_filename(filename)) is not None:
+    options = replace(options, filename=clean_filename(options.filename))
+    base, source = options.base_version, "field" if options.base_version is not None else ""
+    if base is None and (base := uploads.base_from_filename(options.filename)) is not None:
         source = "filename"
     try:
-        return _revise(change, ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet,
-                       base_version, source, encoding)  # fmt: skip
+        return _revise(change, ref, stream, options, base, source)
     except TooLarge as exc:
         db.session.rollback()
-        raise changes.Refused(exc, None) from None
+        raise uploads.Refused(exc, None) from None
     except FileProblems as exc:
         db.session.rollback()
-        raise changes.Refused(exc, changes._keep_error_file(ref, stream, exc, submitter, filename, sheet)) from None
+        raise uploads.Refused(exc, uploads._keep_error_file(ref, stream, exc, options)) from None
     except DomainError:
         db.session.rollback()
         raise
@@ -253,61 +239,62 @@ def _revise(
     change: ChangeRequest,
     ref: tables.TableRef,
     stream: IO[bytes],
-    submitter: str,
-    filename: str,
-    mode: str,
-    comment: str,
-    confirm_deletions: int | None,
-    sheet: str | None,
+    options: uploads.UploadOptions,
     base: int | None,
     base_source: str,
-    encoding: str | None,
 ) -> RevisionResult:
-    changes._check_mode_and_base(mode, base)
-    upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"], encoding)
-    staging = changes._prepare(ref, upload, mode, base)
-    changes._raise_dangling([staging])
-    result = staging.result
+    if options.mode not in uploads.MODES:
+        raise DomainError(f"mode must be 'full' or 'partial', not {options.mode!r}")
+    if base is not None:
+        uploads._check_base(base)
+    # the request's own table only: a workbook's sheet of another table is not part of this request
+    staging = uploads._prepare_one(
+        uploads._whole_file(ref, stream, options.sheet, options.encoding), options.mode, base
+    )
+    uploads._raise_dangling([staging])
+    result, upload = staging.result, staging.upload
     staged = {r.key: ("add", r.record) for r in result.added}
     staged |= {m.key: ("modify", m.after) for m in result.modified}
     staged |= {key: ("delete", None) for key, _ in result.deleted}
     same = staged == store.discussion.staged_map(change.id) and not staging.merged.conflicts and not change.conflicts
     if same or not staging.changes_something:
         return RevisionResult(change, False, change.summary, upload.encoding, change.warning_list)
-    changes._guard(staging, mode, confirm_deletions)
+    uploads._guard(staging, options.mode, options.confirm_deletions)
     schema, version = ref.schema, staging.version
     store.discussion.keep_staged_rows(change.id, change.revision)
     column_counts = store.changes.stage_rows(change.id, result, schema.names)
     store.changes.add_conflicts(change.id, staging.merged.conflicts, staging.merged.lines)
-    warnings = staging.upload.warnings + damage.warnings(result, schema)
-    if base is None and version > 0:
+    warnings = [RequestWarning(WarningKind.FILE, m) for m in upload.warnings + damage.warnings(result, schema)]
+    if base is None and version > 0:  # version 0 has no approvals to undo
         undone = history.undo_warnings(ref, change.id, result, staging.current)
         if undone:
             store.changes.set_row_warnings(change.id, undone)
-            warnings = [*warnings, *list(undone.values())[: damage.MAX_WARNINGS]]
+            warnings += [RequestWarning(WarningKind.UNDO, m) for m in list(undone.values())[: damage.MAX_WARNINGS]]
     summary = staging.summary
     number = change.revision + 1
     for name, value in summary.items():
         setattr(change, name, value)
     change.column_counts = json.dumps(column_counts)
-    change.mode, change.filename, change.encoding = mode, filename, upload.encoding
+    change.mode, change.filename, change.encoding = options.mode, options.filename, upload.encoding
     change.delimiter = upload.delimiter
     change.base_version = version if base is None else base
     change.base_source, change.merged_version = base_source, version
-    change.fields, change.warnings = json.dumps(list(schema.names)), json.dumps(warnings)
+    change.fields, change.warnings = json.dumps(list(schema.names)), warnings_json(warnings)
     change.status, change.revision = "pending", number
     store.discussion.add_revision(
         change_id=change.id,
         number=number,
-        user=submitter,
-        filename=filename,
+        user=options.submitter,
+        filename=options.filename,
         base_version=change.base_version,
         summary=json.dumps(summary),
     )
-    if comment.strip():
-        store.discussion.add_comment(change_id=change.id, user=submitter, text=_clean_text(comment), revision=number)
+    if options.comment.strip():
+        store.discussion.add_comment(
+            change_id=change.id, user=options.submitter, text=_clean_text(options.comment), revision=number
+        )
     db.session.commit()
-    return RevisionResult(change, True, summary, upload.encoding, warnings)
+    return RevisionResult(change, True, summary, upload.encoding, [w.message for w in warnings])
 
 
 def revisions(change_id: int) -> list[Revision]:
