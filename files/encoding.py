@@ -348,10 +348,14 @@ def _fit(letters: list[str], top: frozenset[str], rest: frozenset[str]) -> float
 
 def _as_plausible(other: Decoding, best: Decoding) -> bool:
     """Could `other` be the right reading as well as `best`? Not when it reads the same, has more
-    odd words, or gives another script whose letters fit a language clearly worse."""
-    if other.words == best.words or _rank(other) > _rank(best):
+    odd words, or gives another script whose letters fit a language clearly worse. Within one script
+    messiness is no evidence: charset-normalizer finds Windows-1252's `Ñandú Zoë` messier than
+    Windows-1257's `Ńandś Zoė` (tests/test_fuzz.py), so such readings stay rivals."""
+    if other.words == best.words or len(other.odd) > len(best.odd):
         return False
-    return other.script == best.script or other.fit > best.fit - FIT_MARGIN
+    if other.script == best.script:
+        return True
+    return _rank(other) <= _rank(best) and other.fit > best.fit - FIT_MARGIN
 
 
 def odd_word(word: str) -> str | None:

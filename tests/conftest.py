@@ -3,6 +3,12 @@
 PostgreSQL runs when TEST_DATABASE_URL is set (e.g. postgresql://postgres@127.0.0.1:5432/test);
 each test gets its own schema in a database created for this run. With REQUIRE_POSTGRES=1 (CI)
 a missing or unreachable PostgreSQL fails the run instead of skipping those tests.
+
+Property tests run under a Hypothesis profile chosen by HYPOTHESIS_PROFILE: `ci` (the default,
+used by CI and the README's command) is derandomised, so two runs give the same result; `nightly`
+draws new examples on every run, for a deeper search by hand or on a schedule. Whatever either
+finds is kept as an explicit `@example` beside the test. Hypothesis keeps its files in a temporary
+directory, never in the checkout.
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import accounts
 import config
@@ -32,6 +42,24 @@ REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES") == "1"
 # with references to them; tests/test_tables.py drives several tables).
 CATALOG_SCHEMA = Path(__file__).resolve().parent.parent / "examples" / "catalog.schema.json"
 HEADER = "id,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url"
+
+# Reproducible by default: the same examples on every run and machine, no example database, and a
+# failure printed with the blob that replays it (@reproduce_failure) when derandomising is off.
+HYPOTHESIS_PROFILES = {
+    "ci": {"derandomize": True, "database": None, "print_blob": True},
+    "nightly": {"derandomize": False, "database": None, "print_blob": True},
+}
+for _name, _values in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(_name, deadline=None, suppress_health_check=[HealthCheck.too_slow], **_values)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
+# Hypothesis writes .hypothesis/ (its cache of the code's constants) into the working directory.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="dt-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
