@@ -62,6 +62,48 @@ def pytest_unconfigure(config):
     shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
 
 
+# What the browser tests need: Debian's Chromium (on PATH, as `apt-get install chromium` puts it)
+# and axe-core from tests/js (`npm ci --prefix tests/js`) for the accessibility checks.
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+INSTALL = {
+    "chromium": "install Debian's browser with `apt-get install -y chromium`",
+    "axe-core": "run `npm ci --prefix tests/js`",
+}
+
+
+def browser_missing(chromium: str | None, axe: Path | None = None) -> list[str]:
+    """What the browser tests lack, each with how to install it: `chromium` is where the browser
+    was found (None: nowhere), `axe` the axe-core script when the tests need it."""
+    missing = []
+    if chromium is None:
+        missing.append(f"chromium is missing (not on PATH): {INSTALL['chromium']}")
+    if axe is not None and not axe.is_file():
+        missing.append(f"axe-core is missing ({axe}): {INSTALL['axe-core']}")
+    return missing
+
+
+def browser_verdict(missing: list[str], required: bool) -> tuple[str, str] | None:
+    """None when the browser tests can run; else ("skip" or "fail", the reason): a fresh clone
+    without the browser skips them, CI (REQUIRE_BROWSER=1) fails naming what is missing."""
+    if not missing:
+        return None
+    if required:
+        return "fail", "REQUIRE_BROWSER=1 but " + "; ".join(missing)
+    return "skip", "; ".join(missing) + " (REQUIRE_BROWSER=1 makes this a failure)"
+
+
+def need_browser(axe: bool = False) -> str:
+    """The path of Chromium for a browser test; skips or fails the test (browser_verdict) when it
+    or, with `axe`, axe-core is missing."""
+    chromium = shutil.which("chromium")
+    verdict = browser_verdict(browser_missing(chromium, AXE if axe else None), os.environ.get("REQUIRE_BROWSER") == "1")
+    if verdict is not None:
+        action, reason = verdict
+        (pytest.fail if action == "fail" else pytest.skip)(reason)
+    assert chromium is not None
+    return chromium
+
+
 def pytest_collection_modifyitems(config, items):
     if REQUIRE_PG and not PG_BASE:
         raise pytest.UsageError("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set")

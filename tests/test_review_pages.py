@@ -25,16 +25,26 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import CATALOG_SCHEMA, HEADER, add_test_users, build_app, close_app, fresh_database, row, table
+from conftest import (
+    AXE,
+    CATALOG_SCHEMA,
+    HEADER,
+    add_test_users,
+    build_app,
+    close_app,
+    fresh_database,
+    need_browser,
+    row,
+    table,
+)
 from playwright.sync_api import Page, expect, sync_playwright
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from test_browser import CHROMIUM_ARGS, free_port
 
 import accounts
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDTHS = {"laptop": (1366, 768), "phone": (390, 844)}
 TABLE_ROWS = 2600
@@ -164,16 +174,10 @@ def wait_for(base: str, proc, log_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the module."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/js` (the CI script does)")
+    """One headless Chromium for the module (skipped, or failed with REQUIRE_BROWSER=1, without it or axe-core)."""
+    chromium = need_browser(axe=True)
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
         yield instance
         instance.close()
 
