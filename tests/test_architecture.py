@@ -1,5 +1,6 @@
 """The room plan of docs/ARCHITECTURE.md holds: every module is in a room, imports go down or
-sideways (never up a floor, never in a circle), and every name the document mentions exists.
+sideways (never up a floor, never in a circle), every name the documents mention exists, and no
+module or function is too long to hold in one's head (tools/size_check.py).
 
 The floors are declared once, in the document's table; these tests read it.
 """
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tools import size_check
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
-NOT_APP_CODE = {"tests", "bench", "migrations", ".venv", "instance", "docs", "static", "templates"}
+NOT_APP_CODE = {"tests", "bench", "migrations", "tools", ".venv", "instance", "docs", "static", "templates"}
 
 
 def floors_from_doc(text: str) -> dict[str, int]:
@@ -155,6 +158,21 @@ def test_the_check_catches_a_function_level_import(tmp_path):
     assert cycles(graph) == [["high", "low", "high"]]
 
 
+def test_the_check_catches_a_cycle_injected_into_the_code(tmp_path):
+    """A copy of the app with one real import added against the floors (records → changes) fails."""
+    for path in app_modules(ROOT).values():
+        target = tmp_path / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    (tmp_path / "records.py").write_text(
+        (ROOT / "records.py").read_text() + "\n\ndef _injected():\n    import changes\n"
+    )
+    assert violations(import_graph(ROOT), ROOMS) == []
+    found = violations(import_graph(tmp_path), ROOMS)
+    assert "records (floor 1) imports changes (floor 3): upward" in found
+    assert any(v.startswith("import cycle:") and "records" in v and "changes" in v for v in found)
+
+
 def test_a_module_in_no_room_is_reported():
     assert violations({"newmodule": set()}, ROOMS) == ["newmodule is in no room of docs/ARCHITECTURE.md"]
 
@@ -204,3 +222,29 @@ def test_the_name_check_can_fail():
     assert "changes.no_such_function" in mentioned_names("see `changes.no_such_function`")
     with pytest.raises(AttributeError):
         resolve("changes.no_such_function")
+
+
+# --- modules a newcomer can hold in their head -------------------------------------------------
+
+
+def test_no_module_over_800_lines_and_no_function_over_100():
+    """tools/size_check.py: every app module and function within the limits (tests, bench/ and
+    migrations/ aside)."""
+    assert size_check.offenders(ROOT) == []
+
+
+def test_the_size_check_measures_every_app_module_and_can_fail(tmp_path):
+    measured = {str(p.relative_to(ROOT)) for p in size_check.app_files(ROOT)}
+    assert {"app.py", "changes.py", "web/pages.py", "store/changes.py", "gunicorn.conf.py"} <= measured
+    assert not any(name.startswith(("tests/", "bench/", "migrations/", "tools/", ".venv/")) for name in measured)
+    (tmp_path / "big.py").write_text("x = 1\n" * 801)
+    (tmp_path / "long.py").write_text(
+        "class C:\n    def method(self):\n" + "        y = 2\n" * 100 + "\n\ndef short():\n    pass\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_big.py").write_text("x = 1\n" * 2000)  # tests are not measured
+    assert size_check.offenders(tmp_path) == [
+        "big.py has 801 lines (over 800)",
+        "long.py:2 method() has 101 lines (over 100)",
+    ]
+    assert size_check.offenders(tmp_path, max_module=801, max_function=101) == []
