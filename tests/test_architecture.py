@@ -182,16 +182,38 @@ def test_a_module_in_no_room_is_reported():
 TOP_LEVEL = {name.split(".")[0] for name in app_modules(ROOT)}
 
 
+# The documents whose backticked `module.name` references must exist.
+DOCUMENTS = ("README.md", "docs/ARCHITECTURE.md", "docs/PERFORMANCE.md")
+# `diff.csv`, `export.xlsx`: file names (and URL parts), not Python names.
+FILE_SUFFIXES = frozenset({"py", "csv", "xlsx", "json", "md", "png", "html", "txt", "zip", "toml", "lock", "db", "log"})
+
+
 def mentioned_names(text: str) -> set[str]:
     """`module.name` references in backticks whose first part is one of the app's modules."""
     names = set()
     for token in re.findall(r"`([^`\s]+)`", text):
         token = token.rstrip("()")
-        if token.endswith(".py"):
-            continue  # a file: test_every_room_exists
+        if token.rpartition(".")[2] in FILE_SUFFIXES:
+            continue  # a file: test_every_room_exists checks the rooms
         if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", token) and token.split(".")[0] in TOP_LEVEL:
             names.add(token)
     return names
+
+
+# Made by a run, not kept in the repository (.gitignore).
+NOT_KEPT = ("bench/data/", "bench/out/", "instance/", "tests/js/node_modules/", ".venv/")
+
+
+def mentioned_paths(text: str) -> set[str]:
+    """Backticked repository paths (`tests/test_browser.py`, `docs/screenshots/`): a path with a
+    slash whose first folder is one of the repository's; paths a run makes are left out."""
+    top = {p.name for p in ROOT.iterdir() if p.is_dir()}
+    paths = set()
+    for token in re.findall(r"`([^`\s]+)`", text):
+        is_path = re.fullmatch(r"[\w.-]+(/[\w.-]+)+/?", token) and token.split("/")[0] in top
+        if is_path and not token.startswith(NOT_KEPT):
+            paths.add(token)
+    return paths
 
 
 def resolve(dotted: str) -> object:
@@ -208,9 +230,27 @@ def resolve(dotted: str) -> object:
     raise ModuleNotFoundError(dotted)
 
 
-@pytest.mark.parametrize("name", sorted(mentioned_names(DOC.read_text())))
-def test_every_name_in_the_document_exists(name):
+@pytest.mark.parametrize(
+    ("document", "name"),
+    [(document, name) for document in DOCUMENTS for name in sorted(mentioned_names((ROOT / document).read_text()))],
+)
+def test_every_name_in_the_documents_exists(document, name):
     resolve(name)
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [(document, path) for document in DOCUMENTS for path in sorted(mentioned_paths((ROOT / document).read_text()))],
+)
+def test_every_path_in_the_documents_exists(document, path):
+    assert (ROOT / path).exists()
+
+
+def test_every_document_names_code():
+    """The check reads each document (a renamed document would otherwise drop out silently)."""
+    for document in DOCUMENTS:
+        text = (ROOT / document).read_text()
+        assert mentioned_names(text) or mentioned_paths(text), document
 
 
 @pytest.mark.parametrize("room", sorted(ROOMS))
@@ -220,6 +260,12 @@ def test_every_room_exists(room):
 
 def test_the_name_check_can_fail():
     assert "changes.no_such_function" in mentioned_names("see `changes.no_such_function`")
+    assert mentioned_names("`diff.csv`, `export.xlsx`, `records.py`, `store.table.records_page`") == {
+        "store.table.records_page"
+    }
+    assert mentioned_paths("`tests/test_nothing.py`, `/api/v1/x`, `bench/out/r.md`, `NAME/x`") == {
+        "tests/test_nothing.py"
+    }
     with pytest.raises(AttributeError):
         resolve("changes.no_such_function")
 
