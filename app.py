@@ -6,6 +6,7 @@ Run `python app.py` (development server on port 8000) or `gunicorn app:app` (pro
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(test_config: dict | None = None) -> Flask:
     """The application: defaults, then the environment (and .env), then `test_config`."""
     load_dotenv(Path(__file__).with_name(".env"))
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_path=instance_folder(), instance_relative_config=True)
     app.request_class = body.Request  # uploads read in large pieces and split in place (web/body.py)
     app.json.sort_keys = False  # row objects keep schema.json's field order
     try:
@@ -87,6 +88,15 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.extensions["clean_up_at_start"] = housekeeping.clean_up()
         housekeeping.started(app)
     return app
+
+
+def instance_folder() -> str | None:
+    """INSTANCE_PATH from the environment, made absolute (Flask requires it), or None for Flask's
+    `instance/` beside app.py: where the secret key, the SQLite database, the start-up lock and the
+    first admin's password live. Tests point it at a temporary folder, so they leave the checkout's
+    instance/ alone."""
+    folder = os.environ.get("INSTANCE_PATH", "").strip()
+    return str(Path(folder).resolve()) if folder else None
 
 
 def security_headers(response):

@@ -58,6 +58,8 @@ SETTINGS = (
             "deleted (the request, its counts and its audit entries stay)."),
     Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
             "rows (also at start-up and with `flask --app app cleanup`); 0: only those two."),
+    Setting("INSTANCE_PATH", "instance/ beside app.py", "The folder of the secret key file, the SQLite database, "
+            "the start-up lock and the first admin's password."),
 )  # fmt: skip
 
 

@@ -53,13 +53,43 @@ for _name, _values in HYPOTHESIS_PROFILES.items():
     settings.register_profile(_name, deadline=None, suppress_health_check=[HealthCheck.too_slow], **_values)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(HYPOTHESIS_PROFILE)
+_checkout_instance = pytest.StashKey[dict[str, bytes] | None]()
 # Hypothesis writes .hypothesis/ (its cache of the code's constants) into the working directory.
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="dt-hypothesis-")
 set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 
 
+# Every app the tests start, in this process or a subprocess (gunicorn, flask), keeps its instance
+# files (secret key, start-up lock, first admin's password) here, never in the checkout's instance/.
+_INSTANCE = tempfile.mkdtemp(prefix="dt-instance-")
+os.environ["INSTANCE_PATH"] = _INSTANCE
+CHECKOUT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+
+
+def folder_state(folder: Path) -> dict[str, bytes] | None:
+    """Every file under `folder` with its bytes (None: no such folder), to tell whether a run changed it."""
+    if not folder.is_dir():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def pytest_sessionstart(session):
+    session.stash[_checkout_instance] = folder_state(CHECKOUT_INSTANCE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a test wrote into the checkout's instance/ (its real first admin's password)."""
+    if session.stash.get(_checkout_instance, None) != folder_state(CHECKOUT_INSTANCE):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the tests changed {CHECKOUT_INSTANCE}: a test wrote outside its temporary directories"
+        if reporter is not None:
+            reporter.write_line(f"\nFAILED (conftest): {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+    shutil.rmtree(_INSTANCE, ignore_errors=True)
 
 
 # What the browser tests need: Debian's Chromium (on PATH, as `apt-get install chromium` puts it)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AXE, HYPOTHESIS_PROFILE, browser_missing, browser_verdict
+from conftest import AXE, HYPOTHESIS_PROFILE, browser_missing, browser_verdict, folder_state
 from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,3 +86,24 @@ def test_property_tests_are_derandomised_by_default():
     assert settings.default.database is None
     assert settings.default.print_blob is True
     assert settings.get_profile("nightly").derandomize is False
+
+
+def test_apps_keep_their_instance_files_outside_the_checkout(app):
+    """INSTANCE_PATH (set by conftest for this process and every subprocess) is a temporary folder:
+    the secret key, the start-up lock and the first admin's password never land in the checkout."""
+    assert os.environ["INSTANCE_PATH"] == app.instance_path
+    assert not Path(app.instance_path).is_relative_to(ROOT)
+    assert not Path(app.config["FIRST_ADMIN_PASSWORD_FILE"]).is_relative_to(ROOT)
+    assert (Path(app.instance_path) / "startup.lock").exists()
+
+
+def test_the_instance_check_sees_a_changed_file(tmp_path):
+    assert folder_state(tmp_path / "absent") is None
+    (tmp_path / "first-admin-password").write_text("kept")
+    before = folder_state(tmp_path)
+    assert folder_state(tmp_path) == before
+    (tmp_path / "first-admin-password").write_text("overwritten")
+    assert folder_state(tmp_path) != before
+    (tmp_path / "first-admin-password").write_text("kept")
+    (tmp_path / "startup.lock").touch()
+    assert folder_state(tmp_path) != before

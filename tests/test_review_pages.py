@@ -6,8 +6,8 @@ changes (pager, per-column counts and filters, key search, the approval confirma
 with a conflict and a long text edited (word-level diff), and one flagged for undoing an approval.
 Every page is checked at both widths for sideways scrolling of the page itself and with axe-core
 (tests/js, installed with `npm ci --prefix tests/js`) for serious and critical violations; no test
-may leave an unexpected console error. The USER_GUIDE's screenshots (docs/screenshots) are taken
-here, so they always show the pages as they are.
+may leave an unexpected console error. The USER_GUIDE's screenshots are taken here; with
+UPDATE_SCREENSHOTS=1 they replace docs/screenshots, so they show the pages as they are.
 """
 
 from __future__ import annotations
@@ -253,10 +253,23 @@ def keys_unbroken(page: Page) -> None:
     assert broken == []
 
 
+# Where screenshot() writes: docs/screenshots with UPDATE_SCREENSHOTS=1, else a temporary folder
+# (a test run leaves the checkout as it was; the pictures are still taken, so that step is tested).
+_shots: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def screenshot_folder(tmp_path_factory) -> Path:
+    update = os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    _shots["folder"] = SCREENSHOTS if update else tmp_path_factory.mktemp("screenshots")
+    return _shots["folder"]
+
+
 def screenshot(page: Page, name: str) -> None:
-    """A USER_GUIDE picture of what the window shows (docs/screenshots/NAME.png)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    """A USER_GUIDE picture of what the window shows (NAME.png; docs/screenshots with UPDATE_SCREENSHOTS=1)."""
+    folder = _shots["folder"]
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
 
 
 # --- every page: no sideways scrolling, axe, keys, skip link ---------------------------------
