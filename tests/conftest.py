@@ -53,7 +53,6 @@ for _name, _values in HYPOTHESIS_PROFILES.items():
     settings.register_profile(_name, deadline=None, suppress_health_check=[HealthCheck.too_slow], **_values)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(HYPOTHESIS_PROFILE)
-_checkout_instance = pytest.StashKey[dict[str, bytes] | None]()
 # Hypothesis writes .hypothesis/ (its cache of the code's constants) into the working directory.
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="dt-hypothesis-")
 set_hypothesis_home_dir(_HYPOTHESIS_HOME)
@@ -64,6 +63,7 @@ set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 _INSTANCE = tempfile.mkdtemp(prefix="dt-instance-")
 os.environ["INSTANCE_PATH"] = _INSTANCE
 CHECKOUT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+_checkout_instance = pytest.StashKey[dict[str, bytes] | None]()
 
 
 def folder_state(folder: Path) -> dict[str, bytes] | None:
