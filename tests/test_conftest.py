@@ -56,7 +56,7 @@ def run_browser_test(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """tests/test_browser.py (SQLite) in a pytest of its own, with PATH an empty directory: no chromium."""
     empty = tmp_path / "bin"
     empty.mkdir(exist_ok=True)
-    environment = {k: v for k, v in os.environ.items() if k not in ("REQUIRE_BROWSER", "TEST_DATABASE_URL")}
+    environment = {k: v for k, v in os.environ.items() if k != "REQUIRE_BROWSER"}
     environment |= {"PATH": str(empty)} | env
     cmd = [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "-k", "sqlite"]
     cmd += ["tests/test_browser.py", f"--basetemp={tmp_path / 'run'}"]
