@@ -248,7 +248,9 @@ def legacy_files(draw) -> tuple[str, bytes, dict[str, str]]:
     return legacy_file(code_page, names, newline, delimiter)
 
 
-def legacy_file(code_page: str, names: dict[str, str], newline: str = "\r\n", delimiter: str = ","):
+def legacy_file(
+    code_page: str, names: dict[str, str], newline: str = "\r\n", delimiter: str = ","
+) -> tuple[str, bytes, dict[str, str]]:
     """(code page, a table of the default schema with these names saved in it, names)."""
     lines = [NAMES] + [[key, name, "", "o@example.com", *[""] * 7] for key, name in names.items()]
     text = "".join(delimiter.join(quote(c, delimiter) for c in cells) + newline for cells in lines)
