@@ -259,8 +259,8 @@ def legacy_file(
 
 @FUZZ
 @given(file=legacy_files())
-# Found by random runs: Western-European text whose only accents are Ñ, ú and ë reads as Windows-1257
-# (Ńandś, Zoė), which charset-normalizer finds less messy than Windows-1252, and was not warned about.
+# Found by random runs: Western-European text whose only accents are Ñ, ú and ë was read as
+# Windows-1257 (Ńandś, Zoė), which charset-normalizer finds less messy, and not warned about.
 @example(file=legacy_file("cp1252", {"K1": "Ñandú", "K2": "Zoë"}))
 def test_legacy_code_pages_are_read_right_or_warned_never_silently_garbled(app, api, file):
     app.config["MAX_PENDING_PER_USER"] = 10**6  # examples share the app: alice's requests pile up
