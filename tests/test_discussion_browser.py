@@ -1,8 +1,9 @@
 """The discussion on a review page in a real browser, at 1366 and 390 px (issue 25): the thread
 under the summary, comments on a row and a cell shown beside their row, the comment box opened
 where it is anchored, "rows with comments", the revisions and "changed since revision 1"; axe
-clean, no sideways scrolling, no console errors. Takes the USER_GUIDE's screenshot
-docs/screenshots/discussion.png. Chromium and axe-core as in tests/test_review_pages.py."""
+clean, no sideways scrolling, no console errors. Takes the USER_GUIDE's screenshots
+discussion.png and discussion-rows.png (into docs/screenshots with UPDATE_SCREENSHOTS=1). Chromium
+and axe-core as in tests/test_review_pages.py."""
 
 from __future__ import annotations
 
@@ -12,20 +13,20 @@ import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
-from conftest import CATALOG_SCHEMA, add_test_users, build_app, close_app, fresh_database, row, table
+from conftest import CATALOG_SCHEMA, add_test_users, build_app, close_app, fresh_database, need_browser, row, table
 from playwright.sync_api import Page, expect, sync_playwright
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from test_browser import CHROMIUM_ARGS, free_port
 from test_review_pages import (
-    AXE,
     ROOT,
+    SCREENSHOTS,
     WIDTHS,
     axe_violations,
     keys_unbroken,
     no_console_errors,
     page_overflow,
-    screenshot,
     wait_for,
 )
 
@@ -116,17 +117,19 @@ def site(request, tmp_path_factory, pg_database):
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the module (skipped without Debian's chromium, as test_review_pages)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`")
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/js` (the CI script does)")
+    """One headless Chromium for the module (skipped, or failed with REQUIRE_BROWSER=1, without it or axe-core)."""
+    chromium = need_browser(axe=True)
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the pictures go: docs/screenshots with UPDATE_SCREENSHOTS=1, else a temporary folder
+    (a test run leaves the checkout as it was; the pictures are still taken), as test_review_pages."""
+    return SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path_factory.mktemp("screenshots")
 
 
 def signed_in(browser, base: str, user: str, width: str) -> Page:
@@ -146,7 +149,7 @@ def signed_in(browser, base: str, user: str, width: str) -> Page:
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_the_discussion_on_the_review_page(browser, site, width):
+def test_the_discussion_on_the_review_page(browser, site, width, shots):
     base, change = site
     page = signed_in(browser, base, "boss", width)
     try:
@@ -172,9 +175,9 @@ def test_the_discussion_on_the_review_page(browser, site, width):
         keys_unbroken(page)
         if width == "laptop":
             page.evaluate("document.querySelector('#discussion').scrollIntoView()")
-            screenshot(page, "discussion")
+            page.screenshot(path=str(shots / "discussion.png"))
             page.evaluate("document.querySelector('.diff-list').scrollIntoView()")
-            screenshot(page, "discussion-rows")
+            page.screenshot(path=str(shots / "discussion-rows.png"))
         # a comment on a cell, written in the box anchored there
         ds1_name = page.locator("tr:has(.key-cell:has-text('DS-1')) .comment-box[data-column='name']")
         ds1_name.locator("summary").click()
