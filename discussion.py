@@ -25,7 +25,7 @@ from files.names import clean_filename
 from files.problems import FileProblems, TooLarge
 from models import ChangeRequest, Comment, RequestWarning, Revision, WarningKind, db, utcnow, warnings_json
 
-OPEN = ("pending", "changes_requested")  # a request still being discussed
+OPEN = changes.OPEN_STATUSES  # a request still being discussed: pending, or sent back with changes requested
 MAX_COMMENT = 10_000  # characters of one comment
 
 
