@@ -48,8 +48,8 @@ USERS = ("alice", "bob", "carol")
 TABLES = ("items", "tags")
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "6")),
-    stateful_step_count=int(os.environ.get("STATEFUL_STEPS", "25")),
+    max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "8")),
+    stateful_step_count=int(os.environ.get("STATEFUL_STEPS", "30")),
     derandomize=os.environ.get("STATEFUL_RANDOM") != "1",
     deadline=None,
     database=None,  # nothing written into the work tree
@@ -242,9 +242,10 @@ class VersionControl(RuleBasedStateMachine):
     # --- uploads ---
 
     def edited(self, data, table: str, base: int | None, mode: str) -> Table:
-        """The table as of `base` (None: now), as a user edits it: cells changed, rows dropped or
+        """The table downloaded as of `base` (None: now), as a user edits it: cells changed, rows dropped or
         added (`full`), or only the rows the user changes or adds (`partial`)."""
-        start = self.model.snapshots[base][table] if base is not None else self.model.tables[table]
+        start = parse_export(self.export(table, base))  # the user's download, now or as of `base`
+        assert start == (self.model.snapshots[base][table] if base is not None else self.model.tables[table])
         out: Table = {}
         for key, row in sorted(start.items()):
             what = data.draw(st.sampled_from(["keep", "keep", "edit", "drop"]), label=f"{table} {key}")
@@ -356,9 +357,23 @@ class VersionControl(RuleBasedStateMachine):
         event(f"resolve: {'cell' if column else 'row'} {take}")
         self.settle(request, key, column, take)
 
+    @rule(data=st.data())
+    def resolve_every_conflict_of_a_request(self, data) -> None:
+        open_ = [r for r in self.pending() if r.conflicts]
+        if not open_:
+            return
+        request = data.draw(st.sampled_from(open_), label="request")
+        chosen = [(key, column, data.draw(st.sampled_from(["yours", "theirs"]))) for key, column in request.conflicts]
+        body = {"resolutions": [{"key": k, "column": c, "take": t} for k, c, t in chosen]}
+        r = self.clients[request.submitter].post(f"/api/v1/changes/{request.id}/resolve", json=body)
+        assert r.status_code == 200 and r.json["conflicts"] == [], r.text
+        event(f"resolve all: {len(chosen)}")
+        for key, column, take in chosen:  # in the order the app settles them
+            self.settle(request, key, column, take)
+
     def settle(self, request: Request, key: str, column: str | None, take: str) -> None:
         """The model of a resolution: stage from the row the conflict was computed against."""
-        base, theirs, yours = request.conflicts.pop((key, column))
+        _, theirs, yours = request.conflicts.pop((key, column))
         names = NAMES[request.table]
         staged = request.staged.get(key)
         if take == "theirs" and staged is None:
