@@ -35,7 +35,14 @@ import pytest
 from conftest import Api, add_test_users, build_app, close_app, fresh_database
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 import accounts
 
@@ -343,6 +350,7 @@ class VersionControl(RuleBasedStateMachine):
     def members(self, request: Request) -> list[Request]:
         return [self.model.requests[i] for i in request.batch]
 
+    @precondition(lambda self: any(r.conflicts for r in self.pending()))
     @rule(data=st.data())
     def resolve(self, data) -> None:
         open_ = [r for r in self.pending() if r.conflicts]
@@ -357,6 +365,7 @@ class VersionControl(RuleBasedStateMachine):
         event(f"resolve: {'cell' if column else 'row'} {take}")
         self.settle(request, key, column, take)
 
+    @precondition(lambda self: any(r.conflicts for r in self.pending()))
     @rule(data=st.data())
     def resolve_every_conflict_of_a_request(self, data) -> None:
         open_ = [r for r in self.pending() if r.conflicts]
@@ -414,11 +423,13 @@ class VersionControl(RuleBasedStateMachine):
         self.approve_request(self.model.requests[ids[0]])
         assert self.model.version == 1
 
+    @precondition(lambda self: bool(self.pending()))
     @rule(data=st.data())
     def approve(self, data) -> None:
         if self.pending():
             self.approve_request(data.draw(st.sampled_from(self.pending()), label="request"))
 
+    @precondition(lambda self: bool(self.pending()))
     @rule(data=st.data())
     def approve_the_oldest(self, data) -> None:
         if self.pending():
@@ -474,6 +485,7 @@ class VersionControl(RuleBasedStateMachine):
         for m in members:
             m.status = "approved"
 
+    @precondition(lambda self: bool(self.pending()))
     @rule(data=st.data(), reject=st.booleans())
     def reject_or_withdraw(self, data, reject: bool) -> None:
         if not self.pending():
@@ -487,6 +499,7 @@ class VersionControl(RuleBasedStateMachine):
         for m in self.members(request):
             m.status = "rejected" if reject else "withdrawn"
 
+    @precondition(lambda self: any(r.applied_version is not None for r in self.model.requests.values()))
     @rule(data=st.data())
     def revert(self, data) -> None:
         done = [r for r in self.model.requests.values() if r.applied_version is not None]
