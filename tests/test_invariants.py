@@ -32,8 +32,8 @@ def upload(client: Api, table: str, lines: list[str], filename: str = "", **form
     return client.post(f"/api/v1/tables/{table}/changes", data=data, content_type="multipart/form-data")
 
 
-def staged(client: Api, lines: list[str], base: int, table: str = "items") -> int:
-    r = upload(client, table, lines, filename=f"{table}-v{base}.csv")
+def staged(client: Api, lines: list[str], base: int, table: str = "items", mode: str = "full") -> int:
+    r = upload(client, table, lines, filename=f"{table}-v{base}.csv", mode=mode)
     assert r.status_code == 201, r.text
     return r.json["id"]
 
@@ -165,6 +165,19 @@ def test_both_added_the_key_kept_mine_when_the_table_holds_that_row_stages_nothi
     changed = [(h["change_id"], h["action"]) for h in history if h["action"] != "resolve"]
     assert changed == [(same, "modify"), (theirs, "add")]  # not alice's: it changed nothing
     assert rows(boss)["r3"] == {"id": "r3", "a": "mine", "b": "", "tag": "t2"}
+
+
+def test_a_request_whose_changes_a_later_approval_made_too_is_approved_without_a_version(tagged):
+    _, alice, bob, _, boss = tagged
+    mine = staged(alice, ["r1,same,x,t1"], 2, mode="partial")
+    assert approve(boss, staged(bob, ["r1,same,x,t1"], 2, mode="partial")) == 3
+    assert approve(boss, mine) == 3  # merged again: nothing left to apply, so no version 4
+    detail = alice.get(f"/api/v1/changes/{mine}").json
+    assert detail["status"] == "approved" and detail["applied_version"] is None
+    assert detail["summary"]["modified"] == 0 and detail["modified"] == []
+    assert boss.get("/api/v1/tables/items/versions").json["total"] == 2
+    r = alice.post(f"/api/v1/changes/{mine}/revert")
+    assert r.status_code == 409 and "nothing to revert" in r.json["error"], r.text
 
 
 # --- references on every path -------------------------------------------------------------------
