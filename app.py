@@ -18,12 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 import bootstrap
 import cli
 import config
+import events
 import housekeeping
 import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, pages, table_urls
+from web import api, auth, body, error_pages, event_log, pages, table_urls
 from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -64,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(event_log.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
     app.before_request(refuse_nul_characters)
     app.before_request(auth.require_login)
@@ -71,10 +73,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
+    app.context_processor(lambda: {"may_read_events": events.may_read})
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
     app.cli.add_command(cli.cleanup)
+    app.cli.add_command(cli.changes_group)
+    app.cli.add_command(cli.audit)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)

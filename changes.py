@@ -24,7 +24,9 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 import accounts
+import approvals
 import diff
+import events
 import files.diff_csv
 import history
 import merge
@@ -188,13 +190,20 @@ def submit(
     if base_version is None and (base_version := base_from_filename(filename)) is not None:
         source = "filename"
     try:
-        return _stage(ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
+        result = _stage(ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
     except TooLarge as exc:
         db.session.rollback()
+        events.record_now(
+            "upload-refused", user=submitter, table=ref.name, details={"file": filename, "problem": str(exc)}
+        )
         raise Refused(exc, None) from None
     except FileProblems as exc:
         db.session.rollback()
-        raise Refused(exc, _keep_error_file(ref, stream, exc, submitter, filename, sheet)) from None
+        refused = Refused(exc, _keep_error_file(ref, stream, exc, submitter, filename, sheet))
+        events.record_now(
+            "upload-refused", user=submitter, table=ref.name, details={"file": filename, "problems": exc.total}
+        )
+        raise refused from None
     except ConfirmDeletions as exc:
         db.session.rollback()
         if hold:
@@ -203,6 +212,20 @@ def submit(
     except DomainError:
         db.session.rollback()
         raise
+    if result.change is not None:
+        events.record_now(
+            "upload-staged",
+            user=submitter,
+            table=tables.of_request(result.change).name,
+            change_id=result.change.id,
+            details={
+                "file": filename,
+                "mode": mode,
+                "requests": [m.id for m in result.members or [result.change]],
+                **result.summary,
+            },
+        )
+    return result
 
 
 def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
@@ -798,6 +821,13 @@ def resolve(change_id: int, user: str, resolutions: Sequence[Mapping[str, Any]])
         store.changes.delete_conflict(conflict)
     db.session.flush()
     store.changes.recount(change_id)
+    approvals.dismiss(change, "its conflicts were resolved")
+    events.record(
+        "resolve",
+        table=tables.of_request(change).name,
+        change_id=change_id,
+        details={"resolutions": [{"key": c.key, "column": c.column, "take": t} for c, t in chosen]},
+    )
     db.session.commit()
     return store.changes.conflicts_of(change_id)
 
@@ -851,8 +881,17 @@ def _record_now(tbl: int, key: str) -> str:
 # --- deciding --------------------------------------------------------------------------------
 
 
-def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_over: int | None = None) -> int:
-    """Apply every staged change in one transaction; return the new database version.
+def approve(
+    change_id: int,
+    admin: str,
+    *,
+    confirmed: int | None = None,
+    ask_over: int | None = None,
+    signoff: approvals.Signoff = approvals.NO_SIGNOFF,
+) -> int | None:
+    """Apply every staged change in one transaction; return the new database version. None: the
+    approval is recorded but the table's policy needs more (approvals.approve: quorum, self-approval,
+    reason, signature; `signoff.override` is the console's break-glass approval).
 
     A request of an upload spanning tables is applied with the others of that upload (`batch`),
     all in the one transaction and version: all tables or none.
@@ -868,7 +907,8 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     """
     members = batch_of(get_request(change_id))
     for member in members:
-        _require_decider(member, admin)
+        if not signoff.override:
+            _require_decider(member, admin)
         _require_pending(member)
     total = sum(m.added + m.modified + m.deleted for m in members)
     if ask_over is not None and total > ask_over and confirmed != total:
@@ -885,6 +925,8 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
+    if not approvals.approve(members, admin, signoff):
+        return None
     merged_at = {m.id: _merged_at(m) for m in members}  # before merging again at approval moves it
     try:
         for member in members:
@@ -896,6 +938,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
             _apply(member, admin, version)
         _refuse_dangling_references(members, merged_at)
         _prune_history(version)
+        approvals.applied(members, admin, version, signoff)
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
@@ -1028,6 +1071,7 @@ def _send_back(change_id: int) -> list[str]:
     store.changes.add_conflicts(change_id, found, lines)
     db.session.flush()
     store.changes.recount(change_id, merged_version=tables.database().version)
+    approvals.dismiss(change, "merged again at approval: a later approval changed the same rows")
     db.session.commit()
     return sorted({c.key for c in found})
 
@@ -1084,6 +1128,13 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
             raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
         approver = user if action == "reject" else None
         store.audit.write(member.id, action, member.submitter, approver, member.created_at, note=reason)
+    events.record(
+        action,
+        user=user,
+        table=tables.of_request(members[0]).name,
+        change_id=members[0].id,
+        details={"reason": reason, "requests": [m.id for m in members]},
+    )
     db.session.commit()
     db.session.expire_all()
 
@@ -1158,6 +1209,14 @@ def revert(change_id: int, user: str) -> StageResult:
         members.append(change)
     if len(members) > 1:
         members[0].batch = members[0].id
+    db.session.flush()
+    events.record(
+        "revert",
+        user=user,
+        table=tables.of_request(members[0]).name,
+        change_id=members[0].id,
+        details={"reverts": change_id, "requests": [m.id for m in members]},
+    )
     db.session.commit()
     first = members[0]
     return StageResult(first, first.base_version, summary, "", [], members if len(members) > 1 else [])

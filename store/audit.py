@@ -46,7 +46,7 @@ def write(
 # --- reading ---------------------------------------------------------------------------------
 
 ROW_ACTIONS = ("add", "modify", "delete")
-EVENT_ACTIONS = ("reject", "withdraw", "resolve")
+EVENT_ACTIONS = ("reject", "withdraw", "resolve", "signature")  # signature: an approval signed electronically
 
 
 @dataclass
