@@ -26,6 +26,17 @@ GENESIS = '0' * 64
 
 
 def upgrade():
+    # A database that bootstrap stamped as 0001 (made by db.create_all()) may have the tables already,
+    # but never the chain's head row or the trigger.
+    if not sa.inspect(op.get_bind()).has_table('events'):
+        _create_tables()
+    if op.get_bind().execute(sa.text('SELECT COUNT(*) FROM event_chain')).scalar() == 0:
+        op.execute(f"INSERT INTO event_chain (id, last_id, hash) VALUES (1, 0, '{GENESIS}')")
+    if op.get_bind().dialect.name == 'postgresql':
+        _create_trigger()
+
+
+def _create_tables():
     op.create_table(
         'approvals',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -66,25 +77,28 @@ def upgrade():
         sa.Column('hash', sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
-    op.execute(f"INSERT INTO event_chain (id, last_id, hash) VALUES (1, 0, '{GENESIS}')")
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(
-            """
-            CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                RAISE EXCEPTION 'the event log is append-only: % on events is refused', TG_OP;
-            END
-            $$
-            """
-        )
-        op.execute(
-            'CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events'
-            ' FOR EACH ROW EXECUTE FUNCTION events_append_only()'
-        )
-        op.execute(
-            'CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events'
-            ' FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()'
-        )
+
+
+def _create_trigger():
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'the event log is append-only: % on events is refused', TG_OP;
+        END
+        $$
+        """
+    )
+    op.execute('DROP TRIGGER IF EXISTS events_append_only ON events')
+    op.execute(
+        'CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events'
+        ' FOR EACH ROW EXECUTE FUNCTION events_append_only()'
+    )
+    op.execute('DROP TRIGGER IF EXISTS events_no_truncate ON events')
+    op.execute(
+        'CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events'
+        ' FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()'
+    )
 
 
 def downgrade():
