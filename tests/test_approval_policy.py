@@ -32,7 +32,9 @@ DECISIONS = [
 ]
 
 
-@pytest.mark.parametrize(("policy", "user", "submitter", "others", "approved", "allowed", "applies", "words"), DECISIONS)
+@pytest.mark.parametrize(
+    ("policy", "user", "submitter", "others", "approved", "allowed", "applies", "words"), DECISIONS
+)
 def test_decide(policy, user, submitter, others, approved, allowed, applies, words):
     decision = decide(policy, user, submitter=submitter, others=others, approved_by=approved)
     assert (decision.allowed, decision.applies) == (allowed, applies)
@@ -61,9 +63,11 @@ def test_the_package_reads_a_policy_per_resource_and_names_a_bad_one():
     package = Package.from_dict(schema | {"approval": {"approvals": 2, "reason": "required"}})
     assert package.first.approval == Policy(approvals=2, reason="required")
     assert Package.from_dict(schema).first.approval == Policy()  # the default: one approval, sole-approver
-    many = {"resources": [{"name": "a", "schema": schema, "approval": {"signature": True}}, {"name": "b", "schema": schema}]}
+    many = {
+        "resources": [{"name": "a", "schema": schema, "approval": {"signature": True}}, {"name": "b", "schema": schema}]
+    }
     assert [t.approval.signature for t in Package.from_dict(many).tables] == [True, False]
-    with pytest.raises(SchemaError, match="resource 'a': \"approval\": \"approvals\""):
+    with pytest.raises(SchemaError, match='resource \'a\': "approval": "approvals"'):
         Package.from_dict({"resources": [{"name": "a", "schema": schema, "approval": {"approvals": 99}}]})
 
 
@@ -189,7 +193,9 @@ def test_a_bad_approval_body_is_a_clear_400(policy_app):
     app = policy_app()
     change = staged(app)
     boss = client(app, "boss")
-    assert boss.post(f"/api/v1/changes/{change}/approve", data="[1]", content_type="application/json").status_code == 400
+    assert (
+        boss.post(f"/api/v1/changes/{change}/approve", data="[1]", content_type="application/json").status_code == 400
+    )
     r = boss.post(f"/api/v1/changes/{change}/approve", json={"reason": 5})
     assert r.status_code == 400 and "reason must be a string" in r.json["error"]
 
@@ -251,14 +257,18 @@ def test_approvals_and_signatures_are_dismissed_when_the_request_changes(policy_
     mine = staged(app, "alice", row("DS-1", "Sales EMEA"))
     theirs = staged(app, "bob", row("DS-1", "Sales APAC"))
     assert boss.post(f"/api/v1/changes/{mine}/approve", json=sign).status_code == 202  # boss signs alice's
-    assert chief.post(f"/api/v1/changes/{theirs}/approve", json=sign | {"password": "chief-password"}).status_code == 202
+    assert (
+        chief.post(f"/api/v1/changes/{theirs}/approve", json=sign | {"password": "chief-password"}).status_code == 202
+    )
     assert dora.post(f"/api/v1/changes/{theirs}/approve", json=sign | {"password": "dora-password"}).status_code == 200
     # dora's approval would complete alice's request, but it is stale: sent back, boss's signature void
     r = dora.post(f"/api/v1/changes/{mine}/approve", json=sign | {"password": "dora-password"})
     assert r.status_code == 409
     assert approvals_of(app, mine) == [("boss", "", None, "approved", True)]
     alice = client(app, "alice")
-    r = alice.post(f"/api/v1/changes/{mine}/resolve", json={"resolutions": [{"key": "DS-1", "column": "name", "take": "yours"}]})
+    r = alice.post(
+        f"/api/v1/changes/{mine}/resolve", json={"resolutions": [{"key": "DS-1", "column": "name", "take": "yours"}]}
+    )
     assert r.status_code == 200 and r.json["conflicts"] == []
     r = dora.post(f"/api/v1/changes/{mine}/approve", json=sign | {"password": "dora-password"})
     assert r.status_code == 202 and [a["user"] for a in r.json["approvals"]] == ["dora"]
