@@ -228,7 +228,7 @@ def test_a_signature_needs_the_password_and_a_meaning(policy_app):
     from conftest import Browser
 
     assert digest in Browser(app, "alice").get(f"/changes/{change}").text
-    kinds = [e["type"] for e in boss.get(f"/api/v1/events?table=datasets").json["items"] if e["change_id"] == change]
+    kinds = [e["type"] for e in boss.get("/api/v1/events?table=datasets").json["items"] if e["change_id"] == change]
     assert kinds == ["approve", "signature", "upload-staged"]
 
 
