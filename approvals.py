@@ -10,12 +10,14 @@ request's staged rows. Approvals of an upload spanning tables are kept on its fi
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import current_app
 
 import accounts
+import diff
 import events
 import store.approvals
 import store.audit
@@ -114,6 +116,7 @@ def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> bo
     first = anchor(members[0])
     if signoff.override:
         store.approvals.add(first, user, reason=signoff.reason, rule=OVERRIDE_RULE)
+        _will_merge_again(members)
         return True
     counting = store.approvals.of(first)
     decision = _decision(members, user, counting)
@@ -136,11 +139,22 @@ def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> bo
         meaning, digest = signoff.meaning, change_set_digest(members)
     store.approvals.add(first, user, reason=reason or None, meaning=meaning, digest=digest, rule=decision.rule)
     if decision.applies:
+        _will_merge_again(members)
         return True
     db.session.flush()
     _events(members, user, reason, decision.rule, meaning, digest, applied=False, needed=policy.approvals)
     db.session.commit()
     return False
+
+
+def _will_merge_again(members: Sequence[ChangeRequest]) -> None:
+    """Requests merged with an older version are merged again as they are applied: their digest is
+    computed afresh from the rows then applied."""
+    now = tables.database().version
+    for member in members:
+        merged = member.merged_version if member.merged_version is not None else member.base_version
+        if merged != now:
+            store.approvals.forget_digest(member.id)
 
 
 def applied(members: Sequence[ChangeRequest], user: str, version: int, signoff: Signoff) -> None:
@@ -249,8 +263,21 @@ def change_set_digest(members: Sequence[ChangeRequest]) -> str:
     return combined.hexdigest()
 
 
+def staged(change_id: int, result: diff.Diff) -> None:
+    """Keep the digest of rows just staged (store.changes.stage_rows writes additions,
+    modifications, deletions in the diff's order), computed from the diff in memory."""
+    rows = itertools.chain(
+        (("add", key, None, record) for _, key, record in result.added),
+        (("modify", m.key, m.before, m.after) for m in result.modified),
+        (("delete", key, before, None) for key, before in result.deleted),
+    )
+    store.approvals.keep_digest(change_id, store.approvals.rows_digest(rows))
+
+
 def dismiss(change: ChangeRequest, why: str) -> int:
-    """The request's staged rows changed: its approvals (and signatures) no longer count; how many were dismissed."""
+    """The request's staged rows changed: its approvals (and signatures) no longer count, its
+    digest is computed again; returns how many approvals were dismissed."""
+    store.approvals.forget_digest(change.id)
     return store.approvals.dismiss(anchor(change), why)
 
 

@@ -18,6 +18,7 @@ from flask import Flask
 import accounts
 import config
 import events
+import store.approvals
 import store.base
 import store.changes
 import store.table
@@ -131,6 +132,7 @@ def _migrate_fields(state: TableState, table: Table) -> None:
     dropped = [n for n in old if n not in schema.names]
     count = store.table.repack_records(state.id, schema.repack, old)
     store.changes.repack_pending(state.id, schema.repack, schema.names)
+    store.approvals.forget_pending_digests(state.id)
     state.fields = json.dumps(list(schema.names))
     added = [n for n in schema.names if n not in old]
     log.warning(

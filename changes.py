@@ -453,6 +453,7 @@ def _write(
         **staging.summary,
     )
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
+    approvals.staged(change.id, result)
     store.changes.add_conflicts(change.id, staging.merged.conflicts, staging.merged.lines)
     if base is None and version > 0:  # version 0 has no approvals to undo
         undone = history.undo_warnings(staging.ref, change.id, result, staging.current)

@@ -294,6 +294,15 @@ class Approval(db.Model):
     dismissed_why: Mapped[str | None] = mapped_column(Text)
 
 
+class ChangeSet(db.Model):
+    """The SHA-256 of a pending request's staged rows (approvals.change_set_digest), computed while
+    they are staged, when they pass through Python anyway; forgotten whenever they change."""
+
+    __tablename__ = "change_sets"
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
 class Event(db.Model):
     """One entry of the append-only event log: what happened, when (UTC), who, from where, to which
     table and request. `hash` chains it to the previous event (events.py); the app never updates

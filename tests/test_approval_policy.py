@@ -324,3 +324,21 @@ def test_the_override_works_only_from_the_console_and_is_recorded(policy_app):
     assert [a[1] for a in approvals_of(app, change)] == ["override"]
     again = runner.invoke(args=["changes", "approve", str(change), "--override", "--reason", "x"])
     assert again.exit_code != 0 and "not pending" in again.output
+
+
+def test_the_digest_kept_at_staging_is_the_digest_of_the_rows_staged(app, seeded, api):
+    """The change set's SHA-256 is computed from the diff while it is staged (no second read of a
+    million rows at approval); read back from the database in staging order it is the same."""
+    alice = api("alice")
+    r = alice.upload(table(row("DS-1", "Sales, EMEA"), row("DS-2", "HR"), row("DS-9", "New")), confirm_deletions="1")
+    assert r.status_code == 201, r.text
+    change = r.json["id"]
+    with app.app_context():
+        kept = store.approvals.change_set_digest(change)
+        store.approvals.forget_digest(change)
+        again = store.approvals.change_set_digest(change)
+        db.session.commit()
+    assert kept == again and len(kept) == 64
+    r = seeded.post(f"/api/v1/changes/{change}/approve")
+    event = seeded.get("/api/v1/events?type=approve").json["items"][0]
+    assert event["change_id"] == change and event["details"]["change_set"] == kept

@@ -3,6 +3,7 @@
 - approvals: each person's approval of a request (quorum), its reason and electronic signature,
   dismissed when the request's staged rows change.
 - events: the append-only event log, each event's hash chained to the previous one.
+- change_sets: the SHA-256 of a request's staged rows, computed at staging, forgotten when they change.
 - event_chain: the one row at the head of the chain (last id and hash); writers lock it first.
 - On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE on events: the app never changes an
   event, and neither may anyone else without first dropping the trigger (which needs the owner).
@@ -54,6 +55,13 @@ def _create_tables():
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index(op.f('ix_approvals_change_id'), 'approvals', ['change_id'], unique=False)
+    op.create_table(
+        'change_sets',
+        sa.Column('change_id', sa.Integer(), nullable=False),
+        sa.Column('digest', sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(['change_id'], ['change_requests.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('change_id'),
+    )
     op.create_table(
         'events',
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
@@ -111,5 +119,6 @@ def downgrade():
     op.drop_index(op.f('ix_events_type'), table_name='events')
     op.drop_index(op.f('ix_events_at'), table_name='events')
     op.drop_table('events')
+    op.drop_table('change_sets')
     op.drop_index(op.f('ix_approvals_change_id'), table_name='approvals')
     op.drop_table('approvals')
