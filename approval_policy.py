@@ -117,7 +117,7 @@ def decide(
     excluded); `approved_by`: who approved it already (approvals not dismissed).
 
     >>> decide(Policy(), "ann", submitter="ann", others=("bob",), approved_by=()).message[:40]
-    'You submitted this request: another adm'
+    'You submitted this request: another admi'
     >>> decide(Policy(approvals=2), "bob", submitter="ann", others=("bob",), approved_by=("bob",)).message[:30]
     'You approved this request alre'
     """
