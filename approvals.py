@@ -13,6 +13,8 @@ import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 
 from flask import current_app
 
@@ -266,10 +268,11 @@ def change_set_digest(members: Sequence[ChangeRequest]) -> str:
 def staged(change_id: int, result: diff.Diff) -> None:
     """Keep the digest of rows just staged (store.changes.stage_rows writes additions,
     modifications, deletions in the diff's order), computed from the diff in memory."""
-    rows = itertools.chain(
-        (("add", key, None, record) for _, key, record in result.added),
-        (("modify", m.key, m.before, m.after) for m in result.modified),
-        (("delete", key, before, None) for key, before in result.deleted),
+    added, modified, deleted = result.added, result.modified, result.deleted
+    rows = itertools.chain(  # zip over the diff's own lists, as store.changes stages them
+        zip(repeat("add"), map(itemgetter(1), added), repeat(""), map(itemgetter(2), added)),
+        zip(repeat("modify"), map(itemgetter(1), modified), map(itemgetter(2), modified), map(itemgetter(3), modified)),
+        zip(repeat("delete"), map(itemgetter(0), deleted), map(itemgetter(1), deleted), repeat("")),
     )
     store.approvals.keep_digest(change_id, store.approvals.rows_digest(rows))
 
