@@ -107,21 +107,33 @@ def _decision(members: Sequence[ChangeRequest], user: str, counting: Sequence[Ap
     )
 
 
-def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> bool:
-    """Record `user`'s approval of these requests (decided together) if the policy lets them:
-    True when it is the last approval the quorum needs (the caller applies, then calls `applied`);
-    False when more are needed (recorded, its event written, committed).
+@dataclass
+class Go:
+    """An approval that completes the quorum, kept until the requests are applied (`applied`): it
+    is written after the request is claimed, so nothing is written before that (two approvers at
+    once: one wins, on SQLite's one writer too)."""
+
+    members: Sequence[ChangeRequest]
+    user: str
+    signoff: Signoff
+    rule: str
+    reason: str | None = None
+    meaning: str | None = None
+    digest: str | None = None
+    stale: set[int] = field(default_factory=set)  # requests merged again as they are applied
+
+
+def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> Go | None:
+    """Check `user`'s approval of these requests (decided together) against the policy: a `Go`
+    when it is the last approval the quorum needs (the caller applies, then calls `applied`);
+    None when more are needed (the approval recorded, its event written, committed).
 
     Forbidden (403) names the rule a self-approval or a second approval breaks; Unprocessable (422)
     a missing reason or meaning; Unauthorized (401) a signature without the right password."""
-    policy = policy_of(members)
-    first = anchor(members[0])
     if signoff.override:
-        store.approvals.add(first, user, reason=signoff.reason, rule=OVERRIDE_RULE)
-        _will_merge_again(members)
-        return True
-    counting = store.approvals.of(first)
-    decision = _decision(members, user, counting)
+        return Go(members, user, signoff, OVERRIDE_RULE, signoff.reason, stale=_stale(members))
+    policy = policy_of(members)
+    decision = _decision(members, user, store.approvals.of(anchor(members[0])))
     if not decision.allowed:
         raise Forbidden(decision.message)
     reason = (signoff.reason or "").strip()
@@ -139,31 +151,40 @@ def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> bo
         if signoff.meaning not in MEANINGS:
             raise Unprocessable(f"Say what your signature means: meaning must be one of {', '.join(MEANINGS)}.")
         meaning, digest = signoff.meaning, change_set_digest(members)
-    store.approvals.add(first, user, reason=reason or None, meaning=meaning, digest=digest, rule=decision.rule)
+    go = Go(members, user, signoff, decision.rule, reason or None, meaning, digest, _stale(members))
     if decision.applies:
-        _will_merge_again(members)
-        return True
+        return go
+    _record(go)
     db.session.flush()
-    _events(members, user, reason, decision.rule, meaning, digest, applied=False, needed=policy.approvals)
+    _events(members, user, go.reason, go.rule, meaning, digest, applied=False, needed=policy.approvals)
     db.session.commit()
-    return False
+    return None
 
 
-def _will_merge_again(members: Sequence[ChangeRequest]) -> None:
-    """Requests merged with an older version are merged again as they are applied: their digest is
-    computed afresh from the rows then applied."""
+def _record(go: Go) -> None:
+    store.approvals.add(
+        anchor(go.members[0]), go.user, reason=go.reason, meaning=go.meaning, digest=go.digest, rule=go.rule
+    )
+
+
+def _stale(members: Sequence[ChangeRequest]) -> set[int]:
+    """The requests merged with an older version than the database's: merged again as they are
+    applied, so their digest is computed afresh from the rows then applied."""
     now = tables.database().version
-    for member in members:
-        merged = member.merged_version if member.merged_version is not None else member.base_version
-        if merged != now:
-            store.approvals.forget_digest(member.id)
+    return {m.id for m in members if (m.merged_version if m.merged_version is not None else m.base_version) != now}
 
 
-def applied(members: Sequence[ChangeRequest], user: str, version: int, signoff: Signoff) -> None:
-    """Before the commit of the approval that applied the requests: the version on their approvals,
-    and the approve (or override) event with a digest of the change set."""
+def applied(go: Go, version: int) -> None:
+    """Before the commit of the approval that applied the requests: the approval itself, the
+    version on the request's approvals, the signature entries of the audit log, and the approve
+    (or override) event with the SHA-256 of the change set applied."""
+    members, user = go.members, go.user
     first = anchor(members[0])
+    _record(go)
+    db.session.flush()
     store.approvals.set_version(first, version)
+    for member_id in go.stale:
+        store.approvals.forget_digest(member_id)
     for signed in store.approvals.of(first):
         if signed.meaning:  # the signature record goes with the audit log and every export of it
             store.audit.write(
@@ -175,25 +196,23 @@ def applied(members: Sequence[ChangeRequest], user: str, version: int, signoff: 
                 version=version,
                 note=signature_note(signed, version),
             )
-    mine = [a for a in store.approvals.of(first) if a.username == user]
-    last = mine[-1] if mine else None
     digest = change_set_digest(members)
-    if signoff.override:
+    if go.signoff.override:
         events.record(
             "override",
             user=user,
             table=tables.of_request(members[0]).name,
             change_id=members[0].id,
-            details={"version": version, "reason": signoff.reason, "change_set": digest, "requests": _ids(members)},
+            details={"version": version, "reason": go.reason, "change_set": digest, "requests": _ids(members)},
         )
         return
     _events(
         members,
         user,
-        last.reason if last else None,
-        last.rule if last else "",
-        last.meaning if last else None,
-        last.digest if last else None,
+        go.reason,
+        go.rule,
+        go.meaning,
+        go.digest,
         applied=True,
         needed=policy_of(members).approvals,
         version=version,

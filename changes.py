@@ -926,7 +926,8 @@ def approve(
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
-    if not approvals.approve(members, admin, signoff):
+    go = approvals.approve(members, admin, signoff)
+    if go is None:
         return None
     merged_at = {m.id: _merged_at(m) for m in members}  # before merging again at approval moves it
     try:
@@ -939,7 +940,7 @@ def approve(
             _apply(member, admin, version)
         _refuse_dangling_references(members, merged_at)
         _prune_history(version)
-        approvals.applied(members, admin, version, signoff)
+        approvals.applied(go, version)
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()

@@ -55,8 +55,9 @@ def rows_digest(rows: Iterable[tuple[str, str, str, str]]) -> str:
 
 
 def change_set_digest(change_id: int) -> str:
-    """The digest of a request's staged rows in the order they were staged (id): the one stored at
-    staging, else computed from the database (streamed) and stored."""
+    """The digest of a request's staged rows in the order they were staged (id): the one kept at
+    staging, else computed from the database (streamed; only read, so approving writes nothing
+    before the request is claimed)."""
     stored = db.session.get(ChangeSet, change_id)
     if stored is not None:
         return stored.digest
@@ -66,9 +67,7 @@ def change_set_digest(change_id: int) -> str:
         ).execution_options(yield_per=5000),  # streamed: a million staged rows are never all in memory
         {"id": change_id},
     )
-    digest = rows_digest((action, key, before or "", after or "") for action, key, before, after in result)
-    keep_digest(change_id, digest)
-    return digest
+    return rows_digest((action, key, before or "", after or "") for action, key, before, after in result)
 
 
 def keep_digest(change_id: int, digest: str) -> None:
