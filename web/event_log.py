@@ -11,7 +11,7 @@ from flask_login import current_user
 
 import events
 from store.events import EventFilter
-from web import present
+from web import downloads
 from web.params import int_arg, limit_arg, parse_when, refuse
 
 bp = Blueprint("event_log", __name__)
@@ -46,7 +46,7 @@ def api_events():
 @bp.route("/api/v1/events.csv")
 def api_events_csv():
     """The events matching the same filters as /api/v1/events, as a streamed, formula-safe CSV."""
-    return present.csv_stream("events.csv", events.csv_chunks(current_user.username, event_filter()))
+    return downloads.csv_stream("events.csv", events.csv_chunks(current_user.username, event_filter()))
 
 
 @bp.route("/api/v1/events/head")

@@ -16,7 +16,7 @@ import tables
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
 from models import ChangeRequest
-from web import present, table_urls
+from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
 from web.event_log import downloaded
 from web.forms import ActionForm, RejectForm, UploadForm
@@ -86,7 +86,7 @@ def index():
 def download():
     """Download the whole table as CSV (?version=N: as it was after version N)."""
     table = table_urls.current()
-    return downloaded(present.csv_response(table, int_arg("version")), "download", table.name, "csv")
+    return downloaded(downloads.csv_response(table, int_arg("version")), "download", table.name, "csv")
 
 
 @table_route("/download.xlsx")
@@ -95,9 +95,9 @@ def download_xlsx():
     /download.xlsx with several tables in schema.json: the whole database, a sheet per table."""
     version = int_arg("version")
     if table_urls.whole_database():
-        return downloaded(present.database_xlsx_response(version), "download", None, "xlsx")
+        return downloaded(downloads.database_xlsx_response(version), "download", None, "xlsx")
     table = table_urls.current()
-    return downloaded(present.xlsx_response(table, version), "download", table.name, "xlsx")
+    return downloaded(downloads.xlsx_response(table, version), "download", table.name, "xlsx")
 
 
 @table_route("/records/<path:key>")
@@ -164,7 +164,7 @@ def version_diff():
 @table_route("/diff.csv")
 def version_diff_csv():
     """Download the diff between two versions (?from=A&to=B) in the tabular diff format of daff."""
-    return present.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
+    return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
 
 
 # --- upload ----------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def render_upload(form: UploadForm, status: int, **extra):
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
-    return present.error_file_response(changes.error_file(report_id, current_user.username))
+    return downloads.error_file_response(changes.error_file(report_id, current_user.username))
 
 
 # --- change requests -------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def _first_kind(cr: ChangeRequest) -> str:
 @bp.route("/changes/<id:change_id>/diff.csv")
 def change_diff_csv(change_id: int):
     """Download a change request's changes in the tabular diff format of daff."""
-    return present.csv_stream(*changes.diff_csv(change_id))
+    return downloads.csv_stream(*changes.diff_csv(change_id))
 
 
 @bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
@@ -443,7 +443,7 @@ def audit():
 def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
     table = table_urls.current()
-    return present.csv_stream(
+    return downloads.csv_stream(
         "audit.csv",
         history.audit_csv(
             audit_filter(table.id, key_prefix=True), lambda entries: present.audit_dicts(entries, table.schema)
