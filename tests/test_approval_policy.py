@@ -342,3 +342,12 @@ def test_the_digest_kept_at_staging_is_the_digest_of_the_rows_staged(app, seeded
     r = seeded.post(f"/api/v1/changes/{change}/approve")
     event = seeded.get("/api/v1/events?type=approve").json["items"][0]
     assert event["change_id"] == change and event["details"]["change_set"] == kept
+
+
+def test_approving_without_a_body_or_with_a_form_body_works_as_before(policy_app):
+    app = policy_app({"reason": "required"})
+    first, second = staged(app), staged(app, "bob", row("DS-2", "HR"))
+    boss = client(app, "boss")
+    assert boss.post(f"/api/v1/changes/{first}/approve", data={"reason": "from a form"}).status_code == 200
+    r = boss.post(f"/api/v1/changes/{second}/approve", data=b"", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 422  # the policy asks for a reason; the body itself was fine

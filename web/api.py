@@ -208,9 +208,11 @@ def approve(change_id: int):
 
 
 def signoff() -> approvals.Signoff:
-    """The approval's optional JSON body {"reason", "password", "meaning"} (no body: none of them)."""
-    if not request.get_data(cache=True):
-        return approvals.NO_SIGNOFF
+    """The approval's optional JSON body {"reason", "password", "meaning"} (no body: none of them;
+    a form body, as scripts may have sent before, gives the same fields)."""
+    if not request.is_json:
+        form = request.form
+        return approvals.Signoff(form.get("reason", ""), form.get("password") or None, form.get("meaning") or None)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         refuse('Send no body, or a JSON object {"reason": …, "password": …, "meaning": …} (each optional).')
