@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import IO
 
+import approvals
 import changes
+import events
 import history
 import store.changes
 import store.discussion
@@ -109,8 +111,14 @@ def add_comment(change_id: int, user: str, text: object, key: object = None, col
     comment = store.discussion.add_comment(
         change_id=change_id, user=user, text=body, key=key, column=column, revision=change.revision
     )
+    _event("comment", change, user, {"comment": comment.id, "text": body, "key": key, "column": column})
     db.session.commit()
     return comment
+
+
+def _event(type_: str, change: ChangeRequest, user: str, details: dict) -> None:
+    """One event of the conversation in the event log (events.py), in the caller's transaction."""
+    events.record(type_, user=user, table=tables.of_request(change).name, change_id=change.id, details=details)
 
 
 def _anchor(change: ChangeRequest, key: object, column: object) -> tuple[str | None, str | None]:
@@ -146,6 +154,8 @@ def edit_comment(change_id: int, comment_id: int, user: str, text: object) -> Co
     if body != comment.text:
         previous = json.loads(comment.previous or "[]")
         previous.append({"text": comment.text, "until": utcnow().isoformat(timespec="seconds") + "Z"})
+        _event("comment-edited", changes.get_request(change_id), user,
+               {"comment": comment.id, "text": body, "replaced": comment.text})  # fmt: skip
         comment.previous, comment.text, comment.edited_at = json.dumps(previous), body, utcnow()
         db.session.commit()
     return comment
@@ -155,6 +165,7 @@ def delete_comment(change_id: int, comment_id: int, user: str) -> None:
     """The author deletes their comment while the request is open (the row stays, marked deleted)."""
     comment = _own_open_comment(change_id, comment_id, user)
     comment.deleted_at = utcnow()
+    _event("comment-deleted", changes.get_request(change_id), user, {"comment": comment.id, "text": comment.text})
     db.session.commit()
 
 
@@ -181,6 +192,7 @@ def request_changes(change_id: int, user: str, reason: object) -> Comment:
     comment = store.discussion.add_comment(
         change_id=change_id, user=user, text=body, kind="changes_requested", revision=members[0].revision
     )
+    _event("changes-requested", members[0], user, {"comment": comment.id, "reason": body})
     db.session.commit()
     db.session.expire_all()
     return comment
@@ -293,6 +305,9 @@ def _revise(
         store.discussion.add_comment(
             change_id=change.id, user=options.submitter, text=_clean_text(options.comment), revision=number
         )
+    dismissed = approvals.dismiss(change, f"a corrected file (revision {number}) replaced its changes")
+    _event("revise", change, options.submitter,
+           {"revision": number, "filename": options.filename, "summary": summary, "approvals_dismissed": dismissed})  # fmt: skip
     db.session.commit()
     return RevisionResult(change, True, summary, upload.encoding, [w.message for w in warnings])
 

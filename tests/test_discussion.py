@@ -303,3 +303,59 @@ def test_the_clean_up_deletes_the_earlier_revisions_rows_of_an_old_withdrawn_req
         db.session.commit()
     assert runner.invoke(args=["cleanup"]).exit_code == 0
     assert kept() == 0
+
+
+def test_a_revision_dismisses_the_approvals_given_and_the_event_log_keeps_the_conversation(make_app, tmp_path):
+    """With a quorum of two: boss's approval of revision 1 is dismissed by revision 2; chief's
+    alone then applies nothing; the event log has every step, an edited comment with its old text."""
+    import json
+
+    import sqlalchemy as sa
+    from conftest import CATALOG_SCHEMA, Api, add_test_users
+
+    import accounts
+    from models import db
+
+    schema = json.loads(CATALOG_SCHEMA.read_text()) | {"approval": {"approvals": 2}}
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema))
+    app = add_test_users(
+        make_app(SCHEMA_PATH=path, ADMIN_USERS=["boss", "chief"], FIRST_ADMIN_PASSWORD_FILE=tmp_path / "pw")
+    )
+    with app.app_context():
+        accounts.set_password("chief", "chief-password")
+    alice, boss, chief = Api(app, "alice"), Api(app, "boss"), Api(app, "chief")
+    first = alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR"))).json["id"]
+    assert boss.post(f"/api/v1/changes/{first}/approve").status_code == 202
+    assert chief.post(f"/api/v1/changes/{first}/approve").status_code == 200
+    change = alice.upload(table(row("DS-1", "Sales EU"), row("DS-2", "HR"), row("DS-3", "Legal"))).json["id"]
+    r = boss.post(f"/api/v1/changes/{change}/approve")
+    assert r.status_code == 202 and [a["user"] for a in r.json["approvals"]] == ["boss"]
+    cid = chief.post(f"/api/v1/changes/{change}/comments", json={"text": "DS-3?", "key": "DS-3"}).json["id"]
+    r = chief.client.patch(
+        f"/api/v1/changes/{change}/comments/{cid}", json={"text": "Why DS-3?"}, headers=chief.headers
+    )
+    assert r.status_code == 200
+    assert chief.post(f"/api/v1/changes/{change}/request-changes", json={"reason": "Leave DS-3 out"}).status_code == 200
+    r = revise(alice, change, table(row("DS-1", "Sales EU"), row("DS-2", "HR")))
+    assert r.status_code == 201 and r.json["revision"] == 2
+    # boss's approval was of revision 1: dismissed, so chief's is the first of two again
+    r = chief.post(f"/api/v1/changes/{change}/approve")
+    assert r.status_code == 202, r.text
+    assert [a["user"] for a in r.json["approvals"]] == ["chief"]
+    page = Api(app, "boss").get(f"/api/v1/changes/{change}").json
+    assert page["status"] == "pending"
+    assert boss.post(f"/api/v1/changes/{change}/approve").status_code == 200
+    assert "DS-3" not in alice.get("/api/v1/export.csv").data.decode("utf-8-sig")
+    with app.app_context():
+        found = db.session.execute(
+            sa.text("SELECT type, username, details FROM events WHERE change_id = :id ORDER BY id"), {"id": change}
+        ).all()
+        db.session.remove()
+    kinds = [(t, u) for t, u, _ in found]
+    assert ("comment", "chief") in kinds and ("comment-edited", "chief") in kinds
+    assert ("changes-requested", "chief") in kinds and ("revise", "alice") in kinds
+    edited = next(json.loads(d) for t, _, d in found if t == "comment-edited")
+    assert edited["replaced"] == "DS-3?" and edited["text"] == "Why DS-3?"
+    revised = next(json.loads(d) for t, _, d in found if t == "revise")
+    assert revised["revision"] == 2 and revised["approvals_dismissed"] == 1
