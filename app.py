@@ -19,11 +19,12 @@ import bootstrap
 import cli
 import config
 import housekeeping
+import sender
 import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, pages, table_urls
+from web import account, api, auth, body, error_pages, pages, table_urls
 from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -64,10 +65,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(account.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
     app.before_request(refuse_nul_characters)
     app.before_request(auth.require_login)
     app.before_request(housekeeping.maybe_clean_up)
+    app.before_request(sender.start_if_waiting)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
@@ -75,6 +78,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
     app.cli.add_command(cli.cleanup)
+    app.cli.add_command(cli.webhooks)
+    app.cli.add_command(cli.notify)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)

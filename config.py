@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +59,19 @@ SETTINGS = (
             "deleted (the request, its counts and its audit entries stay)."),
     Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
             "rows (also at start-up and with `flask --app app cleanup`); 0: only those two."),
+    Setting("SMTP_URL", "", "Where e-mail goes: `smtp://user:pass@host:port` (plain, port 25), `smtp+starttls://…` "
+            "(STARTTLS, port 587) or `smtps://…` (TLS, port 465). Empty: no e-mail; nothing else changes."),
+    Setting("MAIL_FROM", "dataset-tracker@localhost", "The From address of the e-mails."),
+    Setting("APP_URL", "http://localhost:8000", "The app's address as people reach it: the base of the links in "
+            "e-mails and webhook messages."),
+    Setting("NOTIFY_SENDER", "true", "`true`: each app process delivers e-mails and webhook calls in a background "
+            "thread. `false`: only `flask --app app notify run` (a worker of its own) delivers them."),
+    Setting("NOTIFY_RETRY_SECONDS", "30", "Wait before the first retry of a failed delivery; it doubles each time "
+            "(at most an hour), for NOTIFY_RETRY_HOURS."),
+    Setting("NOTIFY_RETRY_HOURS", "24", "How long a failing delivery is retried before it is marked failed."),
+    Setting("NOTIFY_CLAIM_SECONDS", "300", "How long a sender's claim on messages lasts: a sender that died "
+            "leaves its messages to the others (or to itself after a restart) this much later."),
+    Setting("DIGEST_HOUR", "7", "Hour of the day (UTC) the daily digests go out to the people who chose one."),
 )  # fmt: skip
 
 
@@ -117,6 +131,43 @@ def proxy_networks(value: str | Iterable[object] | None) -> tuple[ipaddress.IPv4
     return tuple(networks)
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    """SMTP_URL taken apart: how to connect (plain, starttls or tls), where, and as whom."""
+
+    security: str  # plain | starttls | tls
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+SMTP_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+def smtp_server(url: str) -> SmtpServer:
+    """SMTP_URL as an SmtpServer; ConfigError names what is wrong.
+
+    >>> smtp_server("smtp+starttls://me%40x.org:s3cret@mail.x.org")
+    SmtpServer(security='starttls', host='mail.x.org', port=587, user='me@x.org', password='s3cret')
+    >>> smtp_server("smtps://mail.x.org:2465").port
+    2465
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ConfigError(
+            f"SMTP_URL must start with smtp://, smtp+starttls:// or smtps:// (got {parts.scheme + '://' if parts.scheme else url!r})"
+        )
+    security, default_port = SMTP_SCHEMES[parts.scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL: the port of {parts.netloc.rsplit('@', 1)[-1]!r} is not a number") from None
+    if not parts.hostname:
+        raise ConfigError("SMTP_URL names no host (write e.g. smtp://mail.example.org:25)")
+    return SmtpServer(security, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+
+
 def _bool(name: str, default: str) -> bool:
     raw = os.environ.get(name, default).strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -146,6 +197,10 @@ def check(settings: Mapping[str, object]) -> None:
         raise ConfigError(
             f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
         )
+    if settings.get("SMTP_URL"):
+        smtp_server(str(settings["SMTP_URL"]))
+    if not 0 <= int(settings.get("DIGEST_HOUR", 7)) <= 23:  # type: ignore[call-overload]
+        raise ConfigError(f"DIGEST_HOUR must be an hour of the day, 0 to 23 (got {settings.get('DIGEST_HOUR')})")
     if settings.get("AUTH_HEADER") and not settings.get("AUTH_PROXY_IPS"):
         raise ConfigError(
             f"AUTH_HEADER={settings['AUTH_HEADER']} is set but AUTH_PROXY_IPS is not: anyone who reaches the app could send"
@@ -184,6 +239,14 @@ def from_environment(instance_path: Path) -> dict[str, object]:
         "ERROR_FILES_PER_USER": _int("ERROR_FILES_PER_USER", "3"),
         "KEEP_DECIDED_DAYS": _int("KEEP_DECIDED_DAYS", "30"),
         "CLEANUP_INTERVAL_MINUTES": _int("CLEANUP_INTERVAL_MINUTES", "60"),
+        "SMTP_URL": os.environ.get("SMTP_URL", "").strip(),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "dataset-tracker@localhost").strip(),
+        "APP_URL": os.environ.get("APP_URL", "http://localhost:8000").strip().rstrip("/"),
+        "NOTIFY_SENDER": _bool("NOTIFY_SENDER", "true"),
+        "NOTIFY_RETRY_SECONDS": _int("NOTIFY_RETRY_SECONDS", "30"),
+        "NOTIFY_RETRY_HOURS": _int("NOTIFY_RETRY_HOURS", "24"),
+        "NOTIFY_CLAIM_SECONDS": _int("NOTIFY_CLAIM_SECONDS", "300"),
+        "DIGEST_HOUR": _int("DIGEST_HOUR", "7"),
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
         "FIRST_ADMIN_PASSWORD_FILE": instance_path / "first-admin-password",  # when the console is no terminal
         "SESSION_COOKIE_SECURE": production,
