@@ -130,6 +130,8 @@ def email_enabled() -> bool:
 def submitted(change: ChangeRequest) -> None:
     """A new request (an upload, or a revert staged): its deciders hear of it; its submitter
     hears of the conflicts the merge found, if any."""
+    if not _anyone_listens():
+        return
     event = _event("request.submitted", change)
     _emit(event, _deciders(change, event.table), change)
     if event.conflicts:
@@ -139,6 +141,8 @@ def submitted(change: ChangeRequest) -> None:
 
 def sent_back(change: ChangeRequest) -> None:
     """An approval found the request stale and sent it back with new conflicts: its submitter hears."""
+    if not _anyone_listens():
+        return
     event = _event("request.stale", change)
     _emit(event, _people([change.submitter], event.type), change)
 
@@ -146,6 +150,8 @@ def sent_back(change: ChangeRequest) -> None:
 def approved(change: ChangeRequest, by: str, version: int) -> None:
     """A request was applied as `version`: its submitter and the table's watchers hear; when it
     reverts another request, that request's submitter and watchers hear it was reverted."""
+    if not _anyone_listens():
+        return
     event = _event("request.approved", change, status="approved", decided_by=by, version=version)
     _emit(event, _people([change.submitter], event.type) | _watchers(event.table), change)
     if change.reverts is not None and (undone := store.changes.get_request(change.reverts)) is not None:
@@ -157,8 +163,15 @@ def approved(change: ChangeRequest, by: str, version: int) -> None:
 
 def closed(change: ChangeRequest, status: str, by: str, reason: str | None) -> None:
     """A request was rejected (with the reason) or withdrawn: its submitter and the table's watchers hear."""
+    if not _anyone_listens():
+        return
     event = _event(f"request.{status}", change, status=status, decided_by=by, reason=reason)
     _emit(event, _people([change.submitter], event.type) | _watchers(event.table), change)
+
+
+def _anyone_listens() -> bool:
+    """Is there anyone to tell (e-mail configured, or a webhook)? Else an event costs nothing."""
+    return email_enabled() or store.outbox.has_webhooks()
 
 
 def _event(kind: str, change: ChangeRequest, **given) -> messages.Event:

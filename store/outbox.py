@@ -191,6 +191,10 @@ def webhooks() -> list[Webhook]:
     return list(db.session.scalars(select(Webhook).order_by(Webhook.id)))
 
 
+def has_webhooks() -> bool:
+    return db.session.scalar(select(Webhook.id).limit(1)) is not None
+
+
 def get_webhook(webhook_id: int) -> Webhook | None:
     return db.session.get(Webhook, webhook_id)
 
