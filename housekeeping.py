@@ -1,5 +1,5 @@
 """Clean-up of what is kept only for a while: expired error files, the staged rows of old rejected
-and withdrawn requests, expired failed sign-ins.
+and withdrawn requests, expired failed sign-ins, finished notifications.
 
 It runs at start-up (bootstrap), with `flask --app app cleanup` (for cron), and every
 CLEANUP_INTERVAL_MINUTES in each app process, in a background thread started by the first request
@@ -17,6 +17,7 @@ from flask import Flask, current_app
 
 import accounts
 import changes
+import notifications
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -42,6 +43,7 @@ class CleanUp:
 def clean_up() -> CleanUp:
     """Delete what has expired (see the module's docstring); returns how much of each."""
     files, purged = changes.expire_kept()
+    notifications.expire_finished()
     return CleanUp(files, purged, accounts.expire_failures())
 
 

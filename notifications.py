@@ -301,6 +301,14 @@ def send_digests(now: dt.datetime | None = None) -> int:
     return len(by_recipient)
 
 
+def expire_finished() -> int:
+    """Delete the messages finished (sent, digested, failed) more than KEEP_DECIDED_DAYS ago (clean-up)."""
+    cutoff = utcnow() - dt.timedelta(days=current_app.config["KEEP_DECIDED_DAYS"])
+    count = store.outbox.delete_finished_before(cutoff)
+    db.session.commit()
+    return count
+
+
 # --- webhooks --------------------------------------------------------------------------------
 
 

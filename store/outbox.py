@@ -141,6 +141,16 @@ def finish(
     return result.rowcount == 1
 
 
+def delete_finished_before(cutoff: dt.datetime) -> int:
+    """Forget messages delivered, digested or given up on before `cutoff`; returns how many."""
+    result = db.session.execute(
+        db.delete(OutboxMessage).where(
+            OutboxMessage.status.in_(["sent", "digested", "failed"]), OutboxMessage.created_at < cutoff
+        )
+    )
+    return result.rowcount
+
+
 def next_due() -> dt.datetime | None:
     """When the next pending message is due, or its claim expires (None: none is pending)."""
     due = case(

@@ -839,3 +839,20 @@ def test_a_missing_sender_leaves_no_trace_on_apps_without_notifications(make_app
     stage(alice, row("DS-1", "Sales"))
     assert outbox(app) == []
     assert id(app) not in sender._threads
+
+
+def test_the_clean_up_forgets_finished_messages_after_keep_decided_days(make_app, receiver):
+    import housekeeping
+
+    app = notify_app(make_app, None, KEEP_DECIDED_DAYS=30)
+    with app.app_context():
+        notifications.add_webhook(receiver.url, SECRET, [], None)
+    alice = Api(app, "alice")
+    stage(alice, row("DS-1", "Sales"))
+    deliver(app)
+    stage(alice, row("DS-2", "HR"))  # pending: kept whatever its age
+    with app.app_context():
+        db.session.execute(text("UPDATE outbox SET created_at = :t"), {"t": "2000-01-01 00:00:00"})
+        db.session.commit()
+        housekeeping.clean_up()
+    assert [m.status for m in outbox(app)] == ["pending"]
