@@ -209,6 +209,7 @@ def webhook_deliveries(webhook_id: int, limit: int) -> None:
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between looks at the outbox when idle.")
 def notify_run(once: bool, poll: float) -> None:
     """Deliver e-mails and webhook calls from the outbox (a worker of its own; several may run)."""
+    current_app.config["NOTIFY_SENDER"] = False  # this command is the sender: no thread besides it
     if once:
         digests = notifications.send_digests()
         done = sender.deliver_all()
