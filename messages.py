@@ -31,6 +31,7 @@ SECRET_PREFIX = "whsec_"  # a Standard Webhooks secret: the key is the base64 af
 # What happened, in the words of a message: {type: verb phrase}.
 HAPPENED = {
     "request.submitted": "is waiting for a decision",
+    "request.needs_approval": "needs another approval",  # e-mail only: webhooks get the event types above
     "request.conflicts": "has merge conflicts to resolve",
     "request.stale": "was sent back: a later approval changed the same cells",
     "request.approved": "was approved",
@@ -71,6 +72,8 @@ class Event:
         'Change request #7 to catalog by alice was approved by boss (version 12): 1 added, 2 modified, 0 deleted'
         """
         by = f" by {self.decided_by}" if self.decided_by and self.type != "request.submitted" else ""
+        if self.type == "request.needs_approval":
+            by = f" (approved by {self.decided_by} so far)" if self.decided_by else ""
         if self.type == "request.reverted" and self.reverted_by is not None:
             by = f" by change request #{self.reverted_by}" + (f" ({self.decided_by})" if self.decided_by else "")
         version = f" (version {self.version})" if self.version is not None and self.type != "request.submitted" else ""

@@ -12,6 +12,7 @@ digest on /account; see `Preferences`):
 | event | who |
 |---|---|
 | request.submitted | the people who may decide the request's table (admins, its approvers) |
+| (needs another approval: e-mail only) | the others who may decide it |
 | request.conflicts, .stale, .approved, .rejected, .withdrawn, .reverted | the request's submitter |
 | request.approved, .rejected, .withdrawn, .reverted | the people watching the table |
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -139,6 +141,16 @@ def submitted(change: ChangeRequest) -> None:
         _emit(conflicts, _people([change.submitter], conflicts.type), change)
 
 
+def needs_another_approval(change: ChangeRequest, by: str, approved_by: Sequence[str] = ()) -> None:
+    """`by` approved, but the table's policy needs more approvals: the others who may decide hear
+    (by e-mail; webhooks hear of the request when it is decided)."""
+    if not email_enabled():
+        return
+    event = _event("request.needs_approval", change, decided_by=by)
+    deciders = _deciders(change, event.table)
+    _emit(event, {name: user for name, user in deciders.items() if name != by and name not in approved_by}, change)
+
+
 def sent_back(change: ChangeRequest) -> None:
     """An approval found the request stale and sent it back with new conflicts: its submitter hears."""
     if not _anyone_listens():
@@ -251,7 +263,7 @@ def _emit(event: messages.Event, people: dict[str, User], change: ChangeRequest)
                 status="held" if held else "pending",
             )
             wrote = wrote or not held
-    for hook in store.outbox.webhooks():
+    for hook in store.outbox.webhooks() if event.type in messages.EVENT_TYPES else []:
         if _wants(hook, event):
             message_id = store.outbox.new_message_id()
             body = messages.webhook_body(event, message_id, now)
