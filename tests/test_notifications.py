@@ -856,3 +856,20 @@ def test_the_clean_up_forgets_finished_messages_after_keep_decided_days(make_app
         db.session.commit()
         housekeeping.clean_up()
     assert [m.status for m in outbox(app)] == ["pending"]
+
+
+def test_needs_another_approval_tells_the_other_deciders_by_e_mail_only(make_app, mailbox, receiver):
+    import store.changes
+
+    app = notify_app(make_app, mailbox, ADMIN_USERS=["boss", "bob"])
+    with app.app_context():
+        notifications.add_webhook(receiver.url, SECRET, [], None)
+    change = stage(Api(app, "alice"), row("DS-1", "Sales"))
+    deliver(app)
+    mailbox.take(), receiver.calls.clear()
+    with app.app_context():
+        notifications.needs_another_approval(store.changes.get_request(change), "boss")
+        db.session.commit()
+    deliver(app)
+    assert mailbox.take() == [("bob@example.org", subject(change, "request.needs_approval"))]
+    assert receiver.calls == []
