@@ -861,7 +861,8 @@ def test_the_clean_up_forgets_finished_messages_after_keep_decided_days(make_app
 def test_needs_another_approval_tells_the_other_deciders_by_e_mail_only(make_app, mailbox, receiver):
     import store.changes
 
-    app = notify_app(make_app, mailbox, ADMIN_USERS=["boss", "bob"])
+    app = notify_app(make_app, mailbox)
+    app.config["ADMIN_USERS"] = ["boss", "bob"]  # two who may decide
     with app.app_context():
         notifications.add_webhook(receiver.url, SECRET, [], None)
     change = stage(Api(app, "alice"), row("DS-1", "Sales"))
