@@ -30,6 +30,7 @@ from web.params import IdConverter, refuse_nul_characters
 csrf = CSRFProtect()
 migrate = Migrate()
 MIGRATIONS = Path(__file__).with_name("migrations")
+WORKER_BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR: "worker failed to boot", the master halts
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -43,15 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.request_class = body.Request  # uploads read in large pieces and split in place (web/body.py)
     app.json.sort_keys = False  # row objects keep schema.json's field order
-    try:
-        app.config.from_mapping(config.from_environment(Path(app.instance_path)))
-        app.config.update(test_config or {})
-        app.config["AUTH_PROXY_IPS"] = config.proxy_networks(app.config.get("AUTH_PROXY_IPS"))
-        config.check(app.config)
-        package = Package.load(app.config["SCHEMA_PATH"])
-    except (config.ConfigError, SchemaError) as exc:
-        print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
+    package = configure(app, test_config)
     app.extensions["package"] = package
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,6 +87,28 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def configure(app: Flask, test_config: dict | None = None) -> Package:
+    """The settings into `app.config` (defaults, the environment, `test_config`), checked, and
+    schema.json read; a refusal prints its message and raises SystemExit with it."""
+    try:
+        app.config.from_mapping(config.from_environment(Path(app.instance_path)))
+        app.config.update(test_config or {})
+        app.config["AUTH_PROXY_IPS"] = config.proxy_networks(app.config.get("AUTH_PROXY_IPS"))
+        config.check(app.config)
+        return Package.load(app.config["SCHEMA_PATH"])
+    except (config.ConfigError, SchemaError) as exc:
+        print(f"Dataset Tracker cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(f"Dataset Tracker cannot start: {exc}") from None
+
+
+def check_start_up() -> None:
+    """What `create_app` refuses before it touches the database (settings, schema.json), checked on
+    a bare app: gunicorn's master asks first (gunicorn.conf.py), so a broken schema.json stops
+    gunicorn within a second instead of after every worker has loaded the app."""
+    load_dotenv(Path(__file__).with_name(".env"))
+    configure(Flask(__name__, instance_relative_config=True))
+
+
 def security_headers(response):
     """Headers on every response: no framing, no sniffing, no inline script; nothing but the
     static files may be kept by a browser or a proxy (pages, downloads and API answers hold
@@ -118,9 +133,18 @@ def healthz():
 
 
 def __getattr__(name: str) -> Flask:
-    """`app:app` for gunicorn and `flask --app app`, created on first use so importing is cheap."""
+    """`app:app` for gunicorn and `flask --app app`, created on first use so importing is cheap.
+
+    A start-up refusal (its message already on stderr) exits with WORKER_BOOT_ERROR: a gunicorn
+    worker that exits 1 is replaced by a new one, forever, while this status makes the master stop
+    with it, so systemd or a container runtime sees the failure.
+    """
     if name == "app":
-        globals()["app"] = instance = create_app()
+        try:
+            instance = create_app()
+        except SystemExit as refused:
+            raise SystemExit(WORKER_BOOT_ERROR) from refused
+        globals()["app"] = instance
         return instance
     raise AttributeError(name)
 

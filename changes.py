@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import re
-import unicodedata
 import zipfile
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,13 +39,15 @@ from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import bundle as bundles
 from files import damage, errorfile
 from files.formulas import unescaper
+from files.names import clean_filename
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
 from models import ChangeRequest, ErrorReport, MergeConflict, db, utcnow
 from records import SEP, pack, unpack
-from schema import Schema, show
+from schema import Schema
+from values import show
 
 log = logging.getLogger(__name__)
 MODES = ("full", "partial")
@@ -527,16 +528,6 @@ def _check_pending_quota(submitter: str) -> None:
             " (MAX_PENDING_PER_USER). Withdraw one, or wait until an admin decides, then upload again.",
             pending,
         )
-
-
-def clean_filename(name: str) -> str:
-    """An uploaded file's name without control characters (a CR or LF would break the headers of
-    its error file's download), at most 255 characters.
-
-    >>> clean_filename("evil\\r\\nSet-Cookie: x.csv")
-    'evilSet-Cookie: x.csv'
-    """
-    return "".join(c for c in name if unicodedata.category(c)[0] != "C")[:255]
 
 
 def check_unique(schema: Schema, current: dict[str, str], result: diff.Diff) -> list[tuple[int, str, str, str]]:

@@ -1,4 +1,8 @@
-"""Settings, read from the environment (and `.env`). Declared as data so the README can be checked against them."""
+"""Settings, read from the environment (and `.env`).
+
+Each is declared once, as data (`SETTINGS`: name, default, reader, help); `from_environment` reads
+them all from it, and tests check the README's table against it (tests/test_config.py).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import contextlib
 import ipaddress
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
@@ -16,63 +21,6 @@ HERE = Path(__file__).resolve().parent
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it and says what to do."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str
-    help: str
-
-
-SETTINGS = (
-    Setting("DATABASE_URL", "sqlite:///instance/tracker.db", "Database. Unset: an SQLite file under instance/. "
-            "`postgresql://user:pass@host/db` for PostgreSQL (psycopg2 is used)."),
-    Setting("SECRET_KEY", "(random, kept in instance/secret_key)", "Signs sessions and CSRF tokens. Required when APP_ENV=production."),
-    Setting("ADMIN_USER", "admin", "User name, or comma-separated names, of the admins who approve and reject changes."),
-    Setting("APP_ENV", "development", "`production` requires SECRET_KEY and marks session cookies Secure (HTTPS only)."),
-    Setting("MAX_UPLOAD_MB", "512", "Largest upload accepted, in MB; larger ones get HTTP 413."),
-    Setting("MASS_DELETE_PERCENT", "20", "A full upload deleting more than this share of the table must be confirmed."),
-    Setting("MAX_UPLOAD_ROWS", "5000000", "Most rows one upload may hold (blank ones included); more get HTTP 413. "
-            "Workbooks also stop at Excel's 1,048,576."),
-    Setting("AUTH_HEADER", "", "Trust this request header (e.g. X-Forwarded-User) as the signed-in user name, "
-            "from the proxies in AUTH_PROXY_IPS only; off when empty."),
-    Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
-            "is trusted. Required with AUTH_HEADER: without it the app refuses to start."),
-    Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens."),
-    Setting("SCHEMA_PATH", "schema.json", "The tables and their columns: a Frictionless Table Schema (one table) or "
-            "Data Package (several tables, with references between them)."),
-    Setting("DROP_REMOVED_TABLES", "false", "`true` for one start: delete the rows of tables schema.json no longer "
-            "has. Otherwise the app refuses to start while such a table holds rows."),
-    Setting("PAGE_SIZE", "50", "Rows per page on the table, review and audit pages."),
-    Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins per user name or address within 15 minutes before sign-in is refused (429)."),
-    Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
-            "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed."),
-    Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins for one user name from one address within 15 minutes before "
-            "that pair is refused (429); a name failing this often from many addresses is slowed down, not refused."),
-    Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", "50", "Failed sign-ins from one address, for any names, within 15 minutes "
-            "before that address is refused (429)."),
-    Setting("MAX_PENDING_PER_USER", "10", "Pending change requests one person may have; the next upload gets HTTP 429."),
-    Setting("ERROR_FILES_PER_USER", "3", "Refused uploads kept (with an errors column) per person, newest first; "
-            "each is deleted after a day."),
-    Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
-            "deleted (the request, its counts and its audit entries stay)."),
-    Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
-            "rows (also at start-up and with `flask --app app cleanup`); 0: only those two."),
-    Setting("SMTP_URL", "", "Where e-mail goes: `smtp://user:pass@host:port` (plain, port 25), `smtp+starttls://…` "
-            "(STARTTLS, port 587) or `smtps://…` (TLS, port 465). Empty: no e-mail; nothing else changes."),
-    Setting("MAIL_FROM", "dataset-tracker@localhost", "The From address of the e-mails."),
-    Setting("APP_URL", "http://localhost:8000", "The app's address as people reach it: the base of the links in "
-            "e-mails and webhook messages."),
-    Setting("NOTIFY_SENDER", "true", "`true`: each app process delivers e-mails and webhook calls in a background "
-            "thread. `false`: only `flask --app app notify run` (a worker of its own) delivers them."),
-    Setting("NOTIFY_RETRY_SECONDS", "30", "Wait before the first retry of a failed delivery; it doubles each time "
-            "(at most an hour), for NOTIFY_RETRY_HOURS."),
-    Setting("NOTIFY_RETRY_HOURS", "24", "How long a failing delivery is retried before it is marked failed."),
-    Setting("NOTIFY_CLAIM_SECONDS", "300", "How long a sender's claim on messages lasts: a sender that died "
-            "leaves its messages to the others (or to itself after a restart) this much later."),
-    Setting("DIGEST_HOUR", "7", "Hour of the day (UTC) the daily digests go out to the people who chose one."),
-)  # fmt: skip
 
 
 def database_url(raw: str | None, instance_path: Path) -> str:
@@ -83,22 +31,6 @@ def database_url(raw: str | None, instance_path: Path) -> str:
         if raw.startswith(prefix):
             return "postgresql+psycopg2://" + raw[len(prefix) :]
     return raw
-
-
-def _secret_key(instance_path: Path, production: bool) -> str:
-    key = os.environ.get("SECRET_KEY", "")
-    if key:
-        return key
-    if production:
-        raise ConfigError(
-            "SECRET_KEY is not set. In production (APP_ENV=production) set it to a long random value, e.g.\n"
-            "  export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    path = instance_path / "secret_key"
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):  # another worker was first
-            write_private(path, secrets.token_hex(32), exclusive=True)
-    return path.read_text().strip()
 
 
 def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
@@ -168,23 +100,6 @@ def smtp_server(url: str) -> SmtpServer:
     return SmtpServer(security, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
 
 
-def _bool(name: str, default: str) -> bool:
-    raw = os.environ.get(name, default).strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _int(name: str, default: str) -> int:
-    raw = os.environ.get(name, default)
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-
-
 # Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
 # database's set-up); production refuses anything but the strong default (`check`).
 STRONG_PASSWORD_HASH = "scrypt"
@@ -209,44 +124,175 @@ def check(settings: Mapping[str, object]) -> None:
         )
 
 
+# --- the settings ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """What reading a setting's text may need: its name (for messages), the instance folder, and
+    whether this is production."""
+
+    name: str
+    instance_path: Path
+    production: bool
+
+
+def _text(raw: str, source: Source) -> str:
+    return raw.strip()
+
+
+def _bool(raw: str, source: Source) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{source.name} must be true or false, got {value!r}")
+
+
+def _int(raw: str, source: Source) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{source.name} must be a whole number, got {raw!r}") from None
+
+
+def _megabytes(raw: str, source: Source) -> int:
+    return _int(raw, source) * 1024 * 1024
+
+
+def _int_or_none(raw: str, source: Source) -> int | None:
+    return _int(raw, source) if raw.strip() else None
+
+
+def _base_url(raw: str, source: Source) -> str:
+    return raw.strip().rstrip("/")
+
+
+def _app_env(raw: str, source: Source) -> str:
+    return "production" if raw.strip().lower() == "production" else "development"
+
+
+def _names(raw: str, source: Source) -> list[str]:
+    return [a.strip() for a in raw.split(",") if a.strip()]
+
+
+def _database_url(raw: str, source: Source) -> str:
+    return database_url(raw, source.instance_path)
+
+
+def _networks(raw: str, source: Source) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return proxy_networks(raw)
+
+
+def _path(raw: str, source: Source) -> Path:
+    path = Path(raw)
+    return path if path.is_absolute() else HERE / path
+
+
+def _secret_key(raw: str, source: Source) -> str:
+    if raw:
+        return raw
+    if source.production:
+        raise ConfigError(
+            "SECRET_KEY is not set. In production (APP_ENV=production) set it to a long random value, e.g.\n"
+            "  export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    path = source.instance_path / "secret_key"
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another worker was first
+            write_private(path, secrets.token_hex(32), exclusive=True)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, its default (as the environment would write it), what
+    it does (README's table says it at more length), how its text is read into the Flask config
+    (`read`, which raises ConfigError naming it), under which key (`key`, else its name), and its
+    default as the README shows it (`shown`, else the default itself)."""
+
+    name: str
+    default: str
+    help: str
+    read: Callable[[str, Source], Any] = _text
+    key: str = ""
+    shown: str = ""
+
+    def value(self, instance_path: Path, production: bool) -> Any:
+        """This setting's value from the environment (its default when unset)."""
+        return self.read(os.environ.get(self.name, self.default), Source(self.name, instance_path, production))
+
+
+SETTINGS = (
+    Setting("DATABASE_URL", "", "Database. Unset: an SQLite file under instance/. "
+            "`postgresql://user:pass@host/db` for PostgreSQL (psycopg2 is used).",
+            _database_url, "SQLALCHEMY_DATABASE_URI", shown="`sqlite:///instance/tracker.db`"),
+    Setting("SECRET_KEY", "", "Signs sessions and CSRF tokens. Required when APP_ENV=production.",
+            _secret_key, shown="random, kept in `instance/secret_key`"),
+    Setting("ADMIN_USER", "admin", "User name, or comma-separated names, of the admins who approve and reject changes.",
+            _names, "ADMIN_USERS"),
+    Setting("APP_ENV", "development", "`production` requires SECRET_KEY and marks session cookies Secure (HTTPS only).",
+            _app_env),
+    Setting("MAX_UPLOAD_MB", "512", "Largest upload accepted, in MB; larger ones get HTTP 413.",
+            _megabytes, "MAX_CONTENT_LENGTH"),
+    Setting("MAX_UPLOAD_ROWS", "5000000", "Most rows one upload may hold (blank ones included); more get HTTP 413. "
+            "Workbooks also stop at Excel's 1,048,576.", _int),
+    Setting("MASS_DELETE_PERCENT", "20", "A full upload deleting more than this share of the table must be confirmed.",
+            _int),
+    Setting("AUTH_HEADER", "", "Trust this request header (e.g. X-Forwarded-User) as the signed-in user name, "
+            "from the proxies in AUTH_PROXY_IPS only; off when empty.", shown="(empty: off)"),
+    Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
+            "is trusted. Required with AUTH_HEADER: without it the app refuses to start.", _networks, shown="(empty)"),
+    Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens.",
+            _bool),
+    Setting("SCHEMA_PATH", "schema.json", "The tables and their columns: a Frictionless Table Schema (one table) or "
+            "Data Package (several tables, with references between them).", _path),
+    Setting("DROP_REMOVED_TABLES", "false", "`true` for one start: delete the rows of tables schema.json no longer "
+            "has. Otherwise the app refuses to start while such a table holds rows.", _bool),
+    Setting("PAGE_SIZE", "50", "Rows per page on the table, review and audit pages.", _int),
+    Setting("LOGIN_MAX_FAILURES", "10", "Failed sign-ins for one user name from one address within 15 minutes before "
+            "that pair is refused (429); a name failing this often from many addresses is slowed down, not refused.", _int),
+    Setting("LOGIN_MAX_FAILURES_PER_ADDRESS", "50", "Failed sign-ins from one address, for any names, within 15 minutes "
+            "before that address is refused (429).", _int),
+    Setting("MAX_PENDING_PER_USER", "10", "Pending change requests one person may have; the next upload gets HTTP 429.",
+            _int),
+    Setting("ERROR_FILES_PER_USER", "3", "Refused uploads kept (with an errors column) per person, newest first; "
+            "each is deleted after a day.", _int),
+    Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
+            "deleted (the request, its counts and its audit entries stay).", _int),
+    Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
+            "rows (also at start-up and with `flask --app app cleanup`); 0: only those two.", _int),
+    Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
+            "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed.",
+            _int_or_none, shown="(empty: keep everything)"),
+    Setting("SMTP_URL", "", "Where e-mail goes: `smtp://user:pass@host:port` (plain, port 25), `smtp+starttls://…` "
+            "(STARTTLS, port 587) or `smtps://…` (TLS, port 465). Empty: no e-mail; nothing else changes.",
+            shown="(empty: no e-mail)"),
+    Setting("MAIL_FROM", "dataset-tracker@localhost", "The From address of the e-mails."),
+    Setting("APP_URL", "http://localhost:8000", "The app's address as people reach it: the base of the links in "
+            "e-mails and webhook messages.", _base_url),
+    Setting("NOTIFY_SENDER", "true", "`true`: each app process delivers e-mails and webhook calls in a background "
+            "thread. `false`: only `flask --app app notify run` (a worker of its own) delivers them.", _bool),
+    Setting("NOTIFY_RETRY_SECONDS", "30", "Wait before the first retry of a failed delivery; it doubles each time "
+            "(at most an hour), for NOTIFY_RETRY_HOURS.", _int),
+    Setting("NOTIFY_RETRY_HOURS", "24", "How long a failing delivery is retried before it is marked failed.", _int),
+    Setting("NOTIFY_CLAIM_SECONDS", "300", "How long a sender's claim on messages lasts: a sender that died "
+            "leaves its messages to the others (or to itself after a restart) this much later.", _int),
+    Setting("DIGEST_HOUR", "7", "Hour of the day (UTC, 0-23) the daily digests go out to the people who chose one.",
+            _int),
+)  # fmt: skip
+SETTING = {s.name: s for s in SETTINGS}  # by name
+
+
 def from_environment(instance_path: Path) -> dict[str, object]:
-    """The Flask config built from the environment; raises ConfigError for bad settings."""
+    """The Flask config built from the environment (each of `SETTINGS`, and what follows from
+    them); raises ConfigError for bad settings."""
     if not instance_path.exists():
         instance_path.mkdir(parents=True, mode=0o700)  # secrets and the SQLite database live here
-    production = os.environ.get("APP_ENV", "development").strip().lower() == "production"
-    admins = [a.strip() for a in os.environ.get("ADMIN_USER", "admin").split(",") if a.strip()]
-    schema_path = Path(os.environ.get("SCHEMA_PATH", "schema.json"))
-    return {
-        "APP_ENV": "production" if production else "development",
-        "SECRET_KEY": _secret_key(instance_path, production),
-        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
-        "ADMIN_USERS": admins,
-        "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", "512") * 1024 * 1024,
-        "MAX_UPLOAD_ROWS": _int("MAX_UPLOAD_ROWS", "5000000"),
-        "MASS_DELETE_PERCENT": _int("MASS_DELETE_PERCENT", "20"),
-        "AUTH_HEADER": os.environ.get("AUTH_HEADER", "").strip(),
-        "AUTH_PROXY_IPS": proxy_networks(os.environ.get("AUTH_PROXY_IPS", "")),
-        "AUTH_HEADER_TOKENS": _bool("AUTH_HEADER_TOKENS", "false"),
-        "SCHEMA_PATH": schema_path if schema_path.is_absolute() else HERE / schema_path,
-        "DROP_REMOVED_TABLES": _bool("DROP_REMOVED_TABLES", "false"),
-        "PAGE_SIZE": _int("PAGE_SIZE", "50"),
-        "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", "10"),
-        "HISTORY_KEEP_VERSIONS": _int("HISTORY_KEEP_VERSIONS", "0")
-        if os.environ.get("HISTORY_KEEP_VERSIONS", "").strip()
-        else None,
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", "50"),
-        "MAX_PENDING_PER_USER": _int("MAX_PENDING_PER_USER", "10"),
-        "ERROR_FILES_PER_USER": _int("ERROR_FILES_PER_USER", "3"),
-        "KEEP_DECIDED_DAYS": _int("KEEP_DECIDED_DAYS", "30"),
-        "CLEANUP_INTERVAL_MINUTES": _int("CLEANUP_INTERVAL_MINUTES", "60"),
-        "SMTP_URL": os.environ.get("SMTP_URL", "").strip(),
-        "MAIL_FROM": os.environ.get("MAIL_FROM", "dataset-tracker@localhost").strip(),
-        "APP_URL": os.environ.get("APP_URL", "http://localhost:8000").strip().rstrip("/"),
-        "NOTIFY_SENDER": _bool("NOTIFY_SENDER", "true"),
-        "NOTIFY_RETRY_SECONDS": _int("NOTIFY_RETRY_SECONDS", "30"),
-        "NOTIFY_RETRY_HOURS": _int("NOTIFY_RETRY_HOURS", "24"),
-        "NOTIFY_CLAIM_SECONDS": _int("NOTIFY_CLAIM_SECONDS", "300"),
-        "DIGEST_HOUR": _int("DIGEST_HOUR", "7"),
+    production = SETTING["APP_ENV"].value(instance_path, production=False) == "production"
+    read = {s.key or s.name: s.value(instance_path, production) for s in SETTINGS}
+    return read | {
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
         "FIRST_ADMIN_PASSWORD_FILE": instance_path / "first-admin-password",  # when the console is no terminal
         "SESSION_COOKIE_SECURE": production,

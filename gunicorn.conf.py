@@ -15,3 +15,15 @@ graceful_timeout = 60  # a worker finishing an upload or an approval on restart
 # Access log to stdout, errors to stderr: the process manager (systemd, docker) keeps both.
 accesslog = "-"
 errorlog = "-"
+
+
+def on_starting(server) -> None:
+    """Refuse to start, before any worker, when the app would (a broken schema.json, a missing
+    setting): the message is on stderr and gunicorn exits with WORKER_BOOT_ERROR (3). A refusal
+    found later, by a worker (the database), stops the master the same way (`app.__getattr__`)."""
+    import app
+
+    try:
+        app.check_start_up()
+    except SystemExit:
+        raise SystemExit(app.WORKER_BOOT_ERROR) from None

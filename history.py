@@ -28,13 +28,13 @@ import store.table
 import tables
 from diff import Diff
 from errors import NotFound, Unprocessable
-from files import xlsx
+from files import xlsx_write
 from files.csv_write import TextSink, csv_chunks
 from models import ChangeRequest
 from records import repack, unpack
-from schema import show
 from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
 from store.history import HistoryRow
+from values import show
 
 __all__ = ["AuditFilter"]
 
@@ -197,13 +197,13 @@ def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDow
     number, row_count, records, close = _records(table, version)
     schema = table.schema
     try:
-        if row_count >= xlsx.EXCEL_MAX_ROWS:
+        if row_count >= xlsx_write.EXCEL_MAX_ROWS:
             raise Unprocessable(
                 f"The table has {row_count:,} rows, more than an Excel sheet holds; download it as CSV."
             )
         try:
-            file = xlsx.xlsx_file(records, schema)
-        except xlsx.NotForExcel as exc:
+            file = xlsx_write.xlsx_file(records, schema)
+        except xlsx_write.NotForExcel as exc:
             raise Unprocessable(str(exc)) from None
     finally:
         close()
@@ -211,7 +211,7 @@ def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDow
 
 
 def database_xlsx_download(version: int | None = None) -> XlsxDownload:
-    """Every table as a sheet titled after it (`xlsx.sheet_titles`), in schema.json's order, all as
+    """Every table as a sheet titled after it (`xlsx_write.sheet_titles`), in schema.json's order, all as
     of one database version: `version`, or the version now, read once. Each table is then read as
     of that version (`_records`), so an approval landing while the workbook is built changes no
     sheet. Named after the package (`database` when it has no name) and the version. Unprocessable
@@ -223,8 +223,8 @@ def database_xlsx_download(version: int | None = None) -> XlsxDownload:
     every = tables.every()
     sheets = _sheets(every, version)
     try:
-        file = xlsx.workbook_file([t.schema for t in every], sheets)
-    except xlsx.NotForExcel as exc:
+        file = xlsx_write.workbook_file([t.schema for t in every], sheets)
+    except xlsx_write.NotForExcel as exc:
         raise Unprocessable(str(exc)) from None
     finally:
         sheets.close()  # the read of the table being written, when writing failed
@@ -238,7 +238,7 @@ def _sheets(every: Sequence[tables.TableRef], version: int) -> Generator[Iterato
     for table in every:
         _, row_count, records, close = _records(table, version)
         try:
-            if row_count >= xlsx.EXCEL_MAX_ROWS:
+            if row_count >= xlsx_write.EXCEL_MAX_ROWS:
                 raise Unprocessable(
                     f"The table {table.name!r} has {row_count:,} rows, more than an Excel sheet holds, so the"
                     " whole database does not fit in one workbook; download that table as CSV and the others"
@@ -251,7 +251,7 @@ def _sheets(every: Sequence[tables.TableRef], version: int) -> Generator[Iterato
 
 def _to_send(file: IO[bytes]) -> IO[bytes]:
     """A built workbook, rewound; a small one is read into memory and its file closed now."""
-    if file.seek(0, io.SEEK_END) <= xlsx.SPOOL_BYTES:
+    if file.seek(0, io.SEEK_END) <= xlsx_write.SPOOL_BYTES:
         with file:
             file.seek(0)
             file = io.BytesIO(file.read())

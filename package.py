@@ -21,7 +21,9 @@ from typing import Any
 
 from schema import Schema, SchemaError, load_descriptor
 
-NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # Frictionless resource names: lower case, digits, - _ .
+# Frictionless resource names: lower case, digits, - _ . (letters of any alphabet: `übersicht`, `таблица`)
+NAME = re.compile(r"[^\W_][\w.-]{0,62}")
+NAME_RULE = "lower-case letters, digits, '-', '_' or '.', starting with a letter or digit, at most 63"
 DEFAULT_NAME = "datasets"
 
 
@@ -83,7 +85,9 @@ class Package:
         if not isinstance(data, dict):
             raise SchemaError("must be a JSON object: a Table Schema or a Data Package")
         if "resources" not in data:
-            name = str(data.get("name") or DEFAULT_NAME)
+            name = data.get("name") or DEFAULT_NAME
+            if not is_name(name):
+                raise SchemaError(f'"name" must be {NAME_RULE}, as a Data Package\'s resource names (got {name!r})')
             table = _table(name, data.get("title"), data.get("description"), data, [])
             package = cls([table], name, table.title)
         else:
@@ -102,14 +106,21 @@ class Package:
         return package
 
 
+def is_name(name: Any) -> bool:
+    """Is `name` fit to name a table (its URLs `/t/NAME/`, its sheet, its file names)?
+
+    >>> [is_name(n) for n in ("teams", "übersicht", "v1.2_x", "Teams", "my table", "a/b", "", "-x", None)]
+    [True, True, True, False, False, False, False, False, False]
+    """
+    return isinstance(name, str) and NAME.fullmatch(name) is not None and name == name.lower()
+
+
 def _resource(position: int, data: Any) -> Table:
     if not isinstance(data, dict):
         raise SchemaError(f"resource {position}: must be an object with a name and a schema")
     name = data.get("name")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise SchemaError(
-            f"resource {position}: needs a \"name\" of lower-case letters, digits, '-', '_' or '.' (got {name!r})"
-        )
+    if not is_name(name):
+        raise SchemaError(f'resource {position}: needs a "name" of {NAME_RULE} (got {name!r})')
     if not isinstance(data.get("schema"), dict):
         raise SchemaError(f'resource {name!r}: needs a "schema" (a Table Schema object)')
     approvers = data.get("approvers", [])

@@ -15,17 +15,13 @@ Results: stdout, and bench/out/load.json and load.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import logging
 import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -37,11 +33,12 @@ import requests
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
+CATALOG = ROOT / "examples" / "catalog.schema.json"  # the catalog alone, as bench/run.py measures it
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
-import run  # noqa: E402
+import serve  # noqa: E402
 
 ACCOUNTS = [f"user{i}" for i in range(1, 6)]
 PASSWORD = "load-test-password"  # a throwaway account in a throwaway database
@@ -175,7 +172,14 @@ def seed(url: str, rows: int) -> list[str]:
     from app import create_app
     from models import db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": config.database_url(url, Path(".")), "ADMIN_USERS": ["boss"]})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": config.database_url(url, Path(".")),
+            "ADMIN_USERS": ["boss"],
+            "SCHEMA_PATH": CATALOG,
+            "FIRST_ADMIN_PASSWORD_FILE": OUT / "load-first-admin-password",  # not the checkout's instance/
+        }
+    )
     with app.app_context():
         for name in [*ACCOUNTS, "boss"]:
             if accounts.find_user(name) is None:
@@ -187,41 +191,6 @@ def seed(url: str, rows: int) -> list[str]:
         db.session.remove()
         db.engine.dispose()
     return keys
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def gunicorn(url: str, workers: int, port: int, log: Path):
-    """gunicorn serving the app on 127.0.0.1:port until the block ends."""
-    env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": "load-test-secret", "ADMIN_USER": "boss"}
-    env.pop("APP_ENV", None)  # development: cookies without Secure, as plain http on loopback needs
-    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:app"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(120):
-                with contextlib.suppress(requests.RequestException):
-                    if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                        break
-                if proc.poll() is not None:
-                    raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log}")
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"gunicorn did not answer within 60 s; see {log}")
-            yield base
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -260,16 +229,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rows", type=int, default=10_000, help="rows in the table (default 10000)")
-    parser.add_argument("--pg-url", default=run.DEFAULT_PG, help="PostgreSQL server for the fresh database")
+    parser.add_argument("--pg-url", default=serve.DEFAULT_PG, help="PostgreSQL server for the fresh database")
     args = parser.parse_args()
     if args.seconds > 600:
         raise SystemExit("--seconds: at most 600 (a bounded test)")
 
     generate.ensure(args.rows)
     OUT.mkdir(exist_ok=True)
-    with run.fresh_database("postgres", args.pg_url) as url:
+    with serve.fresh_database("postgres", args.pg_url) as url:
         keys = seed(url, args.rows)
-        with gunicorn(url, args.workers, free_port(), OUT / "load-gunicorn.log") as base:
+        log = OUT / "load-gunicorn.log"
+        log.unlink(missing_ok=True)
+        env = {"SECRET_KEY": "load-test-secret", "SCHEMA_PATH": str(CATALOG)}
+        with serve.gunicorn(url, log, args.workers, env, wait_s=60, stop_s=90) as server:
+            base = server.base
             shared = Shared(base, time.monotonic() + args.seconds, args.rows, keys)
             users = [User(shared, i) for i in range(args.users)]
             started = time.monotonic()
@@ -279,7 +252,7 @@ def main() -> None:
                 u.join(timeout=max(1.0, shared.deadline - time.monotonic()) + 120)
             elapsed = time.monotonic() - started
     rows, errors = report(shared.samples, elapsed)
-    info = run.machine(args.pg_url)
+    info = serve.machine(args.pg_url)
     title = (
         f"{args.users} users, {elapsed:.0f} s, gunicorn -w {args.workers}, PostgreSQL {info.get('postgresql')}, "
         f"{args.rows:,} rows, {info.get('nproc')} CPUs"

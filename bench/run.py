@@ -25,21 +25,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
-import platform
-import re
-import signal
-import socket
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,13 +42,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
+from client import PAGE_REPEAT, Probe, Web, timed_get  # noqa: E402
+from peers import PEERS  # noqa: E402
+from serve import DEFAULT_PG, fresh_database, gunicorn, machine  # noqa: E402
 
-DEFAULT_PG = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MB = 1_000_000
 MiB = 1024 * 1024
-PAGE_REPEAT = 5
 REPEAT = 1  # runs of each repeatable step (peers, uploads, downloads); the fastest counts
-BOUNDARY = "benchboundary7d3f0a"
 VIAS = {"inproc": "in-process", "http": "HTTP"}
 WORKERS = 2
 SECRET = "bench-secret"
@@ -84,244 +75,8 @@ AT_SCALE = 1_000_000  # the throughput and ratio targets are for this size; page
 # --- the child side: one measured step per process -------------------------------------------
 
 
-class MultipartFile(io.RawIOBase):
-    """A multipart/form-data body streamed from disk (seekable): form fields, then one file part."""
-
-    def __init__(self, path: Path, fields: dict[str, str], filename: str):
-        pre = b"".join(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-            for k, v in fields.items()
-        )
-        pre += (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        post = f"\r\n--{BOUNDARY}--\r\n".encode()
-        self.file = path.open("rb")
-        size = path.stat().st_size
-        self.parts = [(0, io.BytesIO(pre)), (len(pre), self.file), (len(pre) + size, io.BytesIO(post))]
-        self.length = len(pre) + size + len(post)
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = {0: offset, 1: self.pos + offset, 2: self.length + offset}[whence]
-        return self.pos
-
-    def readinto(self, buffer) -> int:
-        for start, part in reversed(self.parts):
-            if self.pos >= start:
-                part.seek(self.pos - start)
-                n = part.readinto(buffer)
-                if n == 0 and part is not self.parts[-1][1]:
-                    continue
-                self.pos += n
-                return n
-        return 0
-
-    def close(self) -> None:
-        self.file.close()
-        super().close()
-
-
-def server_cpu() -> float:
-    """CPU seconds used so far by the app that serves the requests: gunicorn's workers (their pids
-    in BENCH_WORKERS), else this process. Less noisy than wall-clock time on a shared machine."""
-    workers = [int(p) for p in os.environ.get("BENCH_WORKERS", "").split(",") if p]
-    if not workers:
-        return time.process_time()
-    total = 0.0
-    for pid in workers:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict
-    content: bytes
-
-    @property
-    def location(self) -> str:
-        return self.headers.get("Location", "")
-
-    def json(self):
-        return json.loads(self.content)
-
-
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-class Web:
-    """One signed-in user: pages with a session (and CSRF token over HTTP), the API with a token.
-
-    `target` is the Flask app (in process) or the base URL of gunicorn (over HTTP)."""
-
-    def __init__(self, target, user: str, token: str | None = None):
-        self.http = isinstance(target, str)
-        self.token = token
-        self.csrf = ""
-        self.last_cpu = 0.0
-        if self.http:
-            import requests
-
-            self.base, self.session = target, requests.Session()
-            page = self.session.get(self.base + "/login", timeout=600).text
-            form = {"username": user, "password": f"{user}-password", "csrf_token": CSRF.search(page).group(1)}
-            r = self.session.post(self.base + "/login", data=form, allow_redirects=False, timeout=600)
-            self.csrf = CSRF.search(self.session.get(self.base + "/upload", timeout=600).text).group(1)
-        else:
-            self.client = target.test_client()
-            r = self.client.post("/login", data={"username": user, "password": f"{user}-password"})
-        if r.status_code != 302:
-            raise SystemExit(f"login of {user} failed: {r.status_code}")
-
-    def _headers(self, api: bool) -> dict:
-        return {"Authorization": f"Bearer {self.token}"} if api else {}
-
-    def get(self, path: str, api: bool = False) -> Answer:
-        if self.http:
-            r = self.session.get(self.base + path, headers=self._headers(api), allow_redirects=False, timeout=600)
-            return Answer(r.status_code, r.headers, r.content)
-        r = self.client.get(path, headers=self._headers(api))
-        return Answer(r.status_code, r.headers, r.data)
-
-    def stream(self, path: str, api: bool = False) -> tuple[int, int, int]:
-        """GET a streamed download chunk by chunk: (status, bytes, CRLF line ends)."""
-        size = lines = 0
-        if self.http:
-            with self.session.get(self.base + path, headers=self._headers(api), stream=True, timeout=600) as r:
-                for chunk in r.iter_content(1 << 20):
-                    size += len(chunk)
-                    lines += chunk.count(b"\r\n")
-                return r.status_code, size, lines
-        r = self.client.get(path, headers=self._headers(api), buffered=False)
-        for chunk in r.response:
-            size += len(chunk)
-            lines += chunk.count(b"\r\n")
-        r.close()
-        return r.status_code, size, lines
-
-    def post(self, path: str, form: dict | None = None, api: bool = False) -> Answer:
-        form = dict(form or {})
-        if self.http:
-            if not api:
-                form["csrf_token"] = self.csrf
-            r = self.session.post(
-                self.base + path, data=form, headers=self._headers(api), allow_redirects=False, timeout=600
-            )
-            return Answer(r.status_code, r.headers, r.content)
-        r = self.client.post(path, data=form, headers=self._headers(api))
-        return Answer(r.status_code, r.headers, r.data)
-
-    def post_body(self, path: str, body, length: int, content_type: str, api: bool = False) -> Answer:
-        """POST a body streamed from a file-like object, 1 MiB at a time."""
-        stream = io.BufferedReader(body, 1 << 20) if isinstance(body, MultipartFile) else body
-        if self.http:
-            headers = self._headers(api) | {"Content-Type": content_type, "Content-Length": str(length)}
-            r = self.session.post(self.base + path, data=stream, headers=headers, allow_redirects=False, timeout=600)
-            return Answer(r.status_code, r.headers, r.content)
-        r = self.client.post(
-            path, input_stream=stream, content_length=length, content_type=content_type, headers=self._headers(api)
-        )
-        return Answer(r.status_code, r.headers, r.data)
-
-    def upload(self, path: Path, mode: str = "full", **fields: str) -> tuple[int, float]:
-        """Upload a file through the upload form; (change request id, seconds)."""
-        form = {"mode": mode, "comment": "benchmark"} | fields
-        if self.http:
-            form["csrf_token"] = self.csrf
-        body = MultipartFile(path, form, path.name)
-        c0, t0 = server_cpu(), time.perf_counter()
-        r = self.post_body("/upload", body, body.length, f"multipart/form-data; boundary={BOUNDARY}")
-        seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
-        body.close()
-        if r.status != 302 or "/changes/" not in r.location:
-            raise SystemExit(f"upload of {path.name} failed: {r.status} {_page_text(r.content.decode())[:1500]}")
-        return int(r.location.rsplit("/", 1)[1]), seconds
-
-    def upload_raw(self, path: Path, **query: str) -> tuple[int, float]:
-        """Upload a file as the body of POST /api/v1/changes (scripts); (change request id, seconds)."""
-        from urllib.parse import urlencode
-
-        with path.open("rb") as f:
-            c0, t0 = server_cpu(), time.perf_counter()
-            r = self.post_body(f"/api/v1/changes?{urlencode(query)}", f, path.stat().st_size, "text/csv", api=True)
-            seconds, self.last_cpu = time.perf_counter() - t0, server_cpu() - c0
-        if r.status != 201:
-            raise SystemExit(f"upload of {path.name} as the body failed: {r.status} {r.content[:1500]!r}")
-        return r.json()["id"], seconds
-
-    def approve(self, change_id: int) -> float:
-        counts = self.counts(change_id)  # the review page asks to confirm big requests: the number confirms it
-        total = counts["added"] + counts["modified"] + counts["deleted"]
-        t0 = time.perf_counter()
-        r = self.post(f"/changes/{change_id}/approve", {"confirm": str(total)})
-        seconds = time.perf_counter() - t0
-        if r.status != 302:
-            raise SystemExit(f"approve failed: {r.status}")
-        page = self.get(r.location).content.decode()
-        if "Approved and applied" not in page:
-            raise SystemExit(f"approve did not apply: {_page_text(page)[:1500]}")
-        return seconds
-
-    def withdraw(self, change_id: int) -> None:
-        if self.post(f"/changes/{change_id}/withdraw").status != 302:
-            raise SystemExit(f"withdrawing change request {change_id} failed")
-
-    def counts(self, change_id: int) -> dict[str, int]:
-        r = self.get(f"/api/v1/changes/{change_id}?limit=1", api=True)
-        return r.json()["summary"]
-
-
-class Probe(threading.Thread):
-    """Requests the home page every 0.2 s while a long step runs: can others browse meanwhile?"""
-
-    def __init__(self, web: Web):
-        super().__init__(daemon=True)
-        self.web = web
-        self.times: list[float] = []
-        self.errors = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(0.2):
-            t0 = time.perf_counter()
-            r = self.web.get("/")
-            self.times.append(time.perf_counter() - t0)
-            self.errors += r.status != 200
-
-    def stop(self) -> dict:
-        self._stop_event.set()
-        self.join()
-        return {"requests": len(self.times), "max": max(self.times, default=None), "errors": self.errors}
-
-
-def _page_text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
 def _timed_get(web: Web, url: str, repeat: int = PAGE_REPEAT, expect: str | None = None, api: bool = False) -> dict:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        r = web.get(url, api=api)
-        times.append(time.perf_counter() - t0)
-        if r.status != 200:
-            raise SystemExit(f"GET {url}: {r.status} {_page_text(r.content.decode())[:500]}")
-        if expect is not None and expect.encode() not in r.content:
-            raise SystemExit(f"GET {url}: {expect!r} not in the answer")
-    return {"seconds": statistics.median(times), "max": max(times), "first": times[0], "url": url}
+    return timed_get(lambda u: web.get(u, api=api), url, repeat, expect)
 
 
 def _fastest(run, repeat: int) -> tuple[float, list[float], object]:
@@ -351,26 +106,31 @@ def make_app(url: str):
     )
 
 
+def _sign_up(app, state: dict) -> None:
+    """alice and boss with known passwords, and an API token each kept in `state` (the first step)."""
+    import accounts
+    from models import db
+
+    with app.app_context():
+        for name in ("alice", "boss"):
+            if accounts.find_user(name) is None:
+                accounts.create_user(name, f"{name}-password")
+            else:
+                accounts.set_password(name, f"{name}-password")
+            state[f"token_{name}"] = accounts.create_token(name)
+        db.session.commit()
+
+
 def child(step: str, url: str, base: str | None, rows: int, state_path: Path) -> dict:
     """Run one step in process (`base` None) or against gunicorn at `base`; return what it measured."""
     manifest = json.loads((generate.DATA / f"manifest-{rows}.json").read_text())
     base_csv, edited = generate.DATA / f"base-{rows}.csv", generate.DATA / f"edited-{rows}.csv"
     if step.startswith("peer_"):
-        return PEERS[step](base_csv, edited, url)
+        return PEERS[step](base_csv, edited, url, REPEAT)
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     app = make_app(url)
     if step == "idle":
-        import accounts
-        from models import db
-
-        with app.app_context():
-            for name in ("alice", "boss"):
-                if accounts.find_user(name) is None:
-                    accounts.create_user(name, f"{name}-password")
-                else:
-                    accounts.set_password(name, f"{name}-password")
-                state[f"token_{name}"] = accounts.create_token(name)
-            db.session.commit()
+        _sign_up(app, state)
     target = base or app
 
     def web(user: str) -> Web:
@@ -572,97 +332,6 @@ def _pages(web: Web, manifest: dict, state: dict) -> dict:
     return {name: _timed_get(web, url, expect=expect) for name, (url, expect) in pages.items()}
 
 
-# --- peers -----------------------------------------------------------------------------------
-
-
-def best_of(peer):
-    """Run a peer REPEAT times; keep its fastest run (the machine is shared and noisy)."""
-
-    def run(base: Path, edited: Path, url: str) -> dict:
-        results = [peer(base, edited, url) for _ in range(REPEAT)]
-        best = min(results, key=lambda r: r["seconds"])
-        return best | {"times": [r["seconds"] for r in results]}
-
-    return run
-
-
-def peer_parse(base: Path, edited: Path, _url: str) -> dict:
-    import csv
-
-    t0 = time.perf_counter()
-    n = 0
-    for path in (base, edited):
-        with path.open(encoding="utf-8", newline="") as f:
-            for _ in csv.reader(f):
-                n += 1
-    return {"seconds": time.perf_counter() - t0, "rows": n - 2}
-
-
-def peer_csv_diff(base: Path, edited: Path, _url: str) -> dict:
-    from csv_diff import compare, load_csv
-
-    t0 = time.perf_counter()
-    with base.open(encoding="utf-8", newline="") as a, edited.open(encoding="utf-8", newline="") as b:
-        result = compare(load_csv(a, key="id"), load_csv(b, key="id"))
-    seconds = time.perf_counter() - t0
-    return {
-        "seconds": seconds,
-        "counts": {k: len(result[k]) for k in ("added", "removed", "changed")},
-    }
-
-
-def peer_pandas(base: Path, edited: Path, _url: str) -> dict:
-    import pandas as pd
-
-    t0 = time.perf_counter()
-    a = pd.read_csv(base, dtype=str, keep_default_na=False)
-    b = pd.read_csv(edited, dtype=str, keep_default_na=False)
-    merged = a.merge(b, on="id", how="outer", suffixes=("_a", "_b"), indicator=True)
-    both = merged[merged["_merge"] == "both"]
-    changed = None
-    for column in a.columns:
-        if column == "id":
-            continue
-        differs = both[f"{column}_a"] != both[f"{column}_b"]
-        changed = differs if changed is None else changed | differs
-    counts = {
-        "added": int((merged["_merge"] == "right_only").sum()),
-        "removed": int((merged["_merge"] == "left_only").sum()),
-        "changed": int(changed.sum()),
-    }
-    return {"seconds": time.perf_counter() - t0, "counts": counts}
-
-
-def peer_pg_copy(base: Path, _edited: Path, url: str) -> dict:
-    import psycopg2
-
-    conn = psycopg2.connect(url)
-    columns = ", ".join(f"{c} text" for c in generate.HEADER[1:])
-    try:
-        cur = conn.cursor()
-        t0 = time.perf_counter()
-        cur.execute(f"CREATE TABLE bench_copy (id text PRIMARY KEY, {columns})")
-        with base.open("rb") as f:
-            cur.copy_expert("COPY bench_copy FROM STDIN WITH (FORMAT csv, HEADER true)", f)
-        conn.commit()
-        seconds = time.perf_counter() - t0
-        cur.execute("SELECT count(*) FROM bench_copy")
-        n = cur.fetchone()[0]
-        cur.execute("DROP TABLE bench_copy")
-        conn.commit()
-    finally:
-        conn.close()
-    return {"seconds": seconds, "rows": n}
-
-
-PEERS = {
-    "peer_parse": best_of(peer_parse),
-    "peer_csv_diff": best_of(peer_csv_diff),
-    "peer_pandas": best_of(peer_pandas),
-    "peer_pg_copy": best_of(peer_pg_copy),
-}
-
-
 # --- the parent side: run the steps, print the table -----------------------------------------
 
 
@@ -687,56 +356,6 @@ class Result:
         return self.seconds.get("http", self.seconds.get("inproc"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
-def _peak_rss(pid: int) -> int:
-    with contextlib.suppress(OSError, AttributeError):
-        return int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) * 1024
-    return 0
-
-
-@contextlib.contextmanager
-def gunicorn(url: str, log: Path):
-    """`gunicorn -w WORKERS app:app` on 127.0.0.1 (gunicorn.conf.py applies); yields (base URL, peak RSS())."""
-    import requests
-
-    port = free_port()
-    env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET, "ADMIN_USER": "boss", "SCHEMA_PATH": str(CATALOG)}
-    env.pop("APP_ENV", None)  # development: cookies without Secure, as plain http on loopback needs
-    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "app:app"]
-    with log.open("a") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(240):
-                with contextlib.suppress(requests.RequestException):
-                    if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                        break
-                if proc.poll() is not None:
-                    raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log}")
-                time.sleep(0.5)
-            else:
-                raise SystemExit(f"gunicorn did not answer within 120 s; see {log}")
-            yield base, lambda: max((_peak_rss(p) for p in _children(proc.pid)), default=0), _children(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def run_step(
     step: str, url: str, rows: int, state: Path, via: str = "inproc", profile: bool = False
 ) -> tuple[dict, int]:
@@ -745,7 +364,9 @@ def run_step(
     log = OUT / "steps.log"
     with log.open("a") as err:
         err.write(f"\n== {step} {via} {rows} {url.split('@')[-1]}\n")
-    with gunicorn(url, log) if via == "http" else contextlib.nullcontext((None, None, [])) as (base, peak, workers):
+    server_env = {"SECRET_KEY": SECRET, "SCHEMA_PATH": str(CATALOG)}
+    with gunicorn(url, log, WORKERS, server_env) if via == "http" else contextlib.nullcontext() as server:
+        base, workers = (server.base, server.workers()) if server else (None, [])
         cmd = [sys.executable]
         if profile and via == "inproc":
             cmd += ["-m", "cProfile", "-o", str(OUT / f"profile-{step}-{rows}.prof")]
@@ -758,32 +379,12 @@ def run_step(
             proc.stdout.close()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
-        rss = peak() if peak else usage.ru_maxrss * 1024
+        rss = server.peak_rss() if server else usage.ru_maxrss * 1024
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-15:]
         raise SystemExit(f"step {step} ({via}) failed (exit {proc.returncode}); end of {log}:\n" + "\n".join(tail))
     result = json.loads(output.decode().strip().splitlines()[-1])
     return result, rss
-
-
-@contextlib.contextmanager
-def fresh_database(kind: str, pg_url: str):
-    """A URL to a new, empty database of this kind; removed afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
-        return
-    import psycopg2
-
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(pg_url)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def run_peers(rows: int, manifest: dict, pg_url: str, skip: set[str]) -> dict[str, Result]:
@@ -848,16 +449,22 @@ def run_kind(kind: str, vias: tuple[str, ...], rows: int, profile: set[str], pg_
     return out
 
 
-def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]) -> dict[str, Result]:
-    """The results of one database, both ways, with the targets checked on what users see (HTTP)."""
-    results: dict[str, Result] = {}
-    vias = list(runs)
+class _Collect:
+    """The results of one database, both ways, with the targets checked on what users see (HTTP):
+    one method per group of steps."""
 
-    def result(key: str, label: str, step: str, pick=lambda d: d["seconds"], amount=None, megabytes=None) -> Result:
-        r = Result(label, kind, rows, amount=amount, megabytes=megabytes)
-        for via in vias:
-            if step in runs[via]:
-                data, rss = runs[via][step]
+    def __init__(self, kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]):
+        self.kind, self.rows, self.manifest, self.peers, self.runs = kind, rows, manifest, peers, runs
+        self.vias = list(runs)
+        self.results: dict[str, Result] = {}
+
+    def result(
+        self, key: str, label: str, step: str, pick=lambda d: d["seconds"], amount=None, megabytes=None
+    ) -> Result:
+        r = Result(label, self.kind, self.rows, amount=amount, megabytes=megabytes)
+        for via in self.vias:
+            if step in self.runs[via]:
+                data, rss = self.runs[via][step]
                 r.seconds[via] = pick(data)
                 r.rss[via] = rss
         s = r.user_seconds
@@ -866,148 +473,179 @@ def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs
             r.mb_s = megabytes / s if megabytes else None
         if "inproc" in r.seconds and "http" in r.seconds and r.seconds["inproc"]:
             r.versus.append(f"HTTP {r.seconds['http'] / r.seconds['inproc']:.2f}× in-process")
-        results[key] = r
+        self.results[key] = r
         return r
 
-    def user_via(step: str) -> str:
-        return "http" if step in runs.get("http", {}) else "inproc"
+    def user_via(self, step: str) -> str:
+        return "http" if step in self.runs.get("http", {}) else "inproc"
 
-    def data(step: str) -> dict:
-        return runs[user_via(step)][step][0]
+    def data(self, step: str) -> dict:
+        return self.runs[self.user_via(step)][step][0]
 
-    result("idle", "idle app, signed in (baseline RSS)", "idle", pick=lambda d: None)
-    up = result("load_upload", "initial load: upload (all additions staged)", "load_upload", amount=rows,
-                megabytes=manifest["base_bytes"] / MB)  # fmt: skip
-    ap = result("load_approve", "initial load: approve", "load_approve", amount=rows)
-    if up.seconds and ap.seconds:
-        load = Result("initial load: upload + approve", kind, rows, amount=rows, megabytes=manifest["base_bytes"] / MB)
-        for via in up.seconds:
-            if via in ap.seconds:
-                load.seconds[via] = up.seconds[via] + ap.seconds[via]
-                load.rss[via] = max(up.rss[via], ap.rss[via])
-        load.rate, load.mb_s = rows / load.user_seconds, manifest["base_bytes"] / MB / load.user_seconds
-        if "peer_pg_copy" in peers:
-            ratio = load.user_seconds / peers["peer_pg_copy"].user_seconds
-            load.versus.append(f"{ratio:.1f}× PG COPY")
-            load.targets.append((f"≤{LOAD_VS_COPY:g}× PG COPY", ratio <= LOAD_VS_COPY))
-        results["load"] = load
-        results["probe_load"] = _probe_result(
-            "home page while the initial load is approved (max)",
-            kind,
-            rows,
-            data("load_approve"),
-            user_via("load_approve"),
-        )
-
-    for step, label in (
-        ("upload", "upload edited file, upload form: parse + validate + diff + stage"),
-        ("upload_raw", "upload edited file, API with the file as the body"),
-    ):
-        if not any(step in runs[v] for v in vias):
-            continue
-        upload = result(step, label, step, amount=manifest["edited_rows"], megabytes=manifest["edited_bytes"] / MB)
-        d = data(step)
-        upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
-        cpu = {via: runs[via][step][0]["cpu"] for via in vias if step in runs[via]}
-        if cpu:
-            upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
-        if "inproc" in cpu and "http" in cpu:
-            upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
-        for peer, peer_label, limit in (
-            ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
-            ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
-            ("peer_pandas", "pandas", None),
-        ):
-            if peer in peers:
-                ratio = upload.user_seconds / peers[peer].user_seconds
-                upload.versus.append(f"{ratio:.2f}× {peer_label}")
-                if limit is not None:
-                    upload.targets.append((f"≤{limit:g}× {peer_label}", ratio <= limit))
-        if "inproc" in upload.seconds and "http" in upload.seconds:
-            upload.targets.append(
-                (
-                    f"HTTP ≤{HTTP_VS_INPROC:g}× in-process",
-                    upload.seconds["http"] <= HTTP_VS_INPROC * upload.seconds["inproc"],
-                )
+    def initial_load(self) -> None:
+        """The initial load: upload, approval, both, and the home page meanwhile."""
+        self.result("idle", "idle app, signed in (baseline RSS)", "idle", pick=lambda d: None)
+        up = self.result("load_upload", "initial load: upload (all additions staged)", "load_upload", amount=self.rows,
+                    megabytes=self.manifest["base_bytes"] / MB)  # fmt: skip
+        ap = self.result("load_approve", "initial load: approve", "load_approve", amount=self.rows)
+        if up.seconds and ap.seconds:
+            load = Result(
+                "initial load: upload + approve",
+                self.kind,
+                self.rows,
+                amount=self.rows,
+                megabytes=self.manifest["base_bytes"] / MB,
             )
-        upload.targets.append(("RSS < 1 GiB", max(v for v in upload.rss.values() if v) < UPLOAD_RSS))
+            for via in up.seconds:
+                if via in ap.seconds:
+                    load.seconds[via] = up.seconds[via] + ap.seconds[via]
+                    load.rss[via] = max(up.rss[via], ap.rss[via])
+            load.rate, load.mb_s = self.rows / load.user_seconds, self.manifest["base_bytes"] / MB / load.user_seconds
+            if "peer_pg_copy" in self.peers:
+                ratio = load.user_seconds / self.peers["peer_pg_copy"].user_seconds
+                load.versus.append(f"{ratio:.1f}× PG COPY")
+                load.targets.append((f"≤{LOAD_VS_COPY:g}× PG COPY", ratio <= LOAD_VS_COPY))
+            self.results["load"] = load
+            self.results["probe_load"] = _probe_result(
+                "home page while the initial load is approved (max)",
+                self.kind,
+                self.rows,
+                self.data("load_approve"),
+                self.user_via("load_approve"),
+            )
 
-    if any("approve" in runs[v] for v in vias):
-        d = data("approve")
-        approve = result(
-            "approve", f"approve {d['changes']:,} changes, after another approval", "approve", amount=d["changes"]
-        )
-        approve.note = "peak RSS: the one-row upload approved first reads the whole table"
-        if kind == "postgres":
-            approve.targets.append((f"≥{APPROVE_PER_S:,} changes/s", approve.rate >= APPROVE_PER_S))
-        results["probe_approve"] = _probe_result(
-            "home page while the edit is approved (max)", kind, rows, d, user_via("approve")
-        )
-
-    if any("download" in runs[v] for v in vias):
-        d = data("download")
-        idle = results["idle"].rss
-        download = result("download", "download CSV (whole table, streamed)", "download", amount=manifest["edited_rows"],
-                          megabytes=d["bytes"] / MB)  # fmt: skip
-        over = {via: download.rss[via] - idle[via] for via in download.rss if idle.get(via)}
-        download.note = (
-            f"{d['bytes'] / MB:.0f} MB; RSS over idle: "
-            + ", ".join(f"{VIAS[v]} {o / MiB:+.0f} MiB" for v, o in over.items())
-            + f"; {_runs(d)}"
-        )
-        download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
-        download.targets.append(("memory flat", all(o <= FLAT_RSS for o in over.values())))
-
-    if any("history" in runs[v] for v in vias):
-        d = data("history")
-        now = result("export_now", "export CSV, current version (API)", "history", pick=lambda d: d["export_now"],
-                     amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
-        now.note = _runs({"times": d["export_now_times"]})
-        old = result("export_old", "export CSV, the version before the edit (API, ?version=N-1)", "history",
-                     pick=lambda d: d["export_old"], amount=manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
-        ratio = old.user_seconds / now.user_seconds
-        old.versus.append(f"{ratio:.2f}× the current export")
-        old.targets.append((f"≤{OLD_EXPORT_VS_NOW:g}× current export", ratio <= OLD_EXPORT_VS_NOW))
-        old.note = _runs({"times": d["export_old_times"]})
-        for key, label, limit in (
-            ("diff", "diff of the edit's version with the one before, first page (API)", DIFF_PAGE_S),
-            ("blame", "blame of a record the edit changed (API)", RECORD_S),
-            ("record_history", "history of a record the edit changed (API)", RECORD_S),
+    def uploads(self) -> None:
+        """The edited file through the upload form and as the API's body, next to the peers."""
+        for step, label in (
+            ("upload", "upload edited file, upload form: parse + validate + diff + stage"),
+            ("upload_raw", "upload edited file, API with the file as the body"),
         ):
-            r = result(key, label, "history", pick=lambda d, key=key: d[key]["seconds"])
-            r.note = f"median of {PAGE_REPEAT}; max {d[key]['max']:.3f} s"
-            r.targets.append((f"<{limit} s", r.user_seconds < limit))
-        revert = result("revert", f"revert of the edit: {d['revert_changes']:,} changes staged (API)", "history",
-                        pick=lambda d: d["revert"], amount=d["revert_changes"])  # fmt: skip
-        revert.note = _runs({"times": d["revert_times"]})
-        if "upload" in results:
-            ratio = revert.user_seconds / results["upload"].user_seconds
-            revert.versus.append(f"{ratio:.2f}× the upload of the edit")
-            revert.targets.append(("≤ the upload's time", ratio <= 1.0))
+            if not any(step in self.runs[v] for v in self.vias):
+                continue
+            upload = self.result(
+                step, label, step, amount=self.manifest["edited_rows"], megabytes=self.manifest["edited_bytes"] / MB
+            )
+            d = self.data(step)
+            upload.note = f"{d['changes']:,} changes staged; {_runs(d)}"
+            cpu = {via: self.runs[via][step][0]["cpu"] for via in self.vias if step in self.runs[via]}
+            if cpu:
+                upload.note += "; app CPU s: " + ", ".join(f"{VIAS[v]} {c:.2f}" for v, c in cpu.items())
+            if "inproc" in cpu and "http" in cpu:
+                upload.versus.append(f"app CPU HTTP {cpu['http'] / cpu['inproc']:.2f}× in-process")
+            for peer, peer_label, limit in (
+                ("peer_parse", "csv.reader parse", UPLOAD_VS_PARSE),
+                ("peer_csv_diff", "csv-diff", UPLOAD_VS_PEER),
+                ("peer_pandas", "pandas", None),
+            ):
+                if peer in self.peers:
+                    ratio = upload.user_seconds / self.peers[peer].user_seconds
+                    upload.versus.append(f"{ratio:.2f}× {peer_label}")
+                    if limit is not None:
+                        upload.targets.append((f"≤{limit:g}× {peer_label}", ratio <= limit))
+            if "inproc" in upload.seconds and "http" in upload.seconds:
+                upload.targets.append(
+                    (
+                        f"HTTP ≤{HTTP_VS_INPROC:g}× in-process",
+                        upload.seconds["http"] <= HTTP_VS_INPROC * upload.seconds["inproc"],
+                    )
+                )
+            upload.targets.append(("RSS < 1 GiB", max(v for v in upload.rss.values() if v) < UPLOAD_RSS))
 
-    if any("stale" in runs[v] for v in vias):
-        d = data("stale")
-        current = result("stale_current", f"upload of 1% edits on the current version ({d['current_counts']['modified']:,} modified)",
-                         "stale", pick=lambda d: d["current"], amount=manifest["edited_rows"])  # fmt: skip
-        current.note = _runs({"times": d["current_times"]})
-        stale = result("stale", f"the same edits on version 1, {d['now'] - 1} versions ({d['changed_since']:,} changed rows) behind: three-way merge",
-                       "stale", pick=lambda d: d["stale"], amount=manifest["edited_rows"])  # fmt: skip
-        counts = d["stale_counts"]
-        stale.note = f"{counts['modified']:,} modified, {counts['conflicts']:,} conflicts; " + _runs(
-            {"times": d["stale_times"]}
-        )
-        ratio = stale.user_seconds / current.user_seconds
-        stale.versus.append(f"{ratio:.2f}× on the current version")
-        stale.targets.append((f"≤{STALE_VS_CURRENT:g}× current base", ratio <= STALE_VS_CURRENT))
+    def approve(self) -> None:
+        """The approval of the edit, and the home page meanwhile."""
+        if any("approve" in self.runs[v] for v in self.vias):
+            d = self.data("approve")
+            approve = self.result(
+                "approve", f"approve {d['changes']:,} changes, after another approval", "approve", amount=d["changes"]
+            )
+            approve.note = "peak RSS: the one-row upload approved first reads the whole table"
+            if self.kind == "postgres":
+                approve.targets.append((f"≥{APPROVE_PER_S:,} changes/s", approve.rate >= APPROVE_PER_S))
+            self.results["probe_approve"] = _probe_result(
+                "home page while the edit is approved (max)", self.kind, self.rows, d, self.user_via("approve")
+            )
 
-    if any("pages" in runs[v] for v in vias):
-        names = data("pages")["pages"]
-        for name in names:
-            r = result(f"page:{name}", f"page: {name}", "pages", pick=lambda d, name=name: d["pages"][name]["seconds"])
-            r.note = f"median of {PAGE_REPEAT}; max {data('pages')['pages'][name]['max']:.3f} s"
-            limit = KEY_SEARCH_S if name.startswith("search by key") else PAGE_S
-            r.targets.append((f"<{limit} s", r.user_seconds < limit))
-    return results
+    def download(self) -> None:
+        """The streamed CSV download and its memory."""
+        if any("download" in self.runs[v] for v in self.vias):
+            d = self.data("download")
+            idle = self.results["idle"].rss
+            download = self.result("download", "download CSV (whole table, streamed)", "download", amount=self.manifest["edited_rows"],
+                              megabytes=d["bytes"] / MB)  # fmt: skip
+            over = {via: download.rss[via] - idle[via] for via in download.rss if idle.get(via)}
+            download.note = (
+                f"{d['bytes'] / MB:.0f} MB; RSS over idle: "
+                + ", ".join(f"{VIAS[v]} {o / MiB:+.0f} MiB" for v, o in over.items())
+                + f"; {_runs(d)}"
+            )
+            download.targets.append((f"≥{DOWNLOAD_MB_S} MB/s", download.mb_s >= DOWNLOAD_MB_S))
+            download.targets.append(("memory flat", all(o <= FLAT_RSS for o in over.values())))
+
+    def history(self) -> None:
+        """Old versions, the version diff, blame, a record's history and a revert."""
+        if any("history" in self.runs[v] for v in self.vias):
+            d = self.data("history")
+            now = self.result("export_now", "export CSV, current version (API)", "history", pick=lambda d: d["export_now"],
+                         amount=self.manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+            now.note = _runs({"times": d["export_now_times"]})
+            old = self.result("export_old", "export CSV, the version before the edit (API, ?version=N-1)", "history",
+                         pick=lambda d: d["export_old"], amount=self.manifest["edited_rows"], megabytes=d["export_bytes"] / MB)  # fmt: skip
+            ratio = old.user_seconds / now.user_seconds
+            old.versus.append(f"{ratio:.2f}× the current export")
+            old.targets.append((f"≤{OLD_EXPORT_VS_NOW:g}× current export", ratio <= OLD_EXPORT_VS_NOW))
+            old.note = _runs({"times": d["export_old_times"]})
+            for key, label, limit in (
+                ("diff", "diff of the edit's version with the one before, first page (API)", DIFF_PAGE_S),
+                ("blame", "blame of a record the edit changed (API)", RECORD_S),
+                ("record_history", "history of a record the edit changed (API)", RECORD_S),
+            ):
+                r = self.result(key, label, "history", pick=lambda d, key=key: d[key]["seconds"])
+                r.note = f"median of {PAGE_REPEAT}; max {d[key]['max']:.3f} s"
+                r.targets.append((f"<{limit} s", r.user_seconds < limit))
+            revert = self.result("revert", f"revert of the edit: {d['revert_changes']:,} changes staged (API)", "history",
+                            pick=lambda d: d["revert"], amount=d["revert_changes"])  # fmt: skip
+            revert.note = _runs({"times": d["revert_times"]})
+            if "upload" in self.results:
+                ratio = revert.user_seconds / self.results["upload"].user_seconds
+                revert.versus.append(f"{ratio:.2f}× the upload of the edit")
+                revert.targets.append(("≤ the upload's time", ratio <= 1.0))
+
+    def stale(self) -> None:
+        """The same edits on an old version (a three-way merge) and on the table now."""
+        if any("stale" in self.runs[v] for v in self.vias):
+            d = self.data("stale")
+            current = self.result("stale_current", f"upload of 1% edits on the current version ({d['current_counts']['modified']:,} modified)",
+                             "stale", pick=lambda d: d["current"], amount=self.manifest["edited_rows"])  # fmt: skip
+            current.note = _runs({"times": d["current_times"]})
+            stale = self.result("stale", f"the same edits on version 1, {d['now'] - 1} versions ({d['changed_since']:,} changed rows) behind: three-way merge",
+                           "stale", pick=lambda d: d["stale"], amount=self.manifest["edited_rows"])  # fmt: skip
+            counts = d["stale_counts"]
+            stale.note = f"{counts['modified']:,} modified, {counts['conflicts']:,} conflicts; " + _runs(
+                {"times": d["stale_times"]}
+            )
+            ratio = stale.user_seconds / current.user_seconds
+            stale.versus.append(f"{ratio:.2f}× on the current version")
+            stale.targets.append((f"≤{STALE_VS_CURRENT:g}× current base", ratio <= STALE_VS_CURRENT))
+
+    def pages(self) -> None:
+        """Every page, against its time limit."""
+        if any("pages" in self.runs[v] for v in self.vias):
+            names = self.data("pages")["pages"]
+            for name in names:
+                r = self.result(
+                    f"page:{name}", f"page: {name}", "pages", pick=lambda d, name=name: d["pages"][name]["seconds"]
+                )
+                r.note = f"median of {PAGE_REPEAT}; max {self.data('pages')['pages'][name]['max']:.3f} s"
+                limit = KEY_SEARCH_S if name.startswith("search by key") else PAGE_S
+                r.targets.append((f"<{limit} s", r.user_seconds < limit))
+
+
+def collect(kind: str, rows: int, manifest: dict, peers: dict[str, Result], runs: dict[str, dict]) -> dict[str, Result]:
+    """The results of one database, both ways, with the targets checked on what users see (HTTP)."""
+    c = _Collect(kind, rows, manifest, peers, runs)
+    for section in (c.initial_load, c.uploads, c.approve, c.download, c.history, c.stale, c.pages):
+        section()
+    return c.results
 
 
 def _runs(data: dict) -> str:
@@ -1085,31 +723,6 @@ def markdown(results: list[Result]) -> str:
     for r in results:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
     return "\n".join(lines)
-
-
-def machine(pg_url: str) -> dict:
-    info = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-    }
-    with contextlib.suppress(OSError):
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = re.search(r"model name\s*:\s*(.*)", cpuinfo).group(1)
-    with contextlib.suppress(OSError):
-        mem = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
-        info["ram_gib"] = round(int(mem.group(1)) / 1024 / 1024, 1)
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect(pg_url)
-        cur = conn.cursor()
-        cur.execute("SHOW server_version")
-        info["postgresql"] = cur.fetchone()[0]
-        conn.close()
-    except Exception as exc:  # noqa: BLE001 - informational only
-        info["postgresql"] = f"unavailable ({exc.__class__.__name__})"
-    return info
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -31,9 +30,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 CATALOG = json.loads((ROOT / "examples" / "catalog.schema.json").read_text())
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 import generate  # noqa: E402 - bench/ is on the path when run as a script
+from client import Answer, timed_get  # noqa: E402
+from serve import DEFAULT_PG  # noqa: E402
 
 
 def package(referring: bool, small_tables: int, teams: bool = True) -> dict:
@@ -125,14 +125,8 @@ def references(kind: str, rows: int, referenced: int, directory: Path, pg_url: s
 
 
 def timed(client, url: str, repeat: int = 7, headers: dict | None = None) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        response = client.get(url, headers=headers)
-        times.append(time.perf_counter() - t0)
-        if response.status_code != 200:
-            raise SystemExit(f"GET {url}: {response.status_code}")
-    return statistics.median(times)
+    """The median time of `repeat` GETs of `url` through a Flask test client (bench/client.py's loop)."""
+    return timed_get(lambda u: Answer.of(client.get(u, headers=headers)), url, repeat)["seconds"]
 
 
 def many_tables(kind: str, tables: int, directory: Path, pg_url: str) -> dict:

@@ -44,13 +44,13 @@ def catalog_workbook(rows: int, shared: bool) -> bytes:
     from data.make_workbooks import excel_style
     from generate import Catalog
 
-    from files import xlsx
+    from files import xlsx_write
     from records import SEP
     from schema import Schema
 
     catalog = Catalog(random.Random(1))
     out = io.BytesIO()
-    xlsx.write_xlsx(
+    xlsx_write.write_xlsx(
         (SEP.join(catalog.row(i)) for i in range(rows)), Schema.load(ROOT / "examples" / "catalog.schema.json"), out
     )
     return excel_style(out.getvalue()) if shared else out.getvalue()

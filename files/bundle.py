@@ -11,7 +11,7 @@ skipped without a word.
 A zip is a bomb until proven otherwise: the central directory is sized before it is parsed, the
 members' declared sizes are checked against the size of the upload (zipfile never unpacks more
 than a member declares), and members are unpacked lazily, as they are read. A workbook's sheets
-are read on xlsx.py's budget, one budget for the whole workbook.
+are read on files.ooxml's budget, one budget for the whole workbook.
 
 >>> import io, zipfile
 >>> data = io.BytesIO()
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from files import xlsx
+from files import ooxml, xlsx
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
@@ -46,9 +46,9 @@ __all__ = ["MAX_MEMBERS", "Bundle", "Part", "open_bundle"]
 
 MAX_MEMBERS = 10_000  # files in a zip of CSVs (a whole-database workbook has a few per table)
 MAX_DIRECTORY_BYTES = 4 * 1024**2  # the zip's central directory: ~46 bytes and the name per member
-FREE_BYTES = xlsx.FREE_BYTES  # a CSV member may always unpack to this much…
-BYTES_PER_PACKED_BYTE = xlsx.BYTES_PER_PACKED_BYTE  # …and to this much per byte it takes in the zip
-MAX_UNPACKED_BYTES = xlsx.MAX_UNPACKED_BYTES  # all CSV members read, together
+FREE_BYTES = ooxml.FREE_BYTES  # a CSV member may always unpack to this much…
+BYTES_PER_PACKED_BYTE = ooxml.BYTES_PER_PACKED_BYTE  # …and to this much per byte it takes in the zip
+MAX_UNPACKED_BYTES = ooxml.MAX_UNPACKED_BYTES  # all CSV members read, together
 SHEET_TITLE_CHARS = 31  # Excel's longest sheet name: a longer table name is cut to this in a download
 _READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}

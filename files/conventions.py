@@ -5,7 +5,7 @@ A single cell can read two ways. `135.450` is 135450 in a German file (a thousan
 in an English one; `4/2/12` is 4 February in Britain and April 2 in the US. The other cells of
 its column usually say which: a column holding `5.840,4` writes decimal commas, one holding
 `31/03/19` puts the day first. `decide` reads that evidence from the file's rows and gives each
-field its schema.Reading; a column without evidence follows the rest of the file, and a file
+field its values.Reading; a column without evidence follows the rest of the file, and a file
 without any follows its separator.
 
 - Numbers: only files separated by `;`, tab or `|` can hold decimal commas (in a `,` file,
@@ -29,7 +29,8 @@ import re
 from collections.abc import Iterable
 
 from files.problems import ProblemList
-from schema import Reading, Schema, show
+from schema import Schema
+from values import Reading, show
 
 DECIMAL_COMMA_DELIMITERS = (";", "\t", "|")
 NUMERIC = ("number", "integer")

@@ -15,7 +15,8 @@ from files import conventions, encoding
 from files.encoding import SAMPLE_BYTES, Detected
 from files.problems import FileProblems, Problem, ProblemList
 from files.rows import Upload, data_rows, header_lookup, map_header, normalise
-from schema import Conventions, Reading, Schema, show
+from schema import Schema
+from values import Conventions, Reading, show
 
 DELIMITERS = (",", ";", "\t", "|")
 ENCODING_LABELS = encoding.LABELS

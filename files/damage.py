@@ -30,9 +30,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import NamedTuple
 
 from diff import Diff
-from files.xlsx import EXCEL_DIGITS
+from files.ooxml import EXCEL_DIGITS
 from records import unpack
-from schema import Schema, show
+from schema import Schema
+from values import show
 
 MAX_WARNINGS = 20
 _DIGITS = re.compile(r"\d+")

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from files import csv_read, xlsx
+from files import csv_read, xlsx, xlsx_write
 from files.csv_write import TextSink
 from files.formulas import FIRST_CHARACTERS, escape_formula, runs_as_formula, unescape_formula
 from files.problems import FileProblems, Problem
@@ -67,7 +67,7 @@ def annotate(
         if xlsx.is_workbook(stream):
             out = io.BytesIO()
             rows = ((n, n, values) for n, values in xlsx.sheet_values(stream, sheet))
-            xlsx.write_rows(_annotated(rows, schema, problems, total), "errors", out)
+            xlsx_write.write_rows(_annotated(rows, schema, problems, total), "errors", out)
             return ErrorFile(out.getvalue(), ".xlsx")
         return _annotate_csv(stream, schema, problems, total)
     except FileProblems:

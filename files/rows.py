@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from files.formulas import unescaped_as_is
 from files.problems import FileProblems, Problem, ProblemList, TooLarge
-from schema import Conventions, Schema, show
+from schema import Schema
+from values import Conventions, show
 
 _GROUPED_CELL = re.compile(r"(?:^|\x1f)\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*(?:\x1f|$)")
 
@@ -25,7 +26,7 @@ _GROUPED_CELL = re.compile(r"(?:^|\x1f)\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+\s*(?:\x1
 class Upload:
     """An opened upload (CSV or workbook): how it was read, and its data rows as (line, cells in schema order).
 
-    `conventions` say how the file writes numbers and dates (schema.Conventions); `warnings` are
+    `conventions` say how the file writes numbers and dates (values.Conventions); `warnings` are
     for the review page (e.g. an encoding that is a guess), complete once the rows are read.
     """
 
@@ -41,7 +42,7 @@ class Upload:
         being parsed (diff.compare_cells)? Not when a cell may be an escaped formula (`'=x`), nor,
         when the file writes thousands dots, a cell like `1.234` (1234 there, 1.234 when stored).
 
-        >>> from schema import Reading
+        >>> from values import Reading
         >>> upload = Upload("utf-8", ";", iter(()), conventions=Conventions([Reading(decimal_comma=True)]))
         >>> upload.trust_raw("a\x1f1.5"), upload.trust_raw("a\x1f1.234"), upload.trust_raw("'=x")
         (True, False, False)

@@ -117,7 +117,7 @@ def _copy_escape(text: str) -> str:
 
 
 # Stand-ins while COPY data is built a batch at a time: control characters that no stored value
-# can contain (schema._check_text refuses them), turned into tab, newline and \N at the end.
+# can contain (values._check_text refuses them), turned into tab, newline and \N at the end.
 _FS, _RS, _NULL = "\x1e", "\x1d", "\x1c"
 
 

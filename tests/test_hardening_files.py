@@ -27,7 +27,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-from files import xlsx
+from files import ooxml, xlsx
 from files.errorfile import annotate
 from files.formulas import runs_as_formula, unescape_formula
 from files.problems import FileProblems, Problem, TooLarge
@@ -244,7 +244,7 @@ def dense_workbook(rows: int) -> bytes:
 def test_real_workbooks_stay_within_the_budget_without_its_free_allowance(monkeypatch):
     """Only what a workbook's packed size buys: a dense real sheet still reads whole."""
     for name in ("FREE_TAGS", "FREE_ITEMS", "FREE_BYTES"):
-        monkeypatch.setattr(xlsx, name, 0)
+        monkeypatch.setattr(ooxml, name, 0)
     data = dense_workbook(3000)
     part = zipfile.ZipFile(io.BytesIO(data)).getinfo("xl/worksheets/sheet1.xml")
     cells = zipfile.ZipFile(io.BytesIO(data)).read(part.filename).count(b"<c ")

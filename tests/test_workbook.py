@@ -14,6 +14,7 @@ from data.make_workbooks import excel_style
 from openpyxl import Workbook, load_workbook
 
 import diff
+from files import ooxml, xlsx_write
 from files import xlsx as workbook
 from files.problems import FileProblems
 from files.upload import open_upload
@@ -62,7 +63,7 @@ def read(data: bytes, schema: Schema = TYPES, sheet: str | None = None):
 
 def written(records: list[str], schema: Schema = TYPES) -> bytes:
     out = io.BytesIO()
-    workbook.write_xlsx(records, schema, out)
+    xlsx_write.write_xlsx(records, schema, out)
     return out.getvalue()
 
 
@@ -330,14 +331,14 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
     data = (DATA / "typed.xlsx").read_bytes()
     for limit in ("MAX_UNPACKED_BYTES", "MAX_SHARED_STRINGS_BYTES"):
         with monkeypatch.context() as patch:
-            patch.setattr(workbook, limit, 1000)
+            patch.setattr(ooxml, limit, 1000)
             with pytest.raises(FileProblems) as refused:
                 read(data, Schema.load(CATALOG_SCHEMA))
         assert refused.value.problems[0].message.startswith("the workbook unpacks to more than")
 
 
 def test_a_value_longer_than_an_excel_cell_is_refused_not_cut():
-    with pytest.raises(workbook.NotForExcel, match="32,767"):
+    with pytest.raises(xlsx_write.NotForExcel, match="32,767"):
         written([SEP.join(["K1", "", "", "", "", "", "x" * 40_000])])
 
 
@@ -437,6 +438,6 @@ def test_export_xlsx_needs_a_token(app):
 
 
 def test_a_table_too_big_for_excel_is_refused_with_a_pointer_to_csv(app, login, seeded, monkeypatch):
-    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 3)
+    monkeypatch.setattr(xlsx_write, "EXCEL_MAX_ROWS", 3)
     r = login("alice").get("/download.xlsx")
     assert r.status_code == 422 and "download it as CSV" in r.text

@@ -15,7 +15,7 @@ from test_tables import filled, multi, upload  # noqa: F401 - fixtures and helpe
 
 import store.table
 import tables
-from files import xlsx
+from files import xlsx, xlsx_write
 from schema import Schema
 
 SHEETS = ["datasets", "teams", "source_systems"]
@@ -135,9 +135,9 @@ def test_an_approval_landing_between_the_reads_changes_no_sheet(catalog, monkeyp
 
 def test_a_table_too_big_for_a_sheet_is_named_and_csv_suggested(catalog, monkeypatch):
     app, alice, _ = catalog
-    monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 3)  # datasets and teams have 2 rows, source_systems 2
+    monkeypatch.setattr(xlsx_write, "EXCEL_MAX_ROWS", 3)  # datasets and teams have 2 rows, source_systems 2
     assert alice.get("/api/v1/export.xlsx?all=1").status_code == 200
-    monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 2)
+    monkeypatch.setattr(xlsx_write, "EXCEL_MAX_ROWS", 2)
     for response in (alice.get("/api/v1/export.xlsx?all=1"), Browser(app, "alice").get("/download.xlsx")):
         assert response.status_code == 422
         text = response.json["error"] if response.is_json else response.text
@@ -167,10 +167,12 @@ def schema(name: str) -> Schema:
 
 def test_long_table_names_make_unique_sheet_titles():
     names = ["a" * 40, "a" * 35, "a" * 31, "teams"]
-    titles = xlsx.sheet_titles(names)
+    titles = xlsx_write.sheet_titles(names)
     assert titles == ["a" * 29 + "~2", "a" * 29 + "~3", "a" * 31, "teams"]  # a name that fits keeps its title
     out = io.BytesIO()
-    assert xlsx.write_workbook([schema(n) for n in names], [["k1\x1f1"], [], ["k2\x1f2", "k3\x1f3"], []], out) == [
+    assert xlsx_write.write_workbook(
+        [schema(n) for n in names], [["k1\x1f1"], [], ["k2\x1f2", "k3\x1f3"], []], out
+    ) == [
         1,
         0,
         2,
@@ -182,9 +184,9 @@ def test_long_table_names_make_unique_sheet_titles():
 
 
 def test_a_failing_sheet_names_its_table_and_leaves_no_temporary_files(monkeypatch):
-    monkeypatch.setattr(xlsx, "EXCEL_MAX_ROWS", 3)
+    monkeypatch.setattr(xlsx_write, "EXCEL_MAX_ROWS", 3)
     before = list(ALL_TEMP_FILES)
     tables = [["k1\x1f1"], ["k1\x1f1", "k2\x1f2", "k3\x1f3"]]
-    with pytest.raises(xlsx.NotForExcel, match=r"^Table 'second': The table has more rows than an Excel sheet"):
-        xlsx.write_workbook([schema("first"), schema("second")], tables, io.BytesIO())
+    with pytest.raises(xlsx_write.NotForExcel, match=r"^Table 'second': The table has more rows than an Excel sheet"):
+        xlsx_write.write_workbook([schema("first"), schema("second")], tables, io.BytesIO())
     assert before == ALL_TEMP_FILES  # the first sheet, already complete, is deleted too

@@ -12,7 +12,7 @@ from flask_login import current_user
 import changes
 import history
 import tables
-from web import present, table_urls
+from web import downloads, present, table_urls
 from web.auth import approver_required
 from web.error_pages import json_error
 from web.params import (
@@ -44,7 +44,7 @@ def table_list():
 @table_route("/export.csv")
 def export():
     """The whole table as CSV (?version=N: as it was after version N); the version is in X-Dataset-Version."""
-    return present.csv_response(table_urls.current(), int_arg("version"))
+    return downloads.csv_response(table_urls.current(), int_arg("version"))
 
 
 @table_route("/export.xlsx")
@@ -55,14 +55,14 @@ def export_xlsx():
     if int_arg("all", 0, high=1):
         if table_urls.named():
             refuse("all=1 asks for the whole database: use /api/v1/export.xlsx?all=1, not a table's URL.")
-        return present.database_xlsx_response(version)
-    return present.xlsx_response(table_urls.current(), version)
+        return downloads.database_xlsx_response(version)
+    return downloads.xlsx_response(table_urls.current(), version)
 
 
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
-    return present.error_file_response(changes.error_file(report_id, current_user.username))
+    return downloads.error_file_response(changes.error_file(report_id, current_user.username))
 
 
 # A file sent as the request body instead of a form (scripts): its options go in the query string.
@@ -157,7 +157,7 @@ def change_detail(change_id: int):
 @bp.route("/changes/<id:change_id>/diff.csv")
 def change_diff_csv(change_id: int):
     """A change request's changes in the tabular diff format of daff (`@@`, `+++`, `---`, `->`)."""
-    return present.csv_stream(*changes.diff_csv(change_id))
+    return downloads.csv_stream(*changes.diff_csv(change_id))
 
 
 @bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
@@ -224,7 +224,7 @@ def audit_csv():
     """The audit entries matching the same filters as /audit, as a streamed CSV."""
     table = table_urls.current()
     chunks = history.audit_csv(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
-    return present.csv_stream("audit.csv", chunks)
+    return downloads.csv_stream("audit.csv", chunks)
 
 
 @table_route("/records/<path:key>/history")
@@ -267,4 +267,4 @@ def version_diff():
 @table_route("/diff.csv")
 def version_diff_csv():
     """The diff between versions ?from=A and ?to=B in the tabular diff format of daff."""
-    return present.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
+    return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))

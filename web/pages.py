@@ -15,7 +15,7 @@ import tables
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
 from models import ChangeRequest
-from web import present, table_urls
+from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
 from web.forms import ActionForm, RejectForm, UploadForm
 from web.params import (
@@ -83,7 +83,7 @@ def index():
 @table_route("/download")
 def download():
     """Download the whole table as CSV (?version=N: as it was after version N)."""
-    return present.csv_response(table_urls.current(), int_arg("version"))
+    return downloads.csv_response(table_urls.current(), int_arg("version"))
 
 
 @table_route("/download.xlsx")
@@ -92,8 +92,8 @@ def download_xlsx():
     /download.xlsx with several tables in schema.json: the whole database, a sheet per table."""
     version = int_arg("version")
     if table_urls.whole_database():
-        return present.database_xlsx_response(version)
-    return present.xlsx_response(table_urls.current(), version)
+        return downloads.database_xlsx_response(version)
+    return downloads.xlsx_response(table_urls.current(), version)
 
 
 @table_route("/records/<path:key>")
@@ -160,7 +160,7 @@ def version_diff():
 @table_route("/diff.csv")
 def version_diff_csv():
     """Download the diff between two versions (?from=A&to=B) in the tabular diff format of daff."""
-    return present.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
+    return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
 
 
 # --- upload ----------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def render_upload(form: UploadForm, status: int, **extra):
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
-    return present.error_file_response(changes.error_file(report_id, current_user.username))
+    return downloads.error_file_response(changes.error_file(report_id, current_user.username))
 
 
 # --- change requests -------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def _first_kind(cr: ChangeRequest) -> str:
 @bp.route("/changes/<id:change_id>/diff.csv")
 def change_diff_csv(change_id: int):
     """Download a change request's changes in the tabular diff format of daff."""
-    return present.csv_stream(*changes.diff_csv(change_id))
+    return downloads.csv_stream(*changes.diff_csv(change_id))
 
 
 @bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
@@ -429,7 +429,7 @@ def audit():
 def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
     table = table_urls.current()
-    return present.csv_stream(
+    return downloads.csv_stream(
         "audit.csv",
         history.audit_csv(
             audit_filter(table.id, key_prefix=True), lambda entries: present.audit_dicts(entries, table.schema)

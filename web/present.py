@@ -1,28 +1,27 @@
-"""How requests, staged rows, audit entries and downloads are shown: one place, shared by the pages and the API."""
+"""How requests, staged rows, versions and audit entries are shown: one place, shared by the pages and the API.
+
+Downloads are `web.downloads`; the word-level diff of long text is `web.word_diff`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
-import io
 import json
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, send_file, stream_with_context
-
 import history
 import tables
 from diff import changed_fields
-from files import xlsx
-from models import ChangeRequest, ErrorReport, MergeConflict
+from models import ChangeRequest, MergeConflict
 from records import as_dict, unpack
-from schema import Field, Schema
+from schema import Schema
+from values import Field
+from web.word_diff import Piece, word_diff
 
 # The three kinds of staged change: their names in the API and on the review page → stored action.
 KINDS = {"added": "add", "modified": "modify", "deleted": "delete"}
@@ -138,74 +137,6 @@ def cell_views(schema: Schema, names: list[str], before: str | None, after: str 
 
 
 # --- the review page and the version diff: one row view for both ---------------------------
-
-WORD_DIFF_OVER = 8  # text of more words than this gets a word-level diff
-CONTEXT_WORDS = 4  # unchanged words kept on each side of a change; longer runs are collapsed
-_TOKENS = re.compile(r"\s+|[^\s]+")
-
-
-@dataclass
-class Piece:
-    """A stretch of a word-level diff: same, del (only in the old text), ins (only in the new), or
-    gap (unchanged words collapsed; `text` holds them)."""
-
-    kind: str
-    text: str
-
-
-def word_diff(old: str, new: str) -> list[Piece] | None:
-    """The words that changed between two texts, long unchanged stretches collapsed to a few words
-    of context; None when both are short enough to be shown whole as old → new.
-
-    >>> [(p.kind, p.text) for p in word_diff("a b c d e f g h i j k l", "a b c d e f g h i j k l m")]
-    [('gap', 'a b c d e f g h '), ('same', 'i j k l'), ('ins', ' m')]
-    >>> word_diff("Sales", "Sales EMEA") is None
-    True
-    """
-    if not old or not new or max(len(old.split()), len(new.split())) <= WORD_DIFF_OVER:
-        return None
-    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
-    pieces: list[Piece] = []
-    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-    for n, (tag, i1, i2, j1, j2) in enumerate(opcodes):
-        inner = 0 < n < len(opcodes) - 1
-        if tag == "equal" and not (inner and all(t.isspace() for t in a[i1:i2])):
-            pieces.extend(_context(a[i1:i2], first=n == 0, last=n == len(opcodes) - 1))
-            continue
-        # a change, or the space between two changes: "every region" → "each country" reads as one
-        if i2 > i1:
-            _append(pieces, Piece("del", "".join(a[i1:i2])))
-        if j2 > j1:
-            _append(pieces, Piece("ins", "".join(b[j1:j2])))
-    return pieces
-
-
-def _append(pieces: list[Piece], piece: Piece) -> None:
-    """Add a del or ins piece, joined with the del/ins pieces already at the end."""
-    for back in (1, 2):
-        tail = pieces[-back:] if len(pieces) >= back else []
-        if tail and tail[0].kind == piece.kind and all(p.kind in ("del", "ins") for p in tail):
-            tail[0].text += piece.text
-            return
-    pieces.append(piece)
-
-
-def _context(tokens: list[str], first: bool, last: bool) -> list[Piece]:
-    """An unchanged stretch: whole when short, else a few words next to the changes and a gap."""
-    words = [i for i, t in enumerate(tokens) if not t.isspace()]
-    keep_before = 0 if first else CONTEXT_WORDS  # words kept after the change before this stretch
-    keep_after = 0 if last else CONTEXT_WORDS  # words kept before the change after it
-    if len(words) <= keep_before + keep_after + 2:
-        return [Piece("same", "".join(tokens))]
-    head_end = words[keep_before - 1] + 1 if keep_before else 0
-    tail_start = words[len(words) - keep_after] if keep_after else len(tokens)
-    out = []
-    if head_end:
-        out.append(Piece("same", "".join(tokens[:head_end])))
-    out.append(Piece("gap", "".join(tokens[head_end:tail_start])))
-    if tail_start < len(tokens):
-        out.append(Piece("same", "".join(tokens[tail_start:])))
-    return out
 
 
 @dataclass
@@ -460,18 +391,7 @@ def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
     return out
 
 
-# --- downloads -------------------------------------------------------------------------------
-
-
-def download_name(name: str) -> str:
-    """A file name fit for a Content-Disposition header: no control characters (a CR or LF would
-    end the header), no quotes or backslashes.
-
-    >>> download_name('a"b\\\\c\\r\\nSet-Cookie: x.csv')
-    'abcSet-Cookie: x.csv'
-    """
-    cleaned = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '"\\')
-    return cleaned.strip() or "download"
+# --- tables ----------------------------------------------------------------------------------
 
 
 def table_json(line: tables.Overview) -> dict:
@@ -483,48 +403,3 @@ def table_json(line: tables.Overview) -> dict:
         "version": line.version,
         "pending": line.pending,
     }
-
-
-def csv_response(table: tables.TableRef, version: int | None = None) -> Response:
-    """A whole table (as of `version`) as a streamed CSV download named after it and its version."""
-    download = history.csv_download(table, version)
-    response = _attachment(Response(download.chunks, mimetype="text/csv"), download.filename)
-    response.headers["X-Dataset-Version"] = str(download.version)
-    response.call_on_close(download.close)
-    return response
-
-
-def xlsx_response(table: tables.TableRef, version: int | None = None) -> Response:
-    """A whole table (as of `version`) as an Excel workbook named after it and its version."""
-    return _workbook_response(history.xlsx_download(table, version))
-
-
-def database_xlsx_response(version: int | None = None) -> Response:
-    """Every table (as of `version`) as a sheet of one Excel workbook named after the database and its version."""
-    return _workbook_response(history.database_xlsx_download(version))
-
-
-def _workbook_response(download: history.XlsxDownload) -> Response:
-    response = send_file(
-        download.file, xlsx.MIMETYPE, as_attachment=True, download_name=download_name(download.filename)
-    )
-    response.headers["X-Dataset-Version"] = str(download.version)
-    return response
-
-
-def csv_stream(filename: str, chunks: Iterable[bytes]) -> Response:
-    """Streamed CSV chunks made from the request's database session, as a download named `filename`
-    (the request stays open while they are made; the table's download reads a snapshot of its own)."""
-    return _attachment(Response(stream_with_context(chunks), mimetype="text/csv"), filename)
-
-
-def _attachment(response: Response, filename: str) -> Response:
-    response.headers["Content-Disposition"] = f'attachment; filename="{download_name(filename)}"'
-    return response
-
-
-def error_file_response(report: ErrorReport) -> Response:
-    """A refused upload with its `errors` column, as a download."""
-    mimetype = xlsx.MIMETYPE if report.filename.endswith(".xlsx") else "text/csv"
-    name = download_name(report.filename)
-    return send_file(io.BytesIO(report.content), mimetype, as_attachment=True, download_name=name)
