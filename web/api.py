@@ -77,8 +77,8 @@ RAW_UPLOAD_TYPES = (
 @table_route("/changes", methods=["POST"])
 def upload():
     """Stage an upload: multipart (file, mode, comment, confirm_deletions, sheet for workbooks,
-    base_version), or the file itself as the body (Content-Type text/csv or the xlsx type) with
-    the same options, and `filename`, in the query string."""
+    base_version, encoding for CSV files), or the file itself as the body (Content-Type text/csv or
+    the xlsx type) with the same options, and `filename`, in the query string."""
     if request.mimetype in RAW_UPLOAD_TYPES:
         options, stream, filename = request.args, None, request.args.get("filename", "")
     else:
@@ -105,6 +105,7 @@ def upload():
             sheet=options.get("sheet", "").strip() or None,
             base_version=base,
             table=table_urls.current().name,
+            encoding=options.get("encoding", "").strip() or None,
         )
     except changes.Refused as exc:
         return json_error(
