@@ -208,6 +208,10 @@ def _secret_key(raw: str, source: Source) -> str:
     return path.read_text().strip()
 
 
+def _instance_path(raw: str, source: Source) -> Path:
+    return Path(raw.strip()).resolve() if raw.strip() else source.instance_path
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, its default (as the environment would write it), what
@@ -291,6 +295,8 @@ SETTINGS = (
             "leaves its messages to the others (or to itself after a restart) this much later.", _int),
     Setting("DIGEST_HOUR", "7", "Hour of the day (UTC, 0-23) the daily digests go out to the people who chose one.",
             _int),
+    Setting("INSTANCE_PATH", "", "The folder of the secret key file, the SQLite database, the start-up lock and the "
+            "first admin's password (app.py hands it to Flask).", _instance_path, shown="`instance/` beside `app.py`"),
 )  # fmt: skip
 SETTING = {s.name: s for s in SETTINGS}  # by name
 

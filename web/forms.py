@@ -18,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from files.encoding import codec_name, unknown_encoding
+from files.codepages import codec_name, unknown_encoding
 
 
 class LoginForm(FlaskForm):
