@@ -16,6 +16,7 @@ import approvals
 import changes
 import events
 import history
+import notifications
 import store.changes
 import store.discussion
 import tables
@@ -112,8 +113,14 @@ def add_comment(change_id: int, user: str, text: object, key: object = None, col
         change_id=change_id, user=user, text=body, key=key, column=column, revision=change.revision
     )
     _event("comment", change, user, {"comment": comment.id, "text": body, "key": key, "column": column})
+    notifications.commented(change, user, body, _commenters(change_id))
     db.session.commit()
     return comment
+
+
+def _commenters(change_id: int) -> list[str]:
+    """Who took part in a request's conversation (they hear of what follows)."""
+    return sorted({c.user for c in store.discussion.comments_of(change_id) if c.deleted_at is None})
 
 
 def _event(type_: str, change: ChangeRequest, user: str, details: dict) -> None:
@@ -193,6 +200,7 @@ def request_changes(change_id: int, user: str, reason: object) -> Comment:
         change_id=change_id, user=user, text=body, kind="changes_requested", revision=members[0].revision
     )
     _event("changes-requested", members[0], user, {"comment": comment.id, "reason": body})
+    notifications.changes_requested(members[0], user, body)
     db.session.commit()
     db.session.expire_all()
     return comment
@@ -308,6 +316,7 @@ def _revise(
     dismissed = approvals.dismiss(change, f"a corrected file (revision {number}) replaced its changes")
     _event("revise", change, options.submitter,
            {"revision": number, "filename": options.filename, "summary": summary, "approvals_dismissed": dismissed})  # fmt: skip
+    notifications.revised(change, _commenters(change.id))
     db.session.commit()
     return RevisionResult(change, True, summary, upload.encoding, [w.message for w in warnings])
 

@@ -8,7 +8,7 @@ corrected files as revisions of the same request.
 - revision_rows: the staged rows of a revision a later one replaced ("changed since revision N").
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 07:40:00.000000
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
