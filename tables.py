@@ -165,6 +165,12 @@ class Overview:
     pending: int
 
 
+def load_order() -> list[tuple[str, str, list[str]]]:
+    """(name, title, titles of the tables it refers to) of every table in the order a first load takes them."""
+    pkg = package()
+    return [(t.name, t.title, [pkg.table(n).title for n in refers]) for t, refers in pkg.load_order()]
+
+
 def overview() -> list[Overview]:
     """Every table with its row count, the version that last changed it and its pending requests."""
     pending = store.changes.pending_per_table()

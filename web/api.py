@@ -113,6 +113,7 @@ def upload():
             exc.message,
             errors=[p.as_dict() for p in exc.problems],
             total_errors=exc.total,
+            groups=[g.as_dict() for g in exc.groups],
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
     except changes.ConfirmDeletions as exc:

@@ -48,7 +48,9 @@ def index():
     """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
     several tables in schema.json: the overview of the tables."""
     if table_urls.whole_database():
-        return render_template("tables.html", items=tables.overview())
+        items = tables.overview()
+        first_load = tables.load_order() if not any(t.rows for t in items) else []
+        return render_template("tables.html", items=items, first_load=first_load)
     table = table_urls.current()
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
@@ -190,7 +192,9 @@ def upload():
         else:
             result = changes.submit_held(form.held.data, **options)
     except changes.Refused as exc:
-        return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
+        return render_upload(
+            form, exc.status, problems=exc.problems, total=exc.total, groups=exc.groups, error_file=exc.error_file
+        )
     except changes.ConfirmDeletions as exc:
         form.held.data = exc.held
         return render_upload(
