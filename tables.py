@@ -142,8 +142,9 @@ def page(table: TableRef, q: str, offset: int, limit: int, sort: str | None = No
         has_next=len(rows) > limit,
         state=state,
         pending=store.changes.count_requests("pending", table.id),
-        total=max(min(total, SEARCH_COUNT_MOST), offset + len(rows[:limit])),
-        total_capped=total > SEARCH_COUNT_MOST,
+        # without a search the state row's count is exact: every page is numbered, the last one too
+        total=total if not q else max(min(total, SEARCH_COUNT_MOST), offset + len(rows[:limit])),
+        total_capped=bool(q) and total > SEARCH_COUNT_MOST,
     )
 
 

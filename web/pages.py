@@ -115,6 +115,7 @@ def record(key: str):
         blame=history.blame(table, key) if versions else {},
         versions=versions,
         schema=table.schema,
+        table=table,
         action_form=ActionForm(),
     )
 

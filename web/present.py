@@ -220,6 +220,7 @@ def page_count(total: int, size: int) -> int:
 # --- the table page --------------------------------------------------------------------------
 
 LONG_TEXT = 160  # characters: longer text is clamped, the whole of it one click away
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _URL = re.compile(r"https?://\S+\Z")
 
 
@@ -249,6 +250,8 @@ def _value_view(f: Field, value: str, is_key: bool) -> ValueView:
         return ValueView(value.replace("T", " "), "date")
     if _URL.match(value):
         return ValueView(value, "url")
+    if _EMAIL.match(value):  # kept on one line: an address broken mid-word reads as two
+        return ValueView(value, "email")
     if len(value) > LONG_TEXT:
         cut = value[:LONG_TEXT].rsplit(" ", 1)[0] or value[:LONG_TEXT]
         return ValueView(cut + "…", "long", value)
