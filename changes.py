@@ -222,6 +222,7 @@ def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
     stream.seek(0)
     store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=HELD_UPLOAD_HOURS))
     held = store.accounts.add_held_upload(owner, filename[:255], stream.read())
+    store.accounts.keep_newest_held_uploads(owner, current_app.config["HELD_UPLOADS_PER_USER"])
     db.session.commit()
     return held.id
 
@@ -335,7 +336,9 @@ def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundl
         stream.seek(0)
         return None
     stream.seek(0)
-    return bundles.open_bundle(stream, [ref.name, *(n for n in names if n != ref.name)])
+    return bundles.open_bundle(
+        stream, [ref.name, *(n for n in names if n != ref.name)], current_app.config["MAX_CONTENT_LENGTH"]
+    )
 
 
 def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, label: str = "") -> _Staging:
@@ -1183,6 +1186,7 @@ def revert(change_id: int, user: str) -> StageResult:
     the row now. Cells changed again since are conflicts, never silently overwritten; untouched
     cells of the same rows revert cleanly.
     """
+    _check_pending_quota(user)  # a revert is a pending request like an upload's (and copies rows)
     undone = get_request(change_id)
     if undone.status != "approved" or undone.applied_version is None:
         raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")

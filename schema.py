@@ -54,6 +54,9 @@ __all__ = [
     "unpack",
 ]
 
+# The longest key, in UTF-8 bytes: PostgreSQL's btree index holds entries of at most 2,704 bytes
+# (a longer key was a 500 at upload), and the key is indexed with the table id and a request id.
+MAX_KEY_BYTES = 2000
 CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
 
 
@@ -199,6 +202,11 @@ class Schema:
             return (
                 f"key {show(key)} has spaces around it, which would make it a different key from {show(stripped)};"
                 " remove the spaces"
+            )
+        if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            return (
+                f"key is {len(key.encode('utf-8', 'surrogatepass')):,} bytes long; a key may be at most"
+                f" {MAX_KEY_BYTES:,} bytes (UTF-8), the most the database's index holds"
             )
         return None
 

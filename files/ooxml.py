@@ -28,6 +28,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, WINDOWS_EPOCH, from_excel
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.xml.constants import REL_NS, SHARED_STRINGS, SHEET_MAIN_NS, XLSM, XLSX, XLTM, XLTX
 
+from files import zipmember
 from files.problems import FileProblems, Problem, TooLarge
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -162,7 +163,7 @@ class Book:
         parser.EndElementHandler = handler.end
         parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = _refuse_dtd  # never in a workbook
         handler.parser = parser
-        with self.archive.open(info) as src:
+        with zipmember.open_checked(self.archive, info, "workbook") as src:
             while chunk := src.read(CHUNK_BYTES):
                 self.budget.charge(chunk)
                 parser.Parse(chunk, False)
@@ -599,6 +600,7 @@ def open_book(stream: IO[bytes]) -> Book:
                 )
             ]
         )
+    zipmember.check_members(members, "workbook")  # bzip2 or LZMA would unpack whole in one read
     book = Book(archive, size)
     try:
         if _is_strict(archive, names):
