@@ -159,7 +159,7 @@ def test_keeping_theirs_drops_the_cell_and_a_request_left_empty_stages_nothing(s
         data={"key": "DS-05", "column": "name", "take": "theirs"},
         follow_redirects=True,
     )
-    assert page.status_code == 200 and "0 conflict(s) left" in html.unescape(page.text)
+    assert page.status_code == 200 and "0 conflicts left" in html.unescape(page.text)
     detail = alice.get(f"/api/v1/changes/{change_id}").json
     assert detail["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 9, "conflicts": 0}
     approve(boss, change_id)

@@ -225,6 +225,13 @@ def upload():
             "success",
         )
         return redirect(url_for("pages.change", change_id=result.change.id))
+    if open_ := result.change.conflicts:
+        flash(
+            f"Uploaded as change request #{result.change.id}: resolve {present.plural(open_, 'conflict')} before it"
+            " can be approved (below: keep your value or the newer one).",
+            "warning",
+        )
+        return redirect(url_for("pages.change", change_id=result.change.id))
     flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
     return redirect(url_for("pages.change", change_id=result.change.id))
 
@@ -300,7 +307,9 @@ def change(change_id: int):
         table=table,
         members=[(m, tables.of_request(m)) for m in members] if len(members) > 1 else [],
         decide_total=sum(m.added + m.modified + m.deleted for m in members),
-        conflicts=present.conflict_views(conflict_list, names),
+        conflicts=present.conflict_views(conflict_list, names, changes.theirs_made_by(cr, conflict_list)),
+        open_conflicts=sum(m.conflicts for m in members),
+        resolved=changes.resolved_conflicts(change_id),
         warnings=warnings,
         flagged=changes.flagged_count(change_id) if warnings["undo"] else 0,
         encoding=encoding_label(cr.encoding),
@@ -351,7 +360,7 @@ def resolve(change_id: int):
         flash(exc.message, "error")
     else:
         kept = "your value" if resolution["take"] == "yours" else "the newer value"
-        flash(f"Kept {kept} for {resolution['key']}. {len(left)} conflict(s) left.", "success")
+        flash(f"Kept {kept} for {resolution['key']}. {present.plural(len(left), 'conflict')} left.", "success")
     return redirect(url_for("pages.change", change_id=change_id))
 
 

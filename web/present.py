@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,6 +233,15 @@ class ValueView:
     full: str = ""
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count with thousands separators and its noun, singular for exactly one.
+
+    >>> plural(1, "change"), plural(0, "conflict"), plural(20000, "row"), plural(2, "batch", "batches")
+    ('1 change', '0 conflicts', '20,000 rows', '2 batches')
+    """
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def value_views(schema: Schema, values: Sequence[str]) -> list[ValueView]:
     """A row's canonical values as the table page shows them: URLs as links, numbers with
     thousands separators, long text clamped (`full` holds all of it), keys and dates unbroken."""
@@ -293,24 +302,81 @@ def conflict_json(conflict: MergeConflict, schema: Schema, names: list[str]) -> 
 
 
 @dataclass
+class ConflictCell:
+    """One column of a whole-row conflict: its three values, and whether yours and theirs differ there."""
+
+    label: str
+    base: str | None
+    theirs: str | None
+    yours: str | None
+    differs: bool
+
+
+@dataclass
 class ConflictView:
-    """A conflict as the review page shows it: a cell's three values, or a row's as `name: value; …`."""
+    """A conflict as the review page shows it: a cell's three values, or a row's as `name: value; …`
+    with `cells` (the columns where the three are not all equal, the differing ones marked), who
+    made theirs (`by`), and the words of the two buttons (what each does to the row)."""
 
     key: str
     column: str | None
     base: str | None
     theirs: str | None
     yours: str | None
+    cells: list[ConflictCell] = field(default_factory=list)
+    by: ChangeRequest | None = None
+    keep_yours: str = "Keep mine"
+    keep_theirs: str = "Keep theirs"
 
 
-def conflict_views(conflicts: Iterable[MergeConflict], names: list[str]) -> list[ConflictView]:
+def _buttons(c: MergeConflict) -> tuple[str, str]:
+    """The words that say what each choice does: a deleted row is deleted anyway or kept."""
+    if c.column is None and c.yours is None:  # you deleted a row others changed
+        return "Delete anyway", "Keep the row"
+    if c.column is None and c.theirs is None:  # you changed a row others deleted
+        return "Bring it back with my values", "Leave it deleted"
+    return "Keep mine", "Keep theirs"
+
+
+def conflict_views(
+    conflicts: Iterable[MergeConflict], names: list[str], by: Mapping[str, ChangeRequest] | None = None
+) -> list[ConflictView]:
+    """The review page's conflicts; `by`: {key: the request that made theirs} (changes.theirs_made_by)."""
+
     def shown(value: str | None, whole_row: bool) -> str | None:
         if value is None or not whole_row:
             return value
         return "; ".join(f"{n}: {v}" for n, v in as_dict(value, names).items() if v)
 
+    def cells(c: MergeConflict) -> list[ConflictCell]:
+        if c.column is not None:
+            return []
+        rows = [unpack(v) if v is not None else None for v in (c.base, c.theirs, c.yours)]
+        out = []
+        for i, name in enumerate(names):
+            base, theirs, yours = (r[i] if r is not None and i < len(r) else None for r in rows)
+            if base == theirs == yours:
+                continue
+            # a deleted side differs everywhere: mark instead what the other side changed
+            if yours is None:
+                differs = base != theirs
+            elif theirs is None:
+                differs = base != yours
+            else:
+                differs = theirs != yours
+            out.append(ConflictCell(name, base, theirs, yours, differs))
+        return out
+
     return [
-        ConflictView(c.key, c.column, *(shown(v, c.column is None) for v in (c.base, c.theirs, c.yours)))
+        ConflictView(
+            c.key,
+            c.column,
+            *(shown(v, c.column is None) for v in (c.base, c.theirs, c.yours)),
+            cells=cells(c),
+            by=(by or {}).get(c.key),
+            keep_yours=_buttons(c)[0],
+            keep_theirs=_buttons(c)[1],
+        )
         for c in conflicts
     ]
 
