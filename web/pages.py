@@ -23,6 +23,7 @@ from web.params import (
     audit_cursor,
     audit_filter,
     check_page,
+    every_table,
     int_arg,
     page_args,
     required_int,
@@ -125,10 +126,20 @@ def record(key: str):
 
 @table_route("/versions")
 def versions():
-    """Every version of the table, newest first, with the request that made it."""
+    """Every version of the table (?all=1: of every table, with a Table column), newest first, with the request that made it."""
     page, offset, size = page_args()
-    items, total = history.versions(offset, size, table_urls.current())
-    return render_template("versions.html", items=items, total=total, page=page, size=size)
+    every = every_table()
+    items, total = history.versions(offset, size, None if every else table_urls.current())
+    return render_template(
+        "versions.html",
+        items=items,
+        total=total,
+        page=page,
+        size=size,
+        every=every,
+        table=table_urls.current(),
+        table_of=tables.of_requests([cr.id for cr in items]) if every else {},
+    )
 
 
 @table_route("/diff")
@@ -271,6 +282,7 @@ def change_list():
     return render_template(
         "changes.html",
         items=items[:size],
+        lines=present.request_lines(items[:size]),
         has_next=len(items) > size,
         page=page,
         status=status,
@@ -391,7 +403,17 @@ def approve(change_id: int):
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("pages.change", change_id=change_id))
-    flash(f"Approved and applied: the table is now version {version}.", "success")
+    members = changes.batch_of(changes.get_request(change_id))
+    if len(members) > 1:
+        named = ", ".join(
+            f"{tables.of_request(m).title} (#{m.id}: {present.plural(m.added + m.modified + m.deleted, 'change')})"
+            for m in members
+        )
+        flash(
+            f"Approved and applied to {len(members)} tables, {named}: the database is now version {version}.", "success"
+        )
+    else:
+        flash(f"Approved and applied: the table is now version {version}.", "success")
     return redirect(url_for("pages.change", change_id=change_id))
 
 
@@ -430,12 +452,17 @@ def withdraw(change_id: int):
 
 @table_route("/audit")
 def audit():
-    """Every applied row change, rejection, withdrawal and resolved conflict of the table, newest first, with filters."""
-    table = table_urls.current()
-    page = history.audit(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
+    """Every applied row change, rejection, withdrawal and resolved conflict of the table (?all=1: of every
+    table, with a Table column), newest first, with filters."""
+    table, every = table_urls.current(), every_table()
+    page = history.audit(
+        audit_filter(None if every else table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"]
+    )
     return render_template(
         "audit.html",
-        items=present.audit_dicts(page.items, table.schema),
+        items=present.audit_dicts_all(page.items) if every else present.audit_dicts(page.items, table.schema),
+        every=every,
+        table=table,
         next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
         args=request.args,
         actions=history.AUDIT_ACTIONS,
@@ -446,6 +473,10 @@ def audit():
 def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
     table = table_urls.current()
+    if every_table():
+        return downloads.csv_stream(
+            "audit.csv", history.audit_csv(audit_filter(None, key_prefix=True), present.audit_dicts_all)
+        )
     return downloads.csv_stream(
         "audit.csv",
         history.audit_csv(

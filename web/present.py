@@ -87,10 +87,18 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
 def warning_groups(cr: ChangeRequest) -> dict[str, list[str]]:
     """A request's warnings for the review page: those about undoing approvals, and spreadsheet damage."""
     messages = cr.warning_list
+    decided = cr.status != "pending"  # warnings meant for the decision are hidden once it is made
     return {
-        "undo": [m for m in messages if history.is_undo_warning(m)],
-        "damage": [m for m in messages if not history.is_undo_warning(m)],
+        "undo": [] if decided else [m for m in messages if history.is_undo_warning(m)],
+        "damage": [] if decided else [m for m in messages if not history.is_undo_warning(m) and not is_notice(m)],
+        "notices": [m for m in messages if is_notice(m)],
     }
+
+
+def is_notice(message: str) -> bool:
+    """A note on what was not read (a sheet or file named after no table, a hidden sheet):
+    information, not a sign of spreadsheet damage."""
+    return message.startswith("Not read: ")
 
 
 def row_dicts(change: ChangeRequest, schema: Schema, action: str, rows: Iterable[tuple]) -> Iterator[dict[str, Any]]:
@@ -231,6 +239,44 @@ class ValueView:
     text: str
     kind: str  # key | url | number | long | date | text
     full: str = ""
+
+
+@dataclass
+class RequestLine:
+    """A line of the request list: one request, or the requests of one upload of several tables
+    (a batch), shown as one line that opens to list them."""
+
+    first: ChangeRequest
+    members: list[ChangeRequest]
+
+    @property
+    def added(self) -> int:
+        return sum(m.added for m in self.members)
+
+    @property
+    def modified(self) -> int:
+        return sum(m.modified for m in self.members)
+
+    @property
+    def deleted(self) -> int:
+        return sum(m.deleted for m in self.members)
+
+
+def request_lines(items: Iterable[ChangeRequest]) -> list[RequestLine]:
+    """Requests in list order, those of one batch joined on the line of the first met."""
+    lines: list[RequestLine] = []
+    batches: dict[int, RequestLine] = {}
+    for cr in items:
+        if cr.batch is not None and cr.batch in batches:
+            batches[cr.batch].members.append(cr)
+            continue
+        line = RequestLine(cr, [cr])
+        if cr.batch is not None:
+            batches[cr.batch] = line
+        lines.append(line)
+    for line in lines:
+        line.members.sort(key=lambda m: m.id)
+    return lines
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -394,6 +440,7 @@ def version_json(cr: ChangeRequest) -> dict[str, Any]:
         "approver": cr.decided_by,
         "approved_at": iso(cr.decided_at),
         "summary": {"added": cr.added, "modified": cr.modified, "deleted": cr.deleted},
+        "table": tables.of_request(cr).name,
     }
 
 
@@ -433,6 +480,17 @@ def blame_json(key: str, blamed: dict[str, history.Version], schema: Schema) -> 
 
 
 # --- audit -----------------------------------------------------------------------------------
+
+
+def audit_dicts_all(entries: Sequence) -> list[dict[str, Any]]:
+    """Audit rows of every table → API objects, each with its `table` (its name)."""
+    of = tables.of_requests([e.change_id for e in entries if e.change_id])
+    out = []
+    for e in entries:
+        ref = of.get(e.change_id)
+        schema = ref.schema if ref is not None else tables.get().schema
+        out.extend(dict(d, table=ref.name if ref is not None else None) for d in audit_dicts([e], schema))
+    return out
 
 
 def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
