@@ -17,7 +17,7 @@ from operator import itemgetter
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from diff import Diff
+from diff import ROW_KINDS, Diff
 from models import ChangeRequest, MergeConflict, PendingChange, db, utcnow
 from records import SEP, changed_marker, marker_names
 from store.base import COPY_BATCH, is_postgres, like_pattern, raw_cursor
@@ -172,7 +172,8 @@ def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, 
     columns = "change_id, action, key, line, before, after, changed"
     markers = [changed_marker(m.before, m.after, names) for m in result.modified]  # modifications only: cheap
     cur = raw_cursor()
-    for action, rows in (("add", result.added), ("modify", result.modified), ("delete", result.deleted)):
+    for kind, action in ROW_KINDS.items():
+        rows = getattr(result, kind)
         for start in range(0, len(rows), COPY_BATCH):
             batch = rows[start : start + COPY_BATCH]
             marked = markers[start : start + COPY_BATCH] if action == "modify" else ()
@@ -462,10 +463,7 @@ def recount(change_id: int, merged_version: int | None = None) -> None:
         text("SELECT changed FROM pending_changes WHERE change_id = :id AND action = 'modify'"), {"id": change_id}
     ):
         columns.update(marker_names(marker))
-    values = {
-        "added": counts.get("add", 0),
-        "modified": counts.get("modify", 0),
-        "deleted": counts.get("delete", 0),
+    values = {kind: counts.get(action, 0) for kind, action in ROW_KINDS.items()} | {
         "conflicts": conflicts or 0,
         "column_counts": json.dumps(dict(columns)),
     }
