@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from files import encoding
+from files import codepages, encoding
 from files.problems import FileProblems
 
 CITIES = {
@@ -129,4 +129,4 @@ def test_odd_words(word, why):
 
 
 def test_every_code_page_has_a_name_users_know():
-    assert all(encoding.label(name) != name for name in (*encoding.LEGACY, encoding.MAC))
+    assert all(codepages.label(name) != name for name in (*encoding.LEGACY, encoding.MAC))

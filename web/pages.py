@@ -15,8 +15,8 @@ import history
 import tables
 import uploads
 from errors import DomainError, Unprocessable
+from files.codepages import CHOICES as ENCODING_CHOICES
 from files.csv_read import encoding_label
-from files.encoding import CHOICES as ENCODING_CHOICES
 from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
