@@ -5,8 +5,13 @@ Each view parses its request, calls one domain function, and renders or redirect
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from functools import lru_cache
+from pathlib import Path
+
+import markdown
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 import accounts
 import audit as audit_log
@@ -178,6 +183,32 @@ def version_diff():
 def version_diff_csv():
     """Download the diff between two versions (?from=A&to=B) in the tabular diff format of daff."""
     return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
+
+
+# --- the user guide ----------------------------------------------------------------------------
+
+PROJECT = Path(__file__).resolve().parent.parent
+GUIDE = PROJECT / "USER_GUIDE.md"
+SCREENSHOTS = PROJECT / "docs" / "screenshots"
+
+
+@lru_cache(maxsize=1)
+def _guide_html(mtime: float) -> str:
+    """USER_GUIDE.md as HTML (read again when the file changes: `mtime`)."""
+    del mtime
+    return markdown.markdown(GUIDE.read_text(encoding="utf-8"), extensions=["tables", "toc"])
+
+
+@bp.route("/guide")
+def guide():
+    """The user guide (USER_GUIDE.md), served by the app: the upload and review pages link it."""
+    return render_template("guide.html", body=Markup(_guide_html(GUIDE.stat().st_mtime)))
+
+
+@bp.route("/docs/screenshots/<path:name>")
+def guide_screenshot(name: str):
+    """A screenshot of the user guide."""
+    return send_from_directory(SCREENSHOTS, name)
 
 
 # --- upload ----------------------------------------------------------------------------------
