@@ -233,49 +233,57 @@ def resolve(change_id: int, user: str, resolutions: Sequence[Mapping[str, Any]])
 
 
 def _settle(change: ChangeRequest, conflict: MergeConflict, take: str) -> None:
-    """Stage what one resolution asks for: the file's value, or nothing (the table's stays)."""
+    """Stage what one resolution asks for: the file's value, or nothing (the table's stays).
+
+    What is staged starts from the row the conflict was computed against (its `before`), never
+    from the row now: a later approval of the same row then makes it stale, and approval merges it
+    again and sends it back with the new conflict instead of overwriting that approval. A change
+    that the table already holds (the row now is what would be staged) stages nothing."""
     names, key = change.field_names, conflict.key
     row = store.changes.staged_row(change.id, key)
     if take == "theirs" and row is None:
         return  # the table's value stands and nothing of this row is staged
     if conflict.column is not None:  # a cell: the staged row keeps theirs in it until yours is taken
-        before = row.before if row is not None else _record_now(change.tbl, key)
+        before = row.before if row is not None else _record_merged_against(change, key)
         after = unpack(row.after if row is not None else before)
         if take == "yours":
             after[names.index(conflict.column)] = conflict.yours or ""
-        after_record = pack(after)
-        store.changes.put_staged_row(
-            change.id,
-            key,
-            "modify" if after_record != before else None,
-            before,
-            after_record,
-            conflict.line,
-            names=names,
-        )
+        _stage_resolved(change, key, "modify", before, pack(after), conflict.line)
     elif take == "theirs":
         store.changes.put_staged_row(change.id, key, None, None, None, names=names)
-    elif conflict.yours is None:  # you deleted a row others changed
-        store.changes.put_staged_row(
-            change.id, key, "delete", _record_now(change.tbl, key), None, conflict.line, names=names
-        )
+    elif conflict.yours is None:  # you deleted a row others changed: theirs is the row it was computed against
+        _stage_resolved(change, key, "delete", conflict.theirs, None, conflict.line)
     elif conflict.theirs is None:  # you changed a row others deleted: it comes back as yours
-        store.changes.put_staged_row(change.id, key, "add", None, conflict.yours, conflict.line, names=names)
+        _stage_resolved(change, key, "add", None, conflict.yours, conflict.line)
     else:  # both added the key
-        store.changes.put_staged_row(
-            change.id, key, "modify", _record_now(change.tbl, key), conflict.yours, conflict.line, names=names
-        )
+        _stage_resolved(change, key, "modify", conflict.theirs, conflict.yours, conflict.line)
 
 
-def _record_now(tbl: int, key: str) -> str:
-    found = store.table.record(tbl, key)
-    if found is None:
-        raise Conflict(
-            f"Row {key!r} was deleted by an approval after this conflict was found; withdraw the request and"
-            " upload again from a fresh download.",
-            [key],
-        )
-    return found[0]
+def _stage_resolved(
+    change: ChangeRequest, key: str, action: str, before: str | None, after: str | None, line: int | None
+) -> None:
+    """Stage a resolved row (`before`: the row its conflict was computed against), or nothing when
+    it changes nothing: `after` is `before`, or the table holds `after` already (issue 26)."""
+    now = store.table.record(change.tbl, key)
+    if after == before or after == (now[0] if now is not None else None):
+        action = None
+    store.changes.put_staged_row(change.id, key, action, before, after, line, names=change.field_names)
+
+
+def _record_merged_against(change: ChangeRequest, key: str) -> str:
+    """The key's row at the version the request was merged with (`merged_version`): the row its
+    conflicts were computed against, whatever was approved since."""
+    at = _merged_at(change)
+    for past in store.history.key_rows(change.tbl, key):  # oldest first
+        if past.version > at:
+            found = history.current_form(past.before, past.fields, change.field_names)
+            break
+    else:
+        now = store.table.record(change.tbl, key)
+        found = now[0] if now is not None else None
+    if found is None:  # a cell conflict is about a row that existed when it was found
+        raise Conflict(f"Row {key!r} of this conflict is not in the history any more; withdraw the request.", [key])
+    return found
 
 
 # --- deciding --------------------------------------------------------------------------------
@@ -315,16 +323,24 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
+    if not any(store.changes.staged_count(m.id) for m in members):
+        return _approve_empty(members, admin)
     # The one place an approval's outcomes are decided, each in one transaction: applied (one
     # commit); refused (StillReferenced, UniqueClash, NotPending: rolled back); stale (rolled back,
-    # then the new conflicts kept in a transaction of their own, `_send_back`); a database error
-    # (rolled back, ApplyFailed). The helpers below only raise.
+    # then the new conflicts kept in a transaction of their own, `_send_back`); nothing left to
+    # apply once merged again (rolled back, merged again on its own, approved without a version);
+    # a database error (rolled back, ApplyFailed). The helpers below only raise.
     try:
         version = _apply_batch(members, admin)
         db.session.commit()
     except _MergeConflicts as stale:
         db.session.rollback()
         raise _send_back(stale.change_id) from None
+    except _NothingLeft:
+        db.session.rollback()
+        for member in members:
+            _send_back(member.id)  # merged again with no conflicts: only its rows and counts are kept
+        return _approve_empty(batch_of(get_request(change_id)), admin)
     except DomainError:
         db.session.rollback()
         raise
@@ -332,6 +348,22 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
         db.session.rollback()
         log.exception("approval of change request %s failed", change_id)
         raise _apply_failed(exc) from exc
+    db.session.expire_all()
+    return version
+
+
+def _approve_empty(members: Sequence[ChangeRequest], admin: str) -> int:
+    """Approve requests that stage nothing (every conflict settled with the table's value, or the
+    table holds their values already): closed as approved, with an audit entry each, but no
+    version, since a version that changes nothing would be an empty entry in the history. Returns
+    the database version, unchanged."""
+    for member in members:
+        if not store.changes.claim_pending(member.id, "approved", admin):
+            db.session.rollback()
+            raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
+        store.audit.write(member.id, "approve", member.submitter, admin, member.created_at)
+    version = tables.database().version
+    db.session.commit()
     db.session.expire_all()
     return version
 
@@ -345,6 +377,11 @@ class _MergeConflicts(Exception):
         self.change_id = change_id
 
 
+class _NothingLeft(Exception):
+    """Merged again at approval, the batch stages nothing any more (later approvals made the same
+    changes): rolled back, then approved without a version (`_approve_empty`)."""
+
+
 def _apply_batch(members: Sequence[ChangeRequest], admin: str) -> int:
     """Claim, apply and check every request of a batch in the open transaction; the new version.
     Raises (NotPending, _MergeConflicts, UniqueClash, StillReferenced, a database error); the
@@ -356,6 +393,8 @@ def _apply_batch(members: Sequence[ChangeRequest], admin: str) -> int:
     version = store.table.bump_version(sorted({m.tbl for m in members}))
     for member in members:
         _apply(member, admin, version)
+    if not any(store.changes.staged_count(m.id) for m in members):  # merged again: the table holds it all
+        raise _NothingLeft()
     _refuse_dangling_references(members, merged_at)
     _prune_history(version)
     return version
@@ -416,17 +455,33 @@ def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Map
                 " the request stays pending.",
                 sorted({r.value for r in found.rows}),
             )
-        targets = {tables.get(fk.resource).id for fk in ref.spec.foreign_keys}
-        if targets & deleting or any(store.history.deleted_since(t, merged_at[change.id]) for t in targets):
+        if _references_unchecked(change, ref, deleting, merged_at[change.id]):
             staged = _staged_diff(change.id)
             dangling = references.check_references(ref.spec, staged, lambda name: store.table.keys(tables.get(name).id))
             if dangling:
                 shown = "; ".join(f"{d.key}: {d.message}" for d in dangling[:5])
                 raise StillReferenced(
-                    f"Not applied: rows of this request refer to rows deleted since it was uploaded ({shown})."
-                    " The request stays pending; withdraw it and upload again from a fresh download.",
+                    f"Not applied: rows of change request #{change.id} would refer to rows that are not there"
+                    f" ({shown}). The request stays pending; its submitter can withdraw it and upload again"
+                    " from a fresh download.",
                     sorted({d.key for d in dangling}),
                 )
+
+
+def _references_unchecked(change: ChangeRequest, ref: tables.TableRef, deleting: set[int], merged_at: int) -> bool:
+    """Whether a request's staged values may refer to keys that are not there: the upload checked
+    them against the referenced tables then, which stays exact unless a referenced table lost rows
+    since (an approval, or a request of the same batch), or values entered the request that no
+    upload check saw: a revert (staged without one) or a resolved conflict (the file's value)."""
+    targets = {tables.get(fk.resource).id for fk in ref.spec.foreign_keys}
+    if not targets:
+        return False
+    return bool(
+        targets & deleting
+        or change.reverts is not None
+        or any(store.history.deleted_since(t, merged_at) for t in targets)
+        or store.audit.has_entry(change.id, "resolve")
+    )
 
 
 def _staged_diff(change_id: int) -> diff.Diff:
@@ -583,6 +638,8 @@ def revert(change_id: int, user: str) -> StageResult:
     """
     check_pending_quota(user)  # a revert is a pending request like an upload's (and copies rows)
     undone = get_request(change_id)
+    if undone.status == "approved" and undone.applied_version is None:
+        raise Conflict(f"Change request #{change_id} changed nothing when it was approved: there is nothing to revert.")
     if undone.status != "approved" or undone.applied_version is None:
         raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")
     state = tables.database()

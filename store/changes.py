@@ -353,6 +353,13 @@ def stale_rows(tbl: int, change_id: int, since: int) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
+def staged_count(change_id: int) -> int:
+    """How many rows a request stages (after merging or resolving: its counts may not be written yet)."""
+    return db.session.execute(
+        text("SELECT count(*) FROM pending_changes WHERE change_id = :id"), {"id": change_id}
+    ).scalar_one()
+
+
 def current_records_of(tbl: int, change_id: int) -> dict[str, str]:
     """{key: record now} for the keys a request staged (those still in its table)."""
     rows = db.session.execute(
@@ -422,6 +429,8 @@ def put_staged_row(
     """Set the staged change of one key (action None: stage nothing for it); `names` are the
     request's fields, for a modification's changed columns (recount then counts them)."""
     row = staged_row(change_id, key)
+    if action == "modify" and before == after:
+        action = None  # a modification that changes no cell is no change (issue 26)
     if action is None:
         if row is not None:
             db.session.delete(row)
