@@ -19,7 +19,16 @@ import pytest
 from conftest import add_test_users, build_app, close_app, fresh_database, row, table
 from playwright.sync_api import expect
 from test_browser import free_port
-from test_review_pages import approve, axe_violations, browser, page_overflow, screenshot, upload, wait_for  # noqa: F401
+from test_review_pages import (  # noqa: F401  (browser and screenshot_folder: its module fixtures)
+    approve,
+    axe_violations,
+    browser,
+    page_overflow,
+    screenshot,
+    screenshot_folder,
+    upload,
+    wait_for,
+)
 from test_tables import workbook
 
 import accounts
@@ -198,7 +207,7 @@ def test_the_whole_database_audit_shows_the_batchs_rows_of_every_table(pages, wi
 
 def test_the_xlsx_has_validation_lists(pages):
     page = pages("alice", "laptop")
-    response = page.request.get("/api/v1/tables/datasets/export.xlsx")
+    response = page.request.get("/t/datasets/download.xlsx")  # the page's own link, signed in
     assert response.status == 200
     sheet = openpyxl.load_workbook(io.BytesIO(response.body()))["datasets"]
     lists = {dv.formula1 for dv in sheet.data_validations.dataValidation}

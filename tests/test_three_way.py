@@ -94,7 +94,8 @@ def test_a_warning_keeps_its_kind_and_is_not_found_again_by_its_text():
     cr = ChangeRequest(warnings=warnings_json(stored))
     assert cr.warning_items == stored
     assert cr.warning_list == [w.message for w in stored]  # the API's `warnings` stays a list of strings
-    assert warning_groups(cr) == {"undo": [stored[1].message], "damage": [stored[0].message]}
+    # what was not read is a neutral notice, not a warning (issue 21)
+    assert warning_groups(cr) == {"undo": [stored[1].message], "damage": [], "notices": [stored[0].message]}
     legacy = ChangeRequest(warnings='["row DS-7 would come back, undoing its deletion by change request #2", "x"]')
     assert [w.kind for w in legacy.warning_items] == [WarningKind.UNDO, WarningKind.FILE]
 

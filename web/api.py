@@ -262,10 +262,11 @@ def blame(key: str):
 
 @table_route("/versions")
 def versions():
-    """Every version of the table newest first, with the approved request that made it (and its `table`);
-    ?all=1: of every table; ?limit, ?offset."""
-    items, total = history.versions(offset_arg(), limit_arg(100, 1000), None if every_table() else table_urls.current())
-    return jsonify({"items": [present.version_json(cr) for cr in items], "total": total})
+    """Every version of the table newest first, with the approved request that made it; ?all=1: of
+    every table, each with its `table`; ?limit, ?offset."""
+    every = every_table()
+    items, total = history.versions(offset_arg(), limit_arg(100, 1000), None if every else table_urls.current())
+    return jsonify({"items": [present.version_json(cr, with_table=every) for cr in items], "total": total})
 
 
 @table_route("/diff")

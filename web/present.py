@@ -87,7 +87,7 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
 def warning_groups(cr: ChangeRequest) -> dict[str, list[str]]:
     """A request's warnings for the review page: those about undoing approvals, and spreadsheet damage."""
     items = cr.warning_items
-    decided = cr.status != "pending"  # warnings meant for the decision are hidden once it is made
+    decided = cr.status in ("approved", "rejected", "withdrawn")  # warnings meant for the decision: hidden once made
     return {
         "undo": [] if decided else [w.message for w in items if w.kind is WarningKind.UNDO],
         "damage": []
@@ -432,8 +432,8 @@ def conflict_views(
 # --- versions --------------------------------------------------------------------------------
 
 
-def version_json(cr: ChangeRequest) -> dict[str, Any]:
-    """One version: the approved request that made it."""
+def version_json(cr: ChangeRequest, with_table: bool = False) -> dict[str, Any]:
+    """One version: the approved request that made it (`with_table`: and its table's name, for the list of every table)."""
     return {
         "version": cr.applied_version,
         "change_id": cr.id,
@@ -442,8 +442,7 @@ def version_json(cr: ChangeRequest) -> dict[str, Any]:
         "approver": cr.decided_by,
         "approved_at": iso(cr.decided_at),
         "summary": {"added": cr.added, "modified": cr.modified, "deleted": cr.deleted},
-        "table": tables.of_request(cr).name,
-    }
+    } | ({"table": tables.of_request(cr).name} if with_table else {})
 
 
 def version_diff_rows(schema: Schema, kind: str, rows: Iterable[tuple]) -> list[dict[str, Any]]:
