@@ -168,7 +168,7 @@ def test_a_refused_upload_is_one_round_grouped_with_a_suggestion(pages, width):
     expect(page.locator(".problems h2")).to_contain_text("3 problems")
     fits(page)
     if width == "laptop":
-        screenshot(page, "upload-problems")
+        screenshot(page, "upload-problems-grouped")
 
 
 def test_exact_counts_a_last_page_and_key_links(pages, width):
@@ -181,7 +181,7 @@ def test_exact_counts_a_last_page_and_key_links(pages, width):
     page.goto("/t/datasets/")
     fits(page)
     if width == "laptop":
-        screenshot(page, "table")
+        screenshot(page, "table-50000")
     page.click("a.record-link >> nth=0")
     expect(page.locator("h1")).to_contain_text("of Dataset catalog")
     fits(page)
@@ -194,6 +194,9 @@ def test_approve_is_disabled_while_conflicts_are_open(pages, site, width):
     expect(page.locator("form.approve button.primary")).to_be_disabled()
     expect(page.locator("#approve-blocked")).to_contain_text("1 conflict is open")
     fits(page)
+    if width == "laptop":
+        page.locator("#conflicts").scroll_into_view_if_needed()
+        screenshot(page, "conflicts")
 
 
 def test_the_whole_database_audit_shows_the_batchs_rows_of_every_table(pages, width):
@@ -203,6 +206,8 @@ def test_the_whole_database_audit_shows_the_batchs_rows_of_every_table(pages, wi
     expect(page.locator("table.audit")).to_contain_text("Legal")
     expect(page.locator("table.audit")).to_contain_text("NEW-1")
     fits(page)
+    if width == "laptop":
+        screenshot(page, "audit-every-table")
 
 
 def test_the_xlsx_has_validation_lists(pages):
