@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 import config
+import events
 import store.accounts
 from models import DB_INT_MAX, ApiToken, User, db, utcnow
 
@@ -126,6 +127,7 @@ def create_user(username: str, password: str) -> User:
     if password:
         check_password_policy(username, password)
     user = _add_user(username, password)
+    events.record("user-created", details={"username": user.username})
     db.session.commit()
     return user
 
@@ -143,6 +145,7 @@ def set_password(username: str, password: str) -> User:
     user = _existing(username)
     user.password_hash = hash_password(password)
     store.accounts.bump_session_generation(user.id)
+    events.record("password-changed", details={"username": username})
     db.session.commit()
     forget_first_password(username)
     return user
@@ -175,6 +178,7 @@ def set_disabled(username: str, disabled: bool) -> User:
     user.disabled_at = utcnow() if disabled else None
     if disabled:
         store.accounts.bump_session_generation(user.id)
+    events.record("user-disabled" if disabled else "user-enabled", details={"username": username})
     db.session.commit()
     return user
 
@@ -182,6 +186,7 @@ def set_disabled(username: str, disabled: bool) -> User:
 def sign_out(user: User) -> None:
     """End every session of the account, on every worker (not only the one signing out)."""
     store.accounts.bump_session_generation(user.id)
+    events.record("sign-out", user=user.username)
     db.session.commit()
 
 
@@ -197,6 +202,12 @@ def user_for_session(session_id: str) -> User | None:
     if user is None or not user.is_active or user.session_generation != int(generation):
         return None
     return user
+
+
+def check_password(username: str, password: str) -> bool:
+    """Is this the account's password? (An electronic signature asks for it again.)"""
+    user = store.accounts.find_user(username)
+    return user is not None and bool(user.password_hash) and check_password_hash(user.password_hash, password)
 
 
 def find_user(username: str) -> User | None:
@@ -235,6 +246,7 @@ def create_first_admins() -> list[tuple[str, str]]:
     for name in current_app.config["ADMIN_USERS"]:
         password = secrets.token_urlsafe(12)
         _add_user(name, password)
+        events.record("user-created", user=None, details={"username": name, "by": "start-up (ADMIN_USER)"})
         created.append((name, password))
     return created
 
@@ -295,8 +307,11 @@ def sign_in(username: str, password: str, address: str) -> User | None:
     if check_password_hash(stored, password) and user is not None and user.password_hash:
         if not user.is_active:
             raise AccountDisabled("This account is disabled. Ask an admin to enable it.")
+        events.record("sign-in", user=user.username)
+        db.session.commit()
         return user
     store.accounts.add_failure(username, address, forget_before=now - THROTTLE_WINDOW)
+    events.record("sign-in-failed", user=username[:150])
     db.session.commit()
     return None
 
@@ -307,6 +322,7 @@ def user_for_proxy(username: str) -> User | None:
     user = store.accounts.find_user(username)
     if user is None:
         user = _add_user(username, "", created_by_proxy=True)
+        events.record("user-created", user=username, details={"username": username, "by": "sign-in proxy"})
         db.session.commit()
     return user if user.is_active else None
 
@@ -336,6 +352,7 @@ def create_token(username: str, *, self_service: bool = False) -> str:
         )
     token = "dt_" + secrets.token_urlsafe(32)
     store.accounts.add_token(user.id, _hash_token(token), token[:10])
+    events.record("token-created", details={"username": username, "prefix": token[:10]})
     db.session.commit()
     return token
 
@@ -368,5 +385,7 @@ def revoke_tokens(username: str, token_id: int | None = None) -> int:
     tokens = store.accounts.active_tokens(user.id, token_id)
     for t in tokens:
         t.revoked_at = utcnow()
+    if tokens:
+        events.record("token-revoked", details={"username": username, "tokens": [t.id for t in tokens]})
     db.session.commit()
     return len(tokens)

@@ -20,12 +20,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import bootstrap
 import cli
 import config
+import events
 import housekeeping
+import sender
 import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, pages, table_urls
+from web import account, api, auth, body, error_pages, event_log, pages, table_urls
 from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -62,20 +64,28 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(event_log.bp)
+    app.register_blueprint(account.bp)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
     # Sign-in first, before anything reads a body (CSRFProtect's check, registered by
     # csrf.init_app above, reads the form): an anonymous body is never read, only refused.
     app.before_request_funcs.setdefault(None, []).insert(0, auth.require_login)
     app.before_request(refuse_nul_characters)
     app.before_request(housekeeping.maybe_clean_up)
+    app.before_request(sender.start_if_waiting)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
+    app.context_processor(lambda: {"may_read_events": events.may_read})
     app.jinja_env.globals["query_args"] = query_args  # the query string, safe to hand back to url_for
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
     app.cli.add_command(cli.cleanup)
+    app.cli.add_command(cli.changes_group)
+    app.cli.add_command(cli.audit)
+    app.cli.add_command(cli.webhooks)
+    app.cli.add_command(cli.notify)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)

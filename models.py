@@ -263,6 +263,10 @@ class User(UserMixin, db.Model):
     session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     disabled_at: Mapped[dt.datetime | None]
     created_by_proxy: Mapped[bool] = mapped_column(default=False, server_default=false())  # by AUTH_HEADER
+    email: Mapped[str | None] = mapped_column(String(320))
+    # What the person hears about, as JSON (notifications.Preferences): kinds switched off, tables
+    # watched, daily digest. Empty: the defaults.
+    notify: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
     def get_id(self) -> str:
         """What the session cookie holds: the account and its session generation."""
@@ -310,3 +314,104 @@ class ErrorReport(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     filename: Mapped[str] = mapped_column(String(255), default="")
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Approval(db.Model):
+    """One person's approval of a pending request (a quorum needs several), with its reason and,
+    under a signature policy, the electronic signature: its meaning and the SHA-256 of the change
+    set signed. Dismissed (kept, no longer counted) when the request's staged rows change."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(150))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    meaning: Mapped[str | None] = mapped_column(String(16))  # reviewed | approved | responsible (signatures)
+    digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the change set it signed
+    rule: Mapped[str] = mapped_column(String(16), default="")  # sole-approver | always: a self-approval, and why
+    version: Mapped[int | None]  # the version the approval that applied the request made
+    dismissed_at: Mapped[dt.datetime | None]
+    dismissed_why: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeSet(db.Model):
+    """The SHA-256 of a pending request's staged rows (approvals.change_set_digest), computed while
+    they are staged, when they pass through Python anyway; forgotten whenever they change."""
+
+    __tablename__ = "change_sets"
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class Event(db.Model):
+    """One entry of the append-only event log: what happened, when (UTC), who, from where, to which
+    table and request. `hash` chains it to the previous event (events.py); the app never updates
+    or deletes an event, and on PostgreSQL a trigger of migration 0007 refuses to."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # the chain's position, from event_chain
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    username: Mapped[str | None] = mapped_column(String(150), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    table_name: Mapped[str | None] = mapped_column(String(63))
+    change_id: Mapped[int | None]
+    details: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class EventChain(db.Model):
+    """The one row at the head of the event chain: the last event's id and hash. Writers update it
+    first, so its row lock (PostgreSQL) or the write lock (SQLite) makes one chain of many processes."""
+
+    __tablename__ = "event_chain"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[int] = mapped_column(default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Webhook(db.Model):
+    """A receiver of signed event messages (`flask --app app webhooks add`): its URL, its secret,
+    the event types it wants (empty: all) and the table it is limited to (None: every table)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text, default="")  # comma-separated event types; "" = all
+    table_name: Mapped[str | None] = mapped_column(String(63))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """One message to deliver (an e-mail or a webhook call), written in the same transaction as the
+    change it reports, so a rolled-back decision sends nothing and a committed one is never lost.
+
+    A sender claims it (`claimed_until`: a claim expires, so a crashed sender's messages go out
+    after it), delivers, and marks it `sent`, or sets `next_attempt_at` (back-off) until it is
+    `failed`. `held`: kept for its recipient's daily digest; `digested` once that went out.
+    `message_id` is the webhook-id, the same on every attempt, so receivers can drop duplicates.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    event: Mapped[str] = mapped_column(String(32))  # request.approved, …, or digest
+    change_id: Mapped[int | None] = mapped_column(index=True)
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(Text)  # an e-mail address, or the webhook's URL
+    username: Mapped[str | None] = mapped_column(String(150))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text)  # the e-mail's text, or the webhook's JSON
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|held|digested
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
