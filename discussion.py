@@ -271,7 +271,7 @@ def _revise(
     staging = uploads._prepare_one(
         uploads._whole_file(ref, stream, options.sheet, options.encoding), options.mode, base
     )
-    uploads._raise_dangling([staging])
+    uploads._raise_problems([staging])
     result, upload = staging.result, staging.upload
     staged = {r.key: ("add", r.record) for r in result.added}
     staged |= {m.key: ("modify", m.after) for m in result.modified}
