@@ -23,7 +23,7 @@ import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, pages, table_urls
+from web import api, auth, body, error_pages, oidc, pages, roles, table_urls
 from web.params import IdConverter, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -57,9 +57,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(oidc.bp)
+    app.register_blueprint(roles.bp)
+    app.register_blueprint(roles.api_bp)
+    oidc.init_app(app)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    csrf.exempt(roles.api_bp)
     app.before_request(refuse_nul_characters)
     app.before_request(auth.require_login)
+    app.before_request(roles.check_access)  # the role each page and API call needs on its table
     app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)

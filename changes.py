@@ -22,6 +22,7 @@ from typing import IO, Any
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+import access
 import accounts
 import diff
 import files.diff_csv
@@ -183,6 +184,7 @@ def submit(
     requests gets TooManyPending before the file is read.
     """
     ref = tables.get(table)
+    access.require(ref, access.EDIT, access.person(submitter))
     _check_pending_quota(submitter)
     filename = clean_filename(filename)
     source = "field" if base_version is not None else ""
@@ -453,6 +455,7 @@ def _stage_bundle(
     """Stage a workbook or zip holding several tables: a request per table that changes, decided
     together (`batch`), or nothing when any part has problems (each named with its sheet or file)."""
     stagings, problems = [], []
+    access.require_edit_all((part.table for part in bundle.parts), access.person(submitter))
     for part in bundle.parts:
         ref = tables.get(part.table)
         label = f'sheet "{part.sheet}"' if part.sheet else part.name
@@ -675,8 +678,9 @@ def get_request(change_id: int) -> ChangeRequest:
 def list_requests(
     status: str | None, offset: int, limit: int, table: tables.TableRef | None = None
 ) -> tuple[list[ChangeRequest], int]:
-    """(requests newest first, how many there are in all) of one status, or of every status (None)."""
-    tbl = table.id if table is not None else None
+    """(requests newest first, how many there are in all) of one status, or of every status (None);
+    of one table, or of every table the person may view (None)."""
+    tbl = table.id if table is not None else access.visible_ids()
     return store.changes.list_requests(status, offset, limit, tbl), store.changes.count_requests(status, tbl)
 
 
@@ -1111,6 +1115,7 @@ def revert(change_id: int, user: str) -> StageResult:
     cells of the same rows revert cleanly.
     """
     undone = get_request(change_id)
+    access.require_edit_all((tables.of_request(m).name for m in batch_of(undone)), access.person(user))
     if undone.status != "approved" or undone.applied_version is None:
         raise NotPending(f"Change request #{change_id} is {undone.status}: only an approved request can be reverted.")
     state = tables.database()

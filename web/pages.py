@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+import access
 import accounts
 import changes
 import history
@@ -47,7 +48,7 @@ def index():
     """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
     several tables in schema.json: the overview of the tables."""
     if table_urls.whole_database():
-        return render_template("tables.html", items=tables.overview())
+        return render_template("tables.html", items=access.overview())
     table = table_urls.current()
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
@@ -451,8 +452,12 @@ def tokens():
             n = accounts.revoke_tokens(current_user.username, token_id)
             flash(f"Revoked {n} token(s).", "success")
             return redirect(url_for("pages.tokens"))
+        scope = request.form.get("scope") or "decide"
+        if scope not in accounts.TOKEN_SCOPES:
+            abort(400, f"A token's scope is one of {', '.join(accounts.TOKEN_SCOPES)}.")
+        days = int_arg("expires", None, low=1, high=accounts.MAX_TOKEN_DAYS, source=request.form)
         try:
-            new_token = accounts.create_token(current_user.username, self_service=True)
+            new_token = accounts.create_token(current_user.username, self_service=True, scope=scope, expires_days=days)
         except accounts.TokensNotAllowed as exc:
             flash(str(exc), "error")
             status = 403
