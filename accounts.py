@@ -327,6 +327,7 @@ def sign_in_with_provider(subject: str, username: str, email: str | None, groups
         if user is None:
             user = store.accounts.add_user(username, "", created_by_proxy=True)
         user.oidc_subject = subject
+        db.session.flush()  # its id, for its groups
     if not user.is_active:
         raise SignInRefused("This account is disabled. Ask an admin to enable it.")
     if email:

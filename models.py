@@ -261,7 +261,9 @@ class UserGroup(db.Model):
     (`source` "oidc", replaced at every sign-in) or added by an admin (`source` "local")."""
 
     __tablename__ = "user_groups"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
     name: Mapped[str] = mapped_column(String(150), primary_key=True)
     source: Mapped[str] = mapped_column(String(10), primary_key=True)
 
