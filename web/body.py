@@ -68,7 +68,7 @@ class MemoryFile(io.BufferedIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
         if base + offset < 0:
-            raise ValueError("negative seek position")
+            raise OSError(22, "negative seek position")  # as a real file does (zipfile.is_zipfile expects it)
         self._pos = base + offset
         return self._pos
 
