@@ -195,12 +195,16 @@ def test_a_disabled_account_stays_out(oidc_app, provider):
 
 
 def test_password_login_false_refuses_the_password_form(make_app, provider):
-    app = make_app(OIDC_ISSUER=provider, OIDC_CLIENT_ID=CLIENT_ID, OIDC_CLIENT_SECRET=CLIENT_SECRET, PASSWORD_LOGIN=False)
+    app = make_app(
+        OIDC_ISSUER=provider, OIDC_CLIENT_ID=CLIENT_ID, OIDC_CLIENT_SECRET=CLIENT_SECRET, PASSWORD_LOGIN=False
+    )
     with app.app_context():
         accounts.set_password("boss", "boss-password")
     client = app.test_client()
     page = client.get("/login")
-    assert page.status_code == 200 and 'name="password"' not in page.text and "Sign in with company account" in page.text
+    assert (
+        page.status_code == 200 and 'name="password"' not in page.text and "Sign in with company account" in page.text
+    )
     response = client.post("/login", data={"username": "boss", "password": "boss-password"})
     assert response.status_code == 403 and "turned off" in response.text
     assert client.get("/versions").status_code == 302
