@@ -210,3 +210,23 @@ def test_password_login_false_refuses_the_password_form(make_app, provider):
     assert client.get("/versions").status_code == 302
     with app.app_context():
         assert tables.every()  # the app itself works
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"OIDC_ISSUER": "http://127.0.0.1:1"}, "OIDC_CLIENT_ID is not"),
+        ({"PASSWORD_LOGIN": False}, "nobody could sign in"),
+    ],
+)
+def test_settings_that_would_lock_everyone_out_stop_start_up(make_app, settings, message, capsys):
+    with pytest.raises(SystemExit):
+        make_app(**settings)
+    assert message in capsys.readouterr().err
+
+
+def test_without_oidc_the_sign_in_page_has_no_button_and_its_urls_are_404(app):
+    client = app.test_client()
+    assert "Sign in with" not in client.get("/login").text
+    assert client.get("/login/oidc").status_code == 404
+    assert client.get("/login/oidc/callback?code=x&state=y").status_code == 404
