@@ -83,7 +83,8 @@ def list_users() -> None:
             for mark, applies in (
                 ("admin", accounts.is_admin(user)),
                 ("disabled", not user.is_active),
-                ("from the sign-in proxy", user.created_by_proxy),
+                ("from the sign-in proxy", user.created_by_proxy and not user.oidc_subject),
+                ("from the identity provider", bool(user.oidc_subject)),
             )
             if applies
         ]

@@ -125,6 +125,8 @@ def test_first_sign_in_creates_the_account_with_email_and_groups(oidc_app, provi
         assert (user.email, user.oidc_subject) == ("carol@example.com", "sub-carol")
         assert accounts.groups_of("carol") == ["finance", "sales"]
         assert not accounts.is_admin_name("carol")
+    listed = oidc_app.test_cli_runner().invoke(args=["users", "list"]).output
+    assert "carol  (from the identity provider)" in listed
     # groups are refreshed at every sign-in
     client = oidc_app.test_client()
     assert sign_in(client, provider, "carol", ["sales"]).status_code == 302
