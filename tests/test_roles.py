@@ -168,6 +168,15 @@ def test_a_zip_touching_a_table_one_may_not_edit_is_refused_naming_it(roles_app)
     eddie = Api(roles_app, "eddie")  # editor of secret, and of open like everyone
     response = _post_zip(roles_app, eddie, both)
     assert response.status_code == 201, response.text
+    # the batch is shown and decided whole: the part in open is hidden from who may not view secret
+    part = {r["table"]: r["id"] for r in response.json["requests"]}["open"]
+    assert vera.get(f"/api/v1/changes/{part}").status_code == 200
+    assert otto.get(f"/api/v1/changes/{part}").status_code == 404
+    assert Browser(roles_app, "otto").get(f"/changes/{part}").status_code == 404
+    assert vera.post(f"/api/v1/changes/{part}/approve").status_code == 403  # vera approves neither
+    abe = Api(roles_app, "abe")  # approver of secret; open has no approvers but the admins
+    assert abe.post(f"/api/v1/changes/{part}/approve").status_code == 403
+    assert Api(roles_app, "boss").post(f"/api/v1/changes/{part}/approve").status_code == 200
 
 
 def test_approvers_and_editors_named_through_groups(roles_app, runner_for):

@@ -106,7 +106,9 @@ def check_access() -> None:
     if change_id is not None:
         change = changes.get_request(change_id)
         access.require(tables.of_request(change), VIEW)  # a request of a table one may not see is not there
-        for member in changes.batch_of(change) if role != VIEW else [change]:
+        # An upload spanning tables is shown and decided as a whole: every table of it counts (its
+        # review page names them all, so one hidden table hides the batch).
+        for member in changes.batch_of(change):
             access.require(tables.of_request(member), role)
         return
     if endpoint in ACROSS_TABLES and not table_urls.named() and _across_tables(endpoint):
