@@ -3,8 +3,9 @@ the access review that lists it.
 
 Roles grow: a viewer reads a table (pages, downloads, API, history, blame, audit rows); an editor
 may also upload and revert; an approver may also approve and reject; admins may do everything.
-`viewers`/`editors` absent from schema.json mean everyone signed in, as before roles existed; an
-editor or approver of a table may view it, an approver may edit it. Entries are user names or
+`viewers`/`editors` absent from schema.json mean everyone signed in, as before roles existed (absent
+`editors` beside `viewers`: the viewers may edit); an editor or approver of a table may view it,
+an approver may edit it. Entries are user names or
 `group:NAME`, the groups coming from the identity provider's claim or `flask users groups`.
 
 A table the person may not view is not theirs to know about: it is left out of every list and its
@@ -65,7 +66,9 @@ def may(who: Person | None, table: tables.TableRef, role: str) -> bool:
 def _lists(table: tables.TableRef, role: str) -> list[Sequence[str] | None]:
     """The lists of schema.json that give `role` on `table`: its own and those of the roles above it."""
     spec = table.spec
-    lists = {VIEW: [spec.viewers, spec.editors, spec.approvers], EDIT: [spec.editors, spec.approvers]}
+    # Absent `editors`: whoever may view may edit (everyone, when `viewers` is absent too).
+    editors = spec.editors if spec.editors is not None else spec.viewers
+    lists = {VIEW: [spec.viewers, spec.editors or (), spec.approvers], EDIT: [editors, spec.approvers]}
     return lists.get(role, [spec.approvers])
 
 

@@ -303,3 +303,57 @@ def test_the_tokens_page_creates_a_scoped_expiring_token(roles_app):
     assert (
         vera.post("/tokens", data={"scope": "read", "expires": "0"}).status_code == 404
     )  # a bad field, as pages answer it
+
+
+def _table(**roles):
+    from package import Package
+    from tables import TableRef
+
+    resource = {"name": "t", "schema": {"primaryKey": "id", "fields": [{"name": "id"}]}} | roles
+    return TableRef(1, Package.from_dict({"resources": [resource]}).first)
+
+
+ANN, BOB = access.Person("ann", frozenset({"hr"})), access.Person("bob", frozenset({"it"}))
+ADMIN = access.Person("root", admin=True)
+
+
+@pytest.mark.parametrize(
+    ("roles", "who", "expected"),
+    [
+        ({}, BOB, {"view", "edit"}),  # no roles: everyone signed in views and edits, as before
+        ({}, ADMIN, {"view", "edit", "approve"}),
+        ({"viewers": ["group:hr"]}, ANN, {"view", "edit"}),  # no editors: the viewers edit
+        ({"viewers": ["group:hr"]}, BOB, set()),
+        ({"editors": ["ann"]}, BOB, {"view"}),  # no viewers: everyone views
+        ({"editors": ["ann"]}, ANN, {"view", "edit"}),
+        ({"viewers": ["bob"], "editors": ["group:hr"]}, ANN, {"view", "edit"}),  # editors view
+        ({"viewers": ["bob"], "editors": ["group:hr"]}, BOB, {"view"}),
+        ({"viewers": [], "editors": [], "approvers": ["group:it"]}, BOB, {"view", "edit", "approve"}),
+        ({"viewers": [], "editors": [], "approvers": ["group:it"]}, ANN, set()),
+        ({"viewers": [], "approvers": ["bob"]}, ADMIN, {"view", "edit", "approve"}),
+        (
+            {"viewers": ["group:hr"]},
+            None,  # nobody signed in
+            set(),
+        ),
+    ],
+)
+def test_who_may_what(roles, who, expected):
+    table = _table(**roles)
+    assert {role for role in access.ROLES if access.may(who, table, role)} == expected
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        ({"viewers": "ann"}, '"viewers" must be a list of user names and "group:NAME" entries'),
+        ({"editors": ["ann", ""]}, '"editors" must be a list'),
+        ({"editors": ["group: "]}, '"editors" has "group:" without a group name'),
+    ],
+)
+def test_bad_roles_in_schema_json_are_refused_naming_the_table(roles, message):
+    from schema import SchemaError
+
+    with pytest.raises(SchemaError, match=re.escape(message)) as refused:
+        _table(**roles)
+    assert "resource 't'" in str(refused.value)
