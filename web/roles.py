@@ -21,6 +21,7 @@ import changes
 import tables
 from files.formulas import escape_formula
 from web import downloads, table_urls
+from web.auth import PUBLIC_ENDPOINTS
 
 bp = Blueprint("access", __name__)
 api_bp = Blueprint("access_api", __name__, url_prefix="/api/v1")
@@ -89,7 +90,9 @@ SCOPE_ALLOWS = {"read": {VIEW, NONE}, "submit": {VIEW, EDIT, NONE}, "decide": {V
 def check_access() -> None:
     """before_request (after sign-in): the role the endpoint needs on its table, and the token's scope."""
     endpoint = request.endpoint
-    if endpoint is None or not current_user.is_authenticated:
+    # The public endpoints (health, sign-in, static) must not load the account: /healthz answers
+    # while the database is down.
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or not current_user.is_authenticated:
         return
     if endpoint not in ENDPOINT_ROLES:
         abort(403, "This page has no access rule; refused until it has one.")
