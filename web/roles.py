@@ -107,6 +107,9 @@ def check_access() -> None:
         return
     change_id = (request.view_args or {}).get("change_id")
     if change_id is not None:
+        if role == DECIDE and not accounts.may_decide(current_user.username, tables.approvers()):
+            # as before roles: someone who may decide no table's requests is refused before the lookup
+            abort(403, "Only admins and the table's approvers can approve or reject its changes.")
         change = changes.get_request(change_id)
         access.require(tables.of_request(change), VIEW)  # a request of a table one may not see is not there
         # An upload spanning tables is shown and decided as a whole: every table of it counts (its
