@@ -12,10 +12,13 @@ import hashlib
 import secrets
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
+import config
 import store.accounts
 from models import DB_INT_MAX, ApiToken, User, db, utcnow
 
@@ -23,6 +26,12 @@ THROTTLE_WINDOW = dt.timedelta(minutes=15)
 TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)  # last_used_at is written at most this often: not a write per call
 MAX_SLOWDOWN_SECONDS = 5.0
 PASSWORD_MIN_LENGTH = 12
+# The strength estimate (zxcvbn: dictionaries of common passwords, names and words, keyboard
+# patterns, repeats, dates, l33t) must put a password at 10^9 guesses or more: with scrypt, years
+# of guessing for one stolen hash. `davedave2026` (10^5.9) and `dataset-tracker1` (10^8.2) fall short.
+PASSWORD_MIN_GUESSES_LOG10 = config.STRONG_PASSWORD_GUESSES_LOG10
+# Words of this app a password must not lean on (zxcvbn's user_inputs, with the user name).
+APP_WORDS = ("dataset", "datasets", "tracker", "dataset-tracker", "datasettracker", "admin", "catalog")
 # Passwords of 12 or more characters that lead the lists of leaked passwords: refused too.
 COMMON_PASSWORDS = frozenset(
     {
@@ -73,14 +82,19 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
-def check_password_policy(username: str, password: str) -> None:
+def check_password_policy(username: str, password: str, min_guesses_log10: float | None = None) -> None:
     """Refuse (WeakPassword) a new password shorter than PASSWORD_MIN_LENGTH, a common one, one of
-    very few different characters, or the user name itself.
+    very few different characters, the user name itself, or one the strength estimate (zxcvbn,
+    given the user name and the app's own words) puts below 10^`min_guesses_log10` guesses
+    (PASSWORD_MIN_GUESSES_LOG10; the app's setting of that name when there is an app).
 
-    >>> check_password_policy("alice", "alice-password")
+    >>> check_password_policy("alice", "correct horse battery staple")
     >>> check_password_policy("alice", "password1234")
     Traceback (most recent call last):
     accounts.WeakPassword: That password is one of the most common ones; choose another.
+    >>> check_password_policy("dave", "davedave2026")
+    Traceback (most recent call last):
+    accounts.WeakPassword: That password is too easy to guess (Repeats like "abcabcabc" are only slightly harder to guess than "abc".). Choose a longer one, for example four or five unrelated words.
     """
     if len(password) < PASSWORD_MIN_LENGTH:
         raise WeakPassword(
@@ -91,6 +105,19 @@ def check_password_policy(username: str, password: str) -> None:
         raise WeakPassword("That password is one of the most common ones; choose another.")
     if folded == username.strip().casefold():
         raise WeakPassword("A password must not be the user name.")
+    if min_guesses_log10 is None:
+        configured = current_app.config.get("PASSWORD_MIN_GUESSES_LOG10") if current_app else None
+        min_guesses_log10 = PASSWORD_MIN_GUESSES_LOG10 if configured is None else configured
+    if min_guesses_log10 <= 0:
+        return
+    estimate = zxcvbn(password[:100], user_inputs=[username.strip(), *APP_WORDS])  # its cost grows with length
+    if estimate["guesses_log10"] < min_guesses_log10:
+        feedback = estimate["feedback"]
+        why = feedback.get("warning") or "it follows a pattern or a word people often use"
+        raise WeakPassword(
+            f"That password is too easy to guess ({why.rstrip('.')}.). Choose a longer one, for example four or"
+            " five unrelated words."
+        )
 
 
 def _add_user(username: str, password: str, created_by_proxy: bool = False) -> User:
@@ -125,7 +152,28 @@ def set_password(username: str, password: str) -> User:
     user.password_hash = hash_password(password)
     store.accounts.bump_session_generation(user.id)
     db.session.commit()
+    forget_first_password(username)
     return user
+
+
+def forget_first_password(username: str) -> None:
+    """Take an admin's line out of the first-admin password file (FIRST_ADMIN_PASSWORD_FILE) once
+    their password is changed; delete the file when no line is left. A password that is no longer
+    anyone's must not lie on disk."""
+    path = Path(current_app.config.get("FIRST_ADMIN_PASSWORD_FILE") or "")
+    if not path.name:
+        return
+    try:
+        lines = path.read_text().splitlines()
+    except (FileNotFoundError, IsADirectoryError):
+        return
+    kept = [line for line in lines if line.partition(": ")[0] != username]
+    if len(kept) == len(lines):
+        return
+    if kept:
+        config.write_private(path, "".join(line + "\n" for line in kept))
+    else:
+        path.unlink(missing_ok=True)
 
 
 def set_disabled(username: str, disabled: bool) -> User:

@@ -14,6 +14,7 @@ from flask import Flask, jsonify, request
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import bootstrap
 import cli
@@ -24,7 +25,7 @@ from models import db
 from package import Package
 from schema import SchemaError
 from web import api, auth, body, error_pages, oidc, pages, roles, table_urls
-from web.params import IdConverter, refuse_nul_characters
+from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -45,6 +46,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # row objects keep schema.json's field order
     package = configure(app, test_config)
     app.extensions["package"] = package
+    if app.config.get("PROXY_FIX"):  # the client's address, as the N proxies in front report it
+        proxies = app.config["PROXY_FIX"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     if not app.debug:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -63,13 +67,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     oidc.init_app(app)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
     csrf.exempt(roles.api_bp)
+    # Sign-in first, before anything reads a body (CSRFProtect's check, registered by
+    # csrf.init_app above, reads the form): an anonymous body is never read, only refused.
+    app.before_request_funcs.setdefault(None, []).insert(0, auth.require_login)
     app.before_request(refuse_nul_characters)
-    app.before_request(auth.require_login)
-    app.before_request(roles.check_access)  # the role each page and API call needs on its table
+    # After the CSRF check (every form without its token is refused the same way, whatever it names):
+    # the role each page and API call needs on its table, and the token's scope.
+    app.before_request(roles.check_access)
     app.before_request(housekeeping.maybe_clean_up)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
+    app.jinja_env.globals["query_args"] = query_args  # the query string, safe to hand back to url_for
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)

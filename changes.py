@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import re
-import zipfile
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
@@ -37,7 +36,8 @@ import store.table
 import tables
 from errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from files import bundle as bundles
-from files import damage, errorfile
+from files import damage, errorfile, xlsx
+from files import encoding as encodings
 from files.formulas import unescaper
 from files.names import clean_filename
 from files.problems import FileProblems, Problem, TooLarge
@@ -170,6 +170,7 @@ def submit(
     base_version: int | None = None,
     hold: bool = False,
     table: str | None = None,
+    encoding: str | None = None,
 ) -> StageResult:
     """Merge an uploaded file into a table (None: the first) and stage the differences as one pending request.
 
@@ -181,17 +182,22 @@ def submit(
     owner with an `errors` column; a file larger than the app reads is refused (Refused, status
     413) without one; a full upload deleting many rows must be confirmed (ConfirmDeletions; with
     `hold`, the file is kept for `submit_held`). Someone with MAX_PENDING_PER_USER pending
-    requests gets TooManyPending before the file is read.
+    requests gets TooManyPending before the file is read. `encoding` is the text encoding the
+    person says a CSV file is in (not guessed then; Unprocessable when it names none).
     """
     ref = tables.get(table)
     access.require(ref, access.EDIT, access.person(submitter))
+    if encoding is not None and encodings.codec_name(encoding) is None:
+        raise Unprocessable(encodings.unknown_encoding(encoding))
     _check_pending_quota(submitter)
     filename = clean_filename(filename)
     source = "field" if base_version is not None else ""
     if base_version is None and (base_version := base_from_filename(filename)) is not None:
         source = "filename"
     try:
-        return _stage(ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source)
+        return _stage(
+            ref, stream, submitter, filename, mode, comment, confirm_deletions, sheet, base_version, source, encoding
+        )
     except TooLarge as exc:
         db.session.rollback()
         raise Refused(exc, None) from None
@@ -213,6 +219,7 @@ def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
     stream.seek(0)
     store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=HELD_UPLOAD_HOURS))
     held = store.accounts.add_held_upload(owner, filename[:255], stream.read())
+    store.accounts.keep_newest_held_uploads(owner, current_app.config["HELD_UPLOADS_PER_USER"])
     db.session.commit()
     return held.id
 
@@ -285,6 +292,7 @@ def _stage(
     sheet: str | None,
     base: int | None,
     base_source: str,
+    encoding: str | None = None,
 ) -> StageResult:
     _check_mode_and_base(mode, base)
     bundle = _bundle(ref, stream, sheet)
@@ -297,7 +305,7 @@ def _stage(
         if notice := bundle.notice():
             upload.warnings.insert(0, notice)
     else:
-        upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"])
+        upload = open_upload(stream, ref.schema, sheet, current_app.config["MAX_UPLOAD_ROWS"], encoding)
     staging = _prepare(ref, upload, mode, base)
     _raise_dangling([staging])
     if not staging.changes_something:
@@ -320,11 +328,14 @@ def _bundle(ref: tables.TableRef, stream: IO[bytes], sheet: str | None) -> bundl
     sheet or file named after no table goes to `ref`, the table the upload was sent to); None for
     a plain file, a sheet chosen by name, or a deployment of one table (read as it always was)."""
     names = [t.name for t in tables.every()]
-    if len(names) < 2 or sheet is not None or not zipfile.is_zipfile(stream):
+    # by its first bytes, as files.upload decides: zipfile.is_zipfile seeks before the start of a tiny file
+    if len(names) < 2 or sheet is not None or not xlsx.is_workbook(stream):
         stream.seek(0)
         return None
     stream.seek(0)
-    return bundles.open_bundle(stream, [ref.name, *(n for n in names if n != ref.name)])
+    return bundles.open_bundle(
+        stream, [ref.name, *(n for n in names if n != ref.name)], current_app.config["MAX_CONTENT_LENGTH"]
+    )
 
 
 def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, label: str = "") -> _Staging:
@@ -336,7 +347,9 @@ def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, 
     )
     problems = upload.problems
     escaped = upload.encoding != WORKBOOK_ENCODING  # a workbook's rows come unescaped (files.xlsx)
-    parse = schema.row_parser(problems.add, upload.conventions, clean=unescaper(schema) if escaped else None)
+    parse = schema.row_parser(  # a cell that reads two ways is settled by the value the table holds for its key
+        problems.add, upload.conventions, clean=unescaper(schema) if escaped else None, stored=current.get
+    )
     with _gc_paused():
         two_way = diff.compare_cells(
             current,
@@ -1114,6 +1127,7 @@ def revert(change_id: int, user: str) -> StageResult:
     the row now. Cells changed again since are conflicts, never silently overwritten; untouched
     cells of the same rows revert cleanly.
     """
+    _check_pending_quota(user)  # a revert is a pending request like an upload's (and copies rows)
     undone = get_request(change_id)
     access.require_edit_all((tables.of_request(m).name for m in batch_of(undone)), access.person(user))
     if undone.status != "approved" or undone.applied_version is None:

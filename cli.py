@@ -151,13 +151,14 @@ def revoke_tokens(name: str) -> None:
 @click.command("cleanup")
 @with_appcontext
 def cleanup() -> None:
-    """Delete expired error files and the staged rows of old rejected and withdrawn requests
-    (KEEP_DECIDED_DAYS). The app also does this at start-up and every CLEANUP_INTERVAL_MINUTES;
+    """Delete expired error files, held uploads and the staged rows of old rejected and withdrawn
+    requests (KEEP_DECIDED_DAYS). The app also does this at start-up and every CLEANUP_INTERVAL_MINUTES;
     run it from cron when that is 0."""
     done = housekeeping.clean_up()
     # The app cleaned up once already when this command started it: count that too.
     done += current_app.extensions.pop("clean_up_at_start", None) or housekeeping.CleanUp(0, 0, 0)
     click.echo(
         f"Deleted {done.error_files} expired error file(s) and the staged rows of {done.purged_requests}"
-        f" rejected or withdrawn request(s); forgot {done.login_failures} old failed sign-in(s)."
+        f" rejected or withdrawn request(s); forgot {done.login_failures} old failed sign-in(s) and"
+        f" {done.held_uploads} expired held upload(s)."
     )

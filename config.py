@@ -65,6 +65,9 @@ def proxy_networks(value: str | Iterable[object] | None) -> tuple[ipaddress.IPv4
 # Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
 # database's set-up); production refuses anything but the strong default (`check`).
 STRONG_PASSWORD_HASH = "scrypt"
+# New passwords must take at least 10^this many guesses by zxcvbn's estimate (accounts.py). Not an
+# environment setting: only the tests lower it (their fixtures' passwords are weak on purpose).
+STRONG_PASSWORD_GUESSES_LOG10 = 9.0
 
 
 def check(settings: Mapping[str, object]) -> None:
@@ -207,6 +210,9 @@ SETTINGS = (
             "from the proxies in AUTH_PROXY_IPS only; off when empty.", shown="(empty: off)"),
     Setting("AUTH_PROXY_IPS", "", "Addresses or networks (e.g. 127.0.0.1, 10.0.0.0/24) of the proxies whose AUTH_HEADER "
             "is trusted. Required with AUTH_HEADER: without it the app refuses to start.", _networks, shown="(empty)"),
+    Setting("PROXY_FIX", "0", "How many reverse proxies stand in front of the app (0: none). With N, werkzeug's ProxyFix "
+            "takes the client's address (and scheme) from the last N X-Forwarded-For (X-Forwarded-Proto) entries: set it "
+            "only when the app can be reached through those proxies alone.", _int),
     Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens.",
             _bool),
     Setting("OIDC_ISSUER", "", "Sign in with an OpenID Connect identity provider: its issuer URL (discovery at "
@@ -234,10 +240,14 @@ SETTINGS = (
             "before that address is refused (429).", _int),
     Setting("MAX_PENDING_PER_USER", "10", "Pending change requests one person may have; the next upload gets HTTP 429.",
             _int),
+    Setting("HELD_UPLOADS_PER_USER", "3", "Uploads kept per person while they answer the mass-deletion question "
+            "(the newest); each is deleted after an hour.", _int),
     Setting("ERROR_FILES_PER_USER", "3", "Refused uploads kept (with an errors column) per person, newest first; "
             "each is deleted after a day.", _int),
     Setting("KEEP_DECIDED_DAYS", "30", "Days the staged rows of rejected and withdrawn requests are kept; then they are "
             "deleted (the request, its counts and its audit entries stay).", _int),
+    Setting("CLIENT_TIMEOUT_SECONDS", "15", "gunicorn only (gunicorn.conf.py): the longest a client may leave a worker "
+            "waiting for its next bytes (headers or body) before the connection is dropped.", _int),
     Setting("CLEANUP_INTERVAL_MINUTES", "60", "How often each app process deletes expired error files and old staged "
             "rows (also at start-up and with `flask --app app cleanup`); 0: only those two.", _int),
     Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
@@ -256,6 +266,7 @@ def from_environment(instance_path: Path) -> dict[str, object]:
     read = {s.key or s.name: s.value(instance_path, production) for s in SETTINGS}
     return read | {
         "PASSWORD_HASH_METHOD": STRONG_PASSWORD_HASH,
+        "PASSWORD_MIN_GUESSES_LOG10": STRONG_PASSWORD_GUESSES_LOG10,
         "FIRST_ADMIN_PASSWORD_FILE": instance_path / "first-admin-password",  # when the console is no terminal
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,

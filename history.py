@@ -9,7 +9,6 @@ cost grows with the changes since N, not with the table.
 from __future__ import annotations
 
 import bisect
-import csv
 import io
 import json
 from collections import defaultdict
@@ -30,7 +29,7 @@ import tables
 from diff import Diff
 from errors import NotFound, Unprocessable
 from files import xlsx_write
-from files.csv_write import TextSink, csv_chunks
+from files.csv_write import FormulaSafeWriter, TextSink, csv_chunks
 from models import ChangeRequest
 from records import repack, unpack
 from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
@@ -588,7 +587,7 @@ def audit_csv(filters: AuditFilter, as_dicts) -> Iterator[bytes]:
     """The audit entries matching `filters` as CSV, streamed a page at a time; `as_dicts` turns
     entries into API objects (web.present.audit_dicts)."""
     sink = TextSink()
-    writer = csv.writer(sink, lineterminator="\r\n")
+    writer = FormulaSafeWriter(sink)  # keys, reasons and user names are anyone's text
     writer.writerow(AUDIT_CSV_COLUMNS)
     yield "\ufeff".encode() + sink.take().encode()
     cursor: Cursor | None = None

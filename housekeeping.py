@@ -1,5 +1,6 @@
 """Clean-up of what is kept only for a while: expired error files, the staged rows of old rejected
-and withdrawn requests, expired failed sign-ins.
+and withdrawn requests, expired failed sign-ins, uploads held for a mass-deletion question past
+their hour.
 
 It runs at start-up (bootstrap), with `flask --app app cleanup` (for cron), and every
 CLEANUP_INTERVAL_MINUTES in each app process, in a background thread started by the first request
@@ -8,6 +9,7 @@ after the interval, so no one's request waits for it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -17,6 +19,8 @@ from flask import Flask, current_app
 
 import accounts
 import changes
+import store.accounts
+from models import db, utcnow
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -30,19 +34,29 @@ class CleanUp:
     error_files: int
     purged_requests: int
     login_failures: int
+    held_uploads: int = 0
 
     def __add__(self, other: CleanUp) -> CleanUp:
         return CleanUp(
             self.error_files + other.error_files,
             self.purged_requests + other.purged_requests,
             self.login_failures + other.login_failures,
+            self.held_uploads + other.held_uploads,
         )
 
 
 def clean_up() -> CleanUp:
     """Delete what has expired (see the module's docstring); returns how much of each."""
     files, purged = changes.expire_kept()
-    return CleanUp(files, purged, accounts.expire_failures())
+    return CleanUp(files, purged, accounts.expire_failures(), expire_held_uploads())
+
+
+def expire_held_uploads() -> int:
+    """Delete the uploads kept for a mass-deletion question whose hour is over (whether or not
+    their owner ever came back to it); returns how many."""
+    expired = store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=changes.HELD_UPLOAD_HOURS))
+    db.session.commit()
+    return expired
 
 
 def started(app: Flask) -> None:

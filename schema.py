@@ -54,6 +54,9 @@ __all__ = [
     "unpack",
 ]
 
+# The longest key, in UTF-8 bytes: PostgreSQL's btree index holds entries of at most 2,704 bytes
+# (a longer key was a 500 at upload), and the key is indexed with the table id and a request id.
+MAX_KEY_BYTES = 2000
 CONSTRAINTS = ("required", "unique", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength")
 
 
@@ -137,26 +140,33 @@ class Schema:
     # rows ------------------------------------------------------------------------------------
 
     def canonical_row(
-        self, values: Sequence[str], conventions: Conventions | None = None
+        self, values: Sequence[str], conventions: Conventions | None = None, stored: Sequence[str] | None = None
     ) -> tuple[str, list[tuple[str, str]]]:
         """Raw cell texts in schema order → (record, problems as (field name, message)).
 
         `conventions` says how the file writes numbers and dates; a cell that reads two ways while
-        its column's evidence is pending settles the conventions first.
+        its column's evidence is pending settles the conventions first. `stored`: the table's values
+        for the row's key (schema order), which settle a cell that still reads two ways when one
+        reading is the stored value (a round trip of the table's own download reads back unchanged).
+
+        >>> schema = Schema.from_dict({"primaryKey": "k", "fields": [{"name": "k"}, {"name": "n", "type": "number"}]})
+        >>> guessed = Conventions([PLAIN, Reading(decimal_comma=True, guessed=True)])
+        >>> schema.canonical_row(["a", "1.250"], guessed, ["a", "1.25"])[0], schema.canonical_row(["a", "1.250"], guessed)[1]
+        ('a\\x1f1.25', [('n', "'1.250' is ambiguous: 1250 with a thousands separator, or 1.25 with a decimal point? Nothing else in its column says which; write it as 1250 or 1.25")])
 
         >>> schema = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "n", "type": "integer"}]})
         >>> schema.canonical_row(["1.23E+15", "x"])[1]  # doctest: +ELLIPSIS
         [('id', "key '1.23E+15' looks like a number Excel turned into scientific notation..."), ('n', "'x' is not a whole number...")]
         """
         try:
-            return self._canonical_row(values, conventions)
+            return self._canonical_row(values, conventions, stored)
         except Unsettled:
             assert conventions is not None  # only a pending Reading raises Unsettled
             conventions.settle()
-            return self._canonical_row(values, conventions)
+            return self._canonical_row(values, conventions, stored)
 
     def _canonical_row(
-        self, values: Sequence[str], conventions: Conventions | None
+        self, values: Sequence[str], conventions: Conventions | None, stored: Sequence[str] | None = None
     ) -> tuple[str, list[tuple[str, str]]]:
         out: list[str] = []
         problems: list[tuple[str, str]] = []
@@ -168,6 +178,12 @@ class Schema:
                 if i == ki and key_problem:
                     raise ValueProblem(key_problem)
                 out.append(f.canonical(text, at(i)))
+            except Ambiguous as exc:
+                if stored is not None and i < len(stored) and stored[i] in f.readings(text, at(i)):
+                    out.append(stored[i])  # the reading the table holds for this key: nothing changed
+                else:
+                    problems.append((f.name, str(exc)))
+                    out.append(text)
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
                 out.append(text)
@@ -187,6 +203,11 @@ class Schema:
                 f"key {show(key)} has spaces around it, which would make it a different key from {show(stripped)};"
                 " remove the spaces"
             )
+        if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            return (
+                f"key is {len(key.encode('utf-8', 'surrogatepass')):,} bytes long; a key may be at most"
+                f" {MAX_KEY_BYTES:,} bytes (UTF-8), the most the database's index holds"
+            )
         return None
 
     def row_parser(
@@ -194,10 +215,12 @@ class Schema:
         report: Callable[[int, str, str], None],
         conventions: Conventions | None = None,
         clean: Callable[[list[str]], list[str]] | None = None,
+        stored: Callable[[str], str | None] | None = None,
     ) -> Callable[[int, list[str]], Row | None]:
         """A function: one raw row (line, cells in schema order) → its canonical diff Row, or None
         after telling `report(line, field, message)` about each bad cell. `clean` runs first;
-        `conventions` say how the file writes numbers and dates."""
+        `conventions` say how the file writes numbers and dates; `stored(key)`: the table's record
+        for a key (or None), whose values settle cells that read two ways (`canonical_row`)."""
         fast, ki = self.fast_canonical(conventions), self.key_index
 
         def parse(line: int, values: list[str]) -> Row | None:
@@ -205,7 +228,8 @@ class Schema:
                 values = clean(values)
             parsed = fast(values)
             if parsed is None:
-                record, problems = self.canonical_row(values, conventions)
+                record = stored(values[ki]) if stored is not None else None
+                record, problems = self.canonical_row(values, conventions, unpack(record) if record else None)
                 if problems:
                     for name, message in problems:
                         report(line, name, message)

@@ -11,17 +11,42 @@ fields (schema.json, the key, whole rows) is `schema.Schema`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
-# Excel writes TRUE/FALSE in the user's language: WAHR/FALSCH, VRAI/FAUX, VERDADERO/FALSO, WAAR/ONWAAR.
-TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1", "wahr", "vrai", "verdadero", "vero", "waar"})
-FALSE_WORDS = frozenset({"false", "no", "n", "f", "0", "falsch", "faux", "falso", "onwaar"})
+# Excel and LibreOffice write TRUE/FALSE in the user's language (a CSV re-save keeps the words).
+SPREADSHEET_BOOLEANS = {
+    "German": ("wahr", "falsch"),
+    "French": ("vrai", "faux"),
+    "Spanish": ("verdadero", "falso"),
+    "Portuguese": ("verdadeiro", "falso"),
+    "Italian": ("vero", "falso"),
+    "Dutch": ("waar", "onwaar"),
+    "Catalan": ("cert", "fals"),
+    "Romanian": ("adevărat", "fals"),
+    "Swedish": ("sant", "falskt"),
+    "Danish": ("sand", "falsk"),
+    "Norwegian": ("sann", "usann"),
+    "Finnish": ("tosi", "epätosi"),
+    "Polish": ("prawda", "fałsz"),
+    "Czech": ("pravda", "nepravda"),
+    "Slovak": ("pravda", "nepravda"),
+    "Hungarian": ("igaz", "hamis"),
+    "Turkish": ("doğru", "yanliş"),
+    "Russian": ("истина", "ложь"),
+    "Ukrainian": ("істина", "хибність"),
+    "Bulgarian": ("истина", "неистина"),
+    "Greek": ("αληθεσ", "ψευδεσ"),
+}
+TRUE_WORDS = frozenset({"true", "yes", "y", "t", "1"} | {words[0] for words in SPREADSHEET_BOOLEANS.values()})
+FALSE_WORDS = frozenset({"false", "no", "n", "f", "0"} | {words[1] for words in SPREADSHEET_BOOLEANS.values()})
 _MONTH_NAMES = ["january", "february", "march", "april", "may", "june",
                 "july", "august", "september", "october", "november", "december"]  # fmt: skip
 MONTHS = {n: i for i, full in enumerate(_MONTH_NAMES, start=1) for n in (full, full[:3])} | {"sept": 9}
@@ -54,9 +79,14 @@ class Reading:
     Single cells can be ambiguous (`135.450`: a thousands dot or a decimal point? `4/2/12`: 4 February
     or April 2?), so the whole column decides (files.conventions), and its cells are read that way.
 
-    - `decimal_comma`: True, numbers as European spreadsheets write them (`1.234,5`, and `135.450`
-      is 135450); False, a decimal point only (`1234.5`; commas refused); None, undecided: each
-      cell as it reads (`1,5` and `1.5`), and `135.450` refused as ambiguous.
+    - `decimal_comma`: True, numbers as European spreadsheets write them (`1.234,5`, `1,5`); False,
+      a decimal point (`1234.5`, `1,234.5`; decimal commas refused); None, undecided: each cell as
+      it reads (`1,5` and `1.5`).
+    - `guessed`: `decimal_comma` is only what the file's separator suggests, no cell of the file
+      having shown it. Then a cell that reads two ways (`135.450`, `135,450`, `1.250`: one
+      separator and three digits) is Ambiguous (a `;` file may come from Switzerland, where `1.250`
+      is 1.25); the table's stored value for its key may still settle it. An integer column never
+      reads such a separator as a decimal point (`1.000` is not 1).
     - `day_first`: True, `03/04/2024` is 3 April; False, it is March 4; None, refused as ambiguous.
     - `pending`: the column's evidence is not gathered yet; a cell that reads two ways raises
       Unsettled instead of being refused.
@@ -65,6 +95,7 @@ class Reading:
     decimal_comma: bool | None = False
     day_first: bool | None = None
     pending: bool = False
+    guessed: bool = False
 
 
 PLAIN = Reading()
@@ -79,7 +110,7 @@ class Conventions:
     >>> from schema import Schema
     >>> schema = Schema.from_dict({"primaryKey": "k", "fields": [{"name": "k"}, {"name": "d", "type": "date"}]})
     >>> schema.canonical_row(["a", "4/2/12"], later)[0], later.at(1)
-    ('a\\x1f2012-02-04', Reading(decimal_comma=False, day_first=True, pending=False))
+    ('a\\x1f2012-02-04', Reading(decimal_comma=False, day_first=True, pending=False, guessed=False))
     """
 
     def __init__(self, readings: Sequence[Reading] = (), gather: Callable[[], Sequence[Reading]] | None = None):
@@ -168,16 +199,32 @@ class Field:
         >>> Field("n", "number").canonical("135.450", Reading(decimal_comma=True))
         '135450'
         """
-        if (
-            reading.decimal_comma is not False
-            and self.type in ("number", "integer")
-            and ("," in text or "." in text)
-            and text not in self.missing_values
-        ):
-            text = _decimal_point(text, reading)
+        if self.type in ("number", "integer") and ("," in text or "." in text) and text not in self.missing_values:
+            text = _decimal_point(text, reading, self.type == "integer")
         value = self.parse(text, reading)
         self.check(value)
         return self.format_value(value)
+
+    def readings(self, text: str, reading: Reading = PLAIN) -> set[str]:
+        """The canonical texts an ambiguous cell can mean (`135.450`: 135450 or 135.45; `4/2/12`:
+        4 February or April 2), each checked against the field's constraints; an integer column
+        never reads a thousands separator as a decimal point.
+
+        >>> sorted(Field("n", "number").readings("135.450")), sorted(Field("d", "date").readings("4/2/12"))
+        (['135.45', '135450'], ['2012-02-04', '2012-04-02'])
+        >>> Field("i", "integer").readings("1.000")
+        {'1000'}
+        """
+        found = set()
+        for other in (
+            replace(reading, day_first=True, pending=False),
+            replace(reading, day_first=False, pending=False),
+            replace(reading, decimal_comma=True, guessed=False, pending=False),
+            replace(reading, decimal_comma=False, guessed=False, pending=False),
+        ):
+            with contextlib.suppress(ValueProblem):
+                found.add(self.canonical(text, other))
+        return found
 
     def check(self, value: Any) -> None:
         """Raise ValueProblem when a parsed value breaks one of the field's constraints."""
@@ -259,33 +306,63 @@ def _parse_integer(f: Field, text: str, reading: Reading = PLAIN) -> int:
     raise ValueProblem(f"{show(text)} is not a whole number (expected digits only, e.g. 1234)")
 
 
-def _decimal_point(text: str, reading: Reading) -> str:
-    """A number as a column that may use decimal commas writes it → the same number with a decimal
-    point and no thousands separators (`1.234,5` → `1234.5`); other text is returned as it is.
+def _decimal_point(text: str, reading: Reading, integer: bool = False) -> str:
+    """A number as its column writes it → the same number with a decimal point and no thousands
+    separators (`1.234,5` → `1234.5`, `1,234.5` → `1234.5`); other text is returned as it is.
 
-    >>> [_decimal_point(t, Reading(decimal_comma=True)) for t in ("1.234,5", "135.450", "1.5", "-0,25")]
-    ['1234.5', '135450', '1.5', '-0.25']
-    >>> _decimal_point("135.450", Reading(decimal_comma=None))
+    A cell with one separator and three digits after it reads two ways; the column's evidence
+    decides, else (`reading.guessed`, or no decimal mark decided) it is Ambiguous (Unsettled while
+    the evidence is pending).
+    `integer`: an integer column, which never takes such a separator for a decimal point.
+
+    >>> european = Reading(decimal_comma=True)
+    >>> [_decimal_point(t, european) for t in ("1.234,5", "135.450", "1.5", "-0,25", "135,450")]
+    ['1234.5', '135450', '1.5', '-0.25', '135.450']
+    >>> [_decimal_point(t, Reading()) for t in ("135.450", "1,234.5", "135,450")]
+    ['135.450', '1234.5', '135450']
+    >>> _decimal_point("135.450", Reading(decimal_comma=True, guessed=True))
     Traceback (most recent call last):
     ...
     values.Ambiguous: '135.450' is ambiguous: 135450 with a thousands separator, or 135.45 with a decimal point? Nothing else in its column says which; write it as 135450 or 135.45
+    >>> _decimal_point("1.000", Reading(), integer=True)
+    Traceback (most recent call last):
+    ...
+    values.Ambiguous: '1.000' is ambiguous: 1000 with a thousands separator, or 1 with a decimal point? Nothing else in its column says which; write it as 1000 or 1
     """
     t = text.strip()
+    comma, evidence = reading.decimal_comma, not reading.guessed
+    if _ONE_GROUP.fullmatch(t):  # 135.450 or 135,450
+        mark = "," if "," in t else "."
+        decimal_mark = "," if comma else "."  # the mark the column's evidence makes a decimal one
+        if evidence and comma is not None and not (integer and mark == decimal_mark):
+            return t.replace(mark, ".") if mark == decimal_mark else t.replace(mark, "")
+        if reading.pending:
+            raise Unsettled
+        whole, point = t.replace(mark, ""), _format_number(Decimal(t.replace(mark, ".")))
+        name = "decimal point" if mark == "." else "decimal comma"
+        raise Ambiguous(
+            f"{show(text)} is ambiguous: {whole} with a thousands separator, or {point} with a {name}?"
+            f" Nothing else in its column says which; write it as {whole} or {point}"
+        )
     if "," in t:
+        if _THOUSANDS_COMMAS.fullmatch(t) and not (comma and evidence):
+            return t.replace(",", "")  # 1,234.5 or 1,234,567: thousands commas, English style
+        if comma is False:
+            raise ValueProblem(
+                f"{show(text)} is not a number here: it has a decimal comma, and this column's numbers have"
+                " decimal points (a file separated by commas must: a comma there starts a new cell); write"
+                " 1234.5, or save the file separated by semicolons or as an Excel workbook"
+            )
         if not _DECIMAL_COMMA.fullmatch(t):
             raise ValueProblem(f"{show(text)} is not a number (expected digits with a decimal comma, e.g. 1234,5)")
         return t.replace(".", "").replace(",", ".")
-    if not _GROUPED.fullmatch(t):
-        return text
-    if reading.decimal_comma or t.count(".") > 1:
-        return t.replace(".", "")
-    if reading.pending:
-        raise Unsettled
-    whole, point = t.replace(".", ""), _format_number(Decimal(t))
-    raise Ambiguous(
-        f"{show(text)} is ambiguous: {whole} with a thousands separator, or {point} with a decimal point?"
-        f" Nothing else in its column says which; write it as {whole} or {point}"
-    )
+    if _GROUPED.fullmatch(t) and t.count(".") > 1:
+        return t.replace(".", "")  # 1.234.567: thousands dots, whatever the column
+    return text
+
+
+_ONE_GROUP = re.compile(r"[+-]?[1-9]\d{0,2}[.,]\d{3}")  # 135.450, 135,450, 1.000: a thousands separator, or not?
+_THOUSANDS_COMMAS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # 1,234.5 and 1,234,567
 
 
 def _parse_number(f: Field, text: str, reading: Reading = PLAIN) -> Decimal:
@@ -302,7 +379,7 @@ def _parse_number(f: Field, text: str, reading: Reading = PLAIN) -> Decimal:
 
 
 def _parse_boolean(f: Field, text: str, reading: Reading = PLAIN) -> bool:
-    t = text.strip().lower()
+    t = _boolean_word(text)
     if t in TRUE_WORDS:
         return True
     if t in FALSE_WORDS:
@@ -448,6 +525,22 @@ _FORMATTERS = {
 
 
 _BOOLEAN_TEXT = dict.fromkeys(TRUE_WORDS, "true") | dict.fromkeys(FALSE_WORDS, "false")
+
+
+def _boolean_word(text: str) -> str:
+    """A yes/no cell as the word lists hold it: lower case, Turkish ı and İ as i, Greek without
+    accents and with σ for a final ς.
+
+    >>> [_boolean_word(w) for w in ("VERDADEIRO", "ИСТИНА", "ΑΛΗΘΈΣ", "ψευδές", "YANLIŞ", "Doğru")]
+    ['verdadeiro', 'истина', 'αληθεσ', 'ψευδεσ', 'yanliş', 'doğru']
+    """
+    t = text.strip().lower()
+    if t.isascii():
+        return t
+    t = t.replace("ı", "i").replace("i\u0307", "i")
+    if any("\u0370" <= c <= "\u03ff" for c in t):
+        t = "".join(c for c in unicodedata.normalize("NFD", t) if not unicodedata.combining(c)).replace("ς", "σ")
+    return unicodedata.normalize("NFC", t)
 
 
 def plain_at(index: int) -> Reading:

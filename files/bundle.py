@@ -8,10 +8,14 @@ or the file name without `.csv`, trimmed, in any case, is the table's name (a do
 kept in `Bundle.unknown`, to be shown to the user, so that a sheet called "Teams 2024" is not
 skipped without a word.
 
-A zip is a bomb until proven otherwise: the central directory is sized before it is parsed, the
-members' declared sizes are checked against the size of the upload (zipfile never unpacks more
-than a member declares), and members are unpacked lazily, as they are read. A workbook's sheets
-are read on files.ooxml's budget, one budget for the whole workbook.
+A zip is a bomb until proven otherwise: the central directory is sized before it is parsed, only
+stored and deflated members are unpacked (`files.zipmember`: bzip2 and LZMA unpack whole in one
+read), the members' declared sizes are checked against the size of the upload and, together,
+against the upload limit (zipfile never unpacks more than a member declares), and members are
+unpacked lazily, as they are read, on one budget. Their rows count together against the row
+limit, and a member that is itself a workbook or a zip is refused: a workbook is read on its own
+budget, sized by the upload, never by an unpacked member. A workbook's sheets are read on
+files.ooxml's budget, one budget for the whole workbook.
 
 >>> import io, zipfile
 >>> data = io.BytesIO()
@@ -32,11 +36,11 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from files import ooxml, xlsx
+from files import ooxml, xlsx, zipmember
 from files.problems import FileProblems, Problem, TooLarge
 from files.rows import Upload
 from files.upload import open_upload
@@ -50,7 +54,6 @@ FREE_BYTES = ooxml.FREE_BYTES  # a CSV member may always unpack to this much…
 BYTES_PER_PACKED_BYTE = ooxml.BYTES_PER_PACKED_BYTE  # …and to this much per byte it takes in the zip
 MAX_UNPACKED_BYTES = ooxml.MAX_UNPACKED_BYTES  # all CSV members read, together
 SHEET_TITLE_CHARS = 31  # Excel's longest sheet name: a longer table name is cut to this in a download
-_READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 _VERSIONED = re.compile(r"(.+?)-v\d{1,9}(?!\d).*")  # `teams-v12`, `teams-v12 (1)`: a download's name
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
@@ -113,7 +116,7 @@ class Bundle:
         return f"Not read: {'; '.join(said)}." if said else None
 
 
-def open_bundle(stream: IO[bytes], table_names: Sequence[str]) -> Bundle:
+def open_bundle(stream: IO[bytes], table_names: Sequence[str], max_unpacked: int | None = None) -> Bundle:
     """Split an upload into one part per table it holds (`table_names`: the tables, the first one
     the default).
 
@@ -133,6 +136,9 @@ def open_bundle(stream: IO[bytes], table_names: Sequence[str]) -> Bundle:
 
     To read a named sheet of a workbook for one table, as the upload form's "sheet" field asks,
     call `open_upload` directly, as before.
+
+    `max_unpacked`: the most bytes a zip's CSV files may unpack to together (the upload limit,
+    MAX_UPLOAD_MB): a zip is no way around it.
     """
     tables = tuple(table_names)
     if not tables:
@@ -154,7 +160,7 @@ def open_bundle(stream: IO[bytes], table_names: Sequence[str]) -> Bundle:
     csvs = [m for m in members if not _ignored(m.filename) and m.filename.lower().endswith(".csv")]
     if not csvs:
         return whole  # a Word document, an OpenDocument file, a zip of something else: open_upload names it
-    return _zip(stream, archive, members, tables)
+    return _zip(stream, archive, members, tables, max_unpacked)
 
 
 def _whole(stream: IO[bytes], tables: tuple[str, ...]) -> Bundle:
@@ -223,7 +229,11 @@ def _workbook(stream: IO[bytes], tables: tuple[str, ...]) -> Bundle:
 
 
 def _zip(
-    stream: IO[bytes], archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], tables: tuple[str, ...]
+    stream: IO[bytes],
+    archive: zipfile.ZipFile,
+    members: list[zipfile.ZipInfo],
+    tables: tuple[str, ...],
+    max_unpacked: int | None = None,
 ) -> Bundle:
     kept = [m for m in members if not _ignored(m.filename)]
     paths = [m.filename.replace("\\", "/") for m in kept]
@@ -275,37 +285,65 @@ def _zip(
             f"the CSV files of the zip unpack to {total:,} bytes, far more than a zip of its size holds;"
             " it looks like a zip bomb and was not read"
         )
-    parts = [_member_part(archive, table, info) for table, info in chosen.items()]
+    if max_unpacked is not None and total > max_unpacked:
+        raise TooLarge(
+            f"the CSV files of the zip unpack to {total / 1024**2:,.1f} MB together, over the upload limit of"
+            f" {max_unpacked / 1024**2:,.0f} MB (MAX_UPLOAD_MB); upload fewer rows at a time, for example only"
+            " the rows you changed as a partial upload"
+        )
+    budget = zipmember.Budget(total, "the CSV files of the zip unpack to more than they declare; make the zip again")
+    rows = _RowCount()
+    parts = [_member_part(archive, table, info, budget, rows) for table, info in chosen.items()]
     return Bundle("zip", parts, tables, unknown)
 
 
-def _member_part(archive: zipfile.ZipFile, table: str, info: zipfile.ZipInfo) -> Part:
+class _RowCount:
+    """Rows read from every CSV file of one zip, counted against one limit (MAX_UPLOAD_ROWS)."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def counted(self, rows: Iterator[tuple[int, list[str]]], limit: int | None) -> Iterator[tuple[int, list[str]]]:
+        for row in rows:
+            self.read += 1
+            if limit is not None and self.read > limit:
+                raise TooLarge(
+                    f"the CSV files of the zip hold more than {limit:,} rows together (MAX_UPLOAD_ROWS); upload"
+                    " the rows you changed as a partial upload, or ask the administrator"
+                )
+            yield row
+
+
+def _member_part(
+    archive: zipfile.ZipFile, table: str, info: zipfile.ZipInfo, budget: zipmember.Budget, rows: _RowCount
+) -> Part:
     def opened() -> IO[bytes]:
-        return _Member(archive, info)
+        return _Member(archive, info, budget)
 
     def read(schema: Schema, max_rows: int | None) -> Upload:
-        return open_upload(_Member(archive, info), schema, None, max_rows)
+        member = _Member(archive, info, budget)
+        if member.read(len(xlsx.ZIP_MAGIC)) == xlsx.ZIP_MAGIC:
+            raise FileProblems(
+                [
+                    Problem(
+                        None,
+                        None,
+                        f'"{info.filename}" in the zip file is a workbook or another zip, not a CSV file; upload'
+                        " the workbook on its own, or save its sheets as CSV UTF-8 and zip those",
+                    )
+                ]
+            )
+        member.seek(0)
+        upload = open_upload(member, schema, None, max_rows)
+        upload.rows = rows.counted(upload.rows, max_rows)
+        return upload
 
     return Part(table, info.filename, None, opened, read)
 
 
 def _check_member(info: zipfile.ZipInfo, upload_size: int) -> None:
     name = info.filename
-    if info.flag_bits & 0x1:
-        raise FileProblems(
-            [Problem(None, None, f'"{name}" in the zip file is protected by a password; zip it without one')]
-        )
-    if info.compress_type not in _READABLE:
-        raise FileProblems(
-            [
-                Problem(
-                    None,
-                    None,
-                    f'"{name}" in the zip file is compressed in a way this app cannot unpack (method'
-                    f' {info.compress_type}); make the zip with your system\'s own "compress" or "send to zip"',
-                )
-            ]
-        )
+    zipmember.check_member(info, "zip file")
     packed = min(info.compress_size, upload_size)  # the directory may lie; the upload cannot
     if info.file_size > FREE_BYTES + BYTES_PER_PACKED_BYTE * packed:
         raise TooLarge(
@@ -357,14 +395,16 @@ class _Member(io.BufferedIOBase):
     start). zipfile's errors while unpacking (a bad checksum, a truncated stream) become
     FileProblems naming the member, as they can only be met while the rows are read."""
 
-    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: zipmember.Budget):
         self._archive = archive
         self._info = info
+        self._budget = budget
         self._file: IO[bytes] | None = None
+        self._pos = 0
 
     def _opened(self) -> IO[bytes]:
         if self._file is None:
-            self._file = self._guard(lambda: self._archive.open(self._info))
+            self._file = self._guard(lambda: zipmember.open_checked(self._archive, self._info, "zip file"))
         return self._file
 
     def _guard(self, action: Callable[[], object]):
@@ -391,7 +431,10 @@ class _Member(io.BufferedIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         file = self._opened()
-        return self._guard(lambda: file.read(-1 if size is None else size))
+        data = self._guard(lambda: file.read(-1 if size is None else size))
+        self._pos += len(data)
+        self._budget.reached(self._info.filename, self._pos)
+        return data
 
     read1 = read
 
@@ -402,7 +445,9 @@ class _Member(io.BufferedIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         file = self._opened()
-        return self._guard(lambda: file.seek(offset, whence))
+        self._pos = self._guard(lambda: file.seek(offset, whence))
+        self._budget.reached(self._info.filename, self._pos)  # seeking forward unpacks what it skips
+        return self._pos
 
     def tell(self) -> int:
         return self._opened().tell()

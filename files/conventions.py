@@ -37,6 +37,8 @@ NUMERIC = ("number", "integer")
 DATES = ("date", "datetime")
 _COMMA = re.compile(r"\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+\s*|\s*[+-]?[1-9]\d{0,2}(?:\.\d{3}){2,}\s*")
 _GROUPED = re.compile(r"\s*[+-]?[1-9]\d{0,2}\.\d{3}\s*")  # 135.450: says nothing
+_ONE_GROUP = re.compile(r"[+-]?[1-9]\d{0,2}[.,]\d{3}")  # 135.450, 135,450: says nothing
+_THOUSANDS_COMMAS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+\.\d+|[+-]?[1-9]\d{0,2}(?:,\d{3}){2,}")
 _POINT = re.compile(r"\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*")
 _SEPARATORS = frozenset("/.-")  # after one or two digits: a date that may say which comes first
 _DAY_MONTH = re.compile(r"\s*(\d{1,2})([/.-])(\d{1,2})([/.-])(?:\d{4}|\d{2})(?!\d)")
@@ -52,16 +54,23 @@ def initial(schema: Schema, delimiter: str) -> list[Reading]:
     either in a tab or `|` file; date columns pending (their evidence is gathered when needed)."""
     comma = {";": True, "\t": None, "|": None}.get(delimiter, False)
     return [
-        Reading(decimal_comma=comma if f.type in NUMERIC else False, pending=f.type in DATES) for f in schema.fields
+        Reading(decimal_comma=comma, guessed=True, pending=True)
+        if f.type in NUMERIC
+        else Reading(pending=f.type in DATES)
+        for f in schema.fields
     ]
 
 
 def number_kind(text: str) -> str | None:
     """'comma' or 'point' when a number cell shows which decimal separator its file uses, else None.
 
-    >>> [number_kind(t) for t in ("5.840,4", "12,5", "1.234.567", "0.25", "1234.5", "135.450", "3", "x")]
-    ['comma', 'comma', 'comma', 'point', 'point', None, None, None]
+    >>> [number_kind(t) for t in ("5.840,4", "12,5", "1.234.567", "0.25", "1234.5", "1,234.5", "135.450", "135,450", "3")]
+    ['comma', 'comma', 'comma', 'point', 'point', 'point', None, None, None]
     """
+    if _ONE_GROUP.fullmatch(text.strip()):
+        return None  # 135,450 like 135.450: a thousands separator, or a decimal one?
+    if _THOUSANDS_COMMAS.fullmatch(text.strip()):
+        return "point"  # 1,234.5 and 1,234,567
     if "," in text or text.count(".") > 1:
         return "comma" if _COMMA.fullmatch(text) else None
     if "." in text and not _GROUPED.fullmatch(text) and _POINT.fullmatch(text):
@@ -95,7 +104,7 @@ def decide(
     at a cell of the rarer kind) and refuses its ambiguous cells.
     """
     fields = schema.fields
-    numeric = [i for i, f in enumerate(fields) if f.type in NUMERIC] if delimiter in DECIMAL_COMMA_DELIMITERS else []
+    numeric = [i for i, f in enumerate(fields) if f.type in NUMERIC]
     dated = [i for i, f in enumerate(fields) if f.type in DATES]
     evidence: dict[int, dict[str, list]] = {i: {} for i in numeric + dated}  # field → kind → [count, line, cell]
     for line, cells in rows:
@@ -107,6 +116,9 @@ def decide(
             cell = cells[i]
             if (cell[1:2] in _SEPARATORS or cell[2:3] in _SEPARATORS) and (kind := date_kind(cell)):
                 _note(evidence[i], kind, line, cell)
+    if delimiter not in DECIMAL_COMMA_DELIMITERS:
+        for i in numeric:  # a decimal comma in a `,` file is refused with a hint, and shows nothing
+            evidence[i].pop("comma", None)
     if problems is not None:
         for i in numeric:
             if len(evidence[i]) == 2:
@@ -117,8 +129,13 @@ def decide(
     readings = []
     for i, f in enumerate(fields):
         if f.type in NUMERIC:
-            comma = _choice(evidence[i], "comma", "point") if i in evidence else False
-            readings.append(Reading(decimal_comma=_or(comma, numbers, default_comma) if i in evidence else False))
+            comma = _choice(evidence[i], "comma", "point")
+            if comma is _UNDECIDED:
+                comma = numbers
+            if comma is _UNDECIDED:  # no cell of the file shows it: only its separator suggests it
+                readings.append(Reading(decimal_comma=default_comma, guessed=True))
+            else:
+                readings.append(Reading(decimal_comma=comma))  # type: ignore[arg-type]
         elif f.type in DATES:
             readings.append(Reading(day_first=_or(_choice(evidence[i], "day", "month"), dates, None)))
         else:

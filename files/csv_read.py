@@ -20,7 +20,7 @@ from values import Conventions, Reading, show
 
 DELIMITERS = (",", ";", "\t", "|")
 ENCODING_LABELS = encoding.LABELS
-MAX_CELLS_SHOWN = 5  # cells named in a warning about a guessed encoding
+MAX_CELLS_SHOWN = 20  # cells named in a warning about a guessed encoding (then their total)
 
 csv.field_size_limit(64 * 1024 * 1024)  # a single big cell is allowed; its field's maxLength decides
 
@@ -75,7 +75,9 @@ def choose_delimiter(sample: str, encoding: str, schema: Schema) -> str:
     return sniff_delimiter(sample, schema)
 
 
-def read_csv(stream: IO[bytes], schema: Schema, max_rows: int | None = None) -> Upload:
+def read_csv(
+    stream: IO[bytes], schema: Schema, max_rows: int | None = None, encoding_name: str | None = None
+) -> Upload:
     """Open an uploaded CSV: detect encoding and delimiter, check the header, stream the rows.
 
     Raises FileProblems for what is wrong with the file as a whole (empty, binary, bad header);
@@ -88,8 +90,11 @@ def read_csv(stream: IO[bytes], schema: Schema, max_rows: int | None = None) -> 
     >>> upload = read_csv(io.BytesIO(b'\\xef\\xbb\\xbfok;id\\r\\n"a;\\r\\nb";1\\r\\n;;\\r\\n;2\\r\\n'), schema)
     >>> upload.encoding, upload.delimiter, list(upload.rows)
     ('utf-8-sig', ';', [(2, ['1', 'a;\\r\\nb']), (5, ['2', ''])])
+
+    `encoding_name` is the encoding the person said the file is in (the `encoding` field): then it
+    is not guessed, and a file that is no text in it is refused naming the line.
     """
-    detected = encoding.detect(stream)
+    detected = encoding.chosen(stream, encoding_name) if encoding_name else encoding.detect(stream)
     name = detected.encoding
     text = io.TextIOWrapper(_KeepOpen(stream), encoding=name, newline="")
     try:
@@ -144,37 +149,53 @@ def read_csv(stream: IO[bytes], schema: Schema, max_rows: int | None = None) -> 
 def _watched(
     rows: Iterator[tuple[int, list[str]]], detected: Detected, schema: Schema, warnings: list[str]
 ) -> Iterator[tuple[int, list[str]]]:
-    """The rows unchanged; once they are read, a warning that the encoding is a guess, naming cells
-    whose text depends on it (with the other reading) so the reviewer can see which is right."""
-    name, other = detected.encoding, next(iter(detected.alternatives), None)
+    """The rows unchanged; once they are read, a warning that the encoding is a guess, naming every
+    cell the other plausible code pages read differently (up to MAX_CELLS_SHOWN, with their total),
+    each with its other readings, the most plausible first, so the reviewer can see which is right."""
+    name, others = detected.encoding, detected.alternatives
     garbled = detected.garbled
     telling: list[str] = []
     plain: list[str] = []
+    total = 0
     for line, cells in rows:
-        if len(telling) < MAX_CELLS_SHOWN:
-            for i, cell in enumerate(cells):
-                if cell.isascii():
-                    continue
-                where = f"line {line}, {schema.names[i]}: {show(cell)}"
-                as_other = _read_as(cell, name, other) if other else cell
-                if as_other != cell:
-                    telling.append(f"{where} (as {encoding.label(other or '')}: {show(as_other)})")
-                elif any(word in cell for word in garbled):
+        for i, cell in enumerate(cells):
+            if cell.isascii():
+                continue
+            where = f"line {line}, {schema.names[i]}: {show(cell)}"
+            readings = {}
+            for other in others:
+                as_other = _read_as(cell, name, other)
+                if as_other != cell and as_other not in readings.values():
+                    readings[other] = as_other
+            if readings:
+                total += 1
+                if len(telling) < MAX_CELLS_SHOWN:
+                    shown = "; ".join(f"as {encoding.label(e)}: {show(t)}" for e, t in list(readings.items())[:3])
+                    telling.append(f"{where} ({shown})")
+            elif any(word in cell for word in garbled):
+                total += 1
+                if len(telling) < MAX_CELLS_SHOWN:
                     telling.append(where)
-                elif len(plain) < MAX_CELLS_SHOWN:
-                    plain.append(where)
+            elif len(plain) < MAX_CELLS_SHOWN:
+                plain.append(where)
         yield line, cells
     cells_shown = "; ".join((telling or plain)[:MAX_CELLS_SHOWN])
     if not cells_shown:
         return
-    if other:
-        others = " or ".join(encoding.label(e) for e in detected.alternatives[:3])
-        why = f"the file does not say its encoding, and {others} would read its letters differently"
+    if total > MAX_CELLS_SHOWN:
+        cells_shown += f"; and {total - MAX_CELLS_SHOWN:,} more cells (of {total:,})"
+    if others:
+        named = " or ".join(encoding.label(e) for e in others[:3])
+        why = f"the file does not say its encoding, and {named} would read its letters differently"
+        how = (
+            f"If they look wrong, upload the file again with its encoding chosen (e.g. {encoding.label(others[0])}),"
+            " or save it as CSV UTF-8 and upload that."
+        )
     else:
         why = "some of its text does not look like words in any encoding"
+        how = "If they look wrong, save the file as CSV UTF-8 and upload that."
     warnings.append(
-        f"The file was read as {encoding.label(name)}, which is a guess: {why}. Check these cells: {cells_shown}."
-        " If they look wrong, save the file as CSV UTF-8 and upload that."
+        f"The file was read as {encoding.label(name)}, which is a guess: {why}. Check these cells: {cells_shown}. {how}"
     )
 
 

@@ -33,6 +33,36 @@ class TextSink:
         return out
 
 
+class FormulaSafeWriter:
+    """The CSV writer of every CSV the app writes cell by cell (the audit log, the diffs): csv.writer
+    with CRLF, and every text cell formula-escaped (`files.formulas.escape_formula`), so that no
+    key, reason or user name reaches a spreadsheet as a live `=HYPERLINK(…)`. The table's own
+    export (`csv_chunks`) escapes its text columns the same way on its fast path.
+
+    `verbatim`: how many leading cells of each row are written as they are: fixed tags the app
+    writes itself (daff's `+++`, `---`, `->`), never data.
+
+    >>> sink = TextSink()
+    >>> FormulaSafeWriter(sink).writerow(["=HYPERLINK(1)", 2, "-x", "plain"])
+    >>> sink.take()
+    "'=HYPERLINK(1),2,'-x,plain\\r\\n"
+    """
+
+    def __init__(self, out, verbatim: int = 0, **options) -> None:
+        self._writer = csv.writer(out, lineterminator="\r\n", **options)
+        self._verbatim = verbatim
+
+    def writerow(self, row: Sequence[object]) -> None:
+        keep = self._verbatim
+        self._writer.writerow(
+            [c if i < keep or not isinstance(c, str) else escape_formula(c) for i, c in enumerate(row)]
+        )
+
+    def writerows(self, rows: Iterable[Sequence[object]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 def csv_chunks(records: Iterable[str], schema: Schema, chunk_rows: int = 2000) -> Iterator[bytes]:
     """Stream a CSV file: UTF-8 with BOM, CRLF, header = field names, formulas escaped in text cells.
 

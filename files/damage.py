@@ -33,7 +33,7 @@ from diff import Diff
 from files.ooxml import EXCEL_DIGITS
 from records import unpack
 from schema import Schema
-from values import show
+from values import SPREADSHEET_BOOLEANS, show
 
 MAX_WARNINGS = 20
 _DIGITS = re.compile(r"\d+")
@@ -44,9 +44,10 @@ _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _FRACTION = re.compile(r"[+-]?\d+\.\d+")
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}[ -][A-Za-z]{3,9}[ -]\d{2,4}")
 _SERIAL = re.compile(r"\d{5}(?:\.\d+)?")
-# TRUE and FALSE as Excel writes them in English, German, French, Spanish, Italian and Dutch.
-_EXCEL_BOOLEANS = {"true": True, "false": False, "wahr": True, "falsch": False, "vrai": True, "faux": False,
-                   "verdadero": True, "falso": False, "vero": True, "waar": True, "onwaar": False}  # fmt: skip
+# TRUE and FALSE as Excel and LibreOffice write them in English and the languages schema.py knows.
+_EXCEL_BOOLEANS = {"true": True, "false": False} | {
+    word: truth for words in SPREADSHEET_BOOLEANS.values() for word, truth in zip(words, (True, False), strict=True)
+}
 _TIME_UNITS = ((dt.timedelta(milliseconds=1), "microseconds"), (dt.timedelta(seconds=1), "fractions of a second"),
                (dt.timedelta(minutes=1), "seconds"))  # finest first  # fmt: skip
 
@@ -115,6 +116,119 @@ def _excel_rounded(digits: str) -> str:
     return str(int(value.quantize(Decimal(1).scaleb(value.adjusted() - EXCEL_DIGITS + 1), rounding=ROUND_HALF_UP)))
 
 
+# Characters a person cannot see on the page: what they are called in a warning, and how the
+# review page shows them. A spreadsheet writes a non-breaking space for a space (pasted from the
+# web, or a French number format), line ends inside a cell as LF, and keeps or drops trailing spaces.
+INVISIBLE = {
+    "\u00a0": ("a non-breaking space", "⍽"),
+    "\u202f": ("a narrow non-breaking space", "⍽"),
+    "\u2007": ("a figure space", "⍽"),
+    "\u2009": ("a thin space", "⍽"),
+    "\u200b": ("a zero-width space", "⟨ZWSP⟩"),
+    "\u200c": ("a zero-width non-joiner", "⟨ZWNJ⟩"),
+    "\u200d": ("a zero-width joiner", "⟨ZWJ⟩"),
+    "\u2060": ("a word joiner", "⟨WJ⟩"),
+    "\ufeff": ("a byte order mark", "⟨BOM⟩"),
+    "\u00ad": ("a soft hyphen", "⟨SHY⟩"),
+    "\t": ("a tab", "⇥"),
+}
+_AS_SPACE = str.maketrans(
+    dict.fromkeys("\xa0\u202f\u2007\u2009", " ") | dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+)
+
+
+def _plain_text(text: str) -> str:
+    """The text as a person sees it: invisible characters as what they look like, CR LF as LF, no
+    spaces at the ends of its lines."""
+    lines = text.translate(_AS_SPACE).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip(" \t") for line in lines)
+
+
+def invisible_only(old: str, new: str) -> bool:
+    """Do two texts differ only in characters a person cannot see (NBSP for a space, CR LF for LF,
+    trailing spaces)? Then the review page shows them made visible (`visible`).
+
+    >>> invisible_only("Rue de la Paix", "Rue de la\\u00a0Paix"), invisible_only("a\\r\\nb", "a\\nb"), invisible_only("a", "b")
+    (True, True, False)
+    """
+    return old != new and _plain_text(old) == _plain_text(new)
+
+
+def visible(text: str) -> str:
+    """The text with its invisible characters shown: ⍽ for a non-breaking space, ␍ and ␊ for line
+    ends, · for a space at the end of a line.
+
+    >>> visible("Rue de la\\u00a0Paix "), visible("a\\r\\nb")
+    ('Rue de la⍽Paix·', 'a␍␊\\nb')
+    """
+    out = "".join(INVISIBLE[c][1] if c in INVISIBLE else c for c in text)
+    out = out.replace("\r\n", "␍␊\n").replace("\r", "␍").replace("\n", "␊\n").replace("␍␊␊\n", "␍␊\n")
+    return "\n".join(
+        line[: len(line.rstrip(" "))] + "·" * (len(line) - len(line.rstrip(" "))) for line in out.split("\n")
+    )
+
+
+def _invisible_change(old: str, new: str) -> str:
+    """What changed between two texts that look the same."""
+    what = []
+    for c, (name, _) in INVISIBLE.items():
+        if new.count(c) > old.count(c):
+            what.append(f"{name} where there was {'a space' if name.endswith('space') else 'nothing'}")
+        elif old.count(c) > new.count(c):
+            what.append(f"no {name.split(' ', 1)[1]} where there was one")
+    if "\r\n" in old and "\r\n" not in new:
+        what.append("its line breaks rewritten from CR LF to LF")
+    elif "\r\n" in new and "\r\n" not in old:
+        what.append("its line breaks rewritten from LF to CR LF")
+    if not what:
+        what.append("spaces added or removed at the end of a line")
+    return "; ".join(what)
+
+
+_DAY_MONTH_TEXT = re.compile(r"(\d{1,2})[/.-](\d{1,2})")  # 1/2, 3-4: a date to a spreadsheet
+_MONTH_ABBREVIATIONS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_CLOCK_TEXT = re.compile(r"(\d{1,2}):(\d{2})")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?")
+_PERCENT = re.compile(r"\s*([+-]?\d+(?:[.,]\d+)?)\s*%\s*")
+_ONE_DOT_GROUP = re.compile(r"[+-]?\d{1,3}\.\d{3}")
+
+
+def _as_date(old: str, new: str) -> bool:
+    """Is `new` the text `old` (`1/2`, `3-4`) read as a date of this year (`01/02/26`, `2026-01-02`, `2-Jan`)?"""
+    m = _DAY_MONTH_TEXT.fullmatch(old)
+    if m is None or new == old:
+        return False
+    a, b = int(m[1]), int(m[2])
+    numbers = [int(n) for n in re.findall(r"\d+", new)]
+    months = [i + 1 for i, name in enumerate(_MONTH_ABBREVIATIONS) if name in new.lower()]
+    if months:
+        return any(month in (a, b) and day in (a, b) for month in months for day in numbers)
+    return len(numbers) >= 3 and (numbers[:2] in ([a, b], [b, a]) or numbers[1:3] in ([a, b], [b, a]))
+
+
+def _as_time(old: str, new: str) -> bool:
+    """Is `new` the text `old` (`10:30`) read as a time of day (`10:30:00 AM`, `10:30:00`)?"""
+    m, n = _CLOCK_TEXT.fullmatch(old), _CLOCK.fullmatch(new)
+    if m is None or n is None or new == old:
+        return False
+    hour = int(n[1]) % 12 + (12 if (n[4] or "").lower() == "pm" else 0) if n[4] else int(n[1])
+    return (hour, int(n[2])) == (int(m[1]), int(m[2])) and (n[3] or "00") == "00"
+
+
+def _as_percentage(old: str, new: str) -> bool:
+    """Is `new` the text `old` (`50%`) read as a percentage (`0.5`)?"""
+    m = _PERCENT.fullmatch(old)
+    if m is None or new == old:
+        return False
+    try:
+        value = Decimal(m[1].replace(",", "."))
+        if n := _PERCENT.fullmatch(new):  # 50% → 50.00%: read as a percentage, written back as one
+            return value == Decimal(n[1].replace(",", "."))
+        return value / 100 == Decimal(new.replace(",", "."))
+    except InvalidOperation:
+        return False
+
+
 def _damage(old: str, new: str) -> str | None:
     """What Excel seems to have done to a value, or None when the change looks like an edit.
 
@@ -126,7 +240,30 @@ def _damage(old: str, new: str) -> str | None:
     text '1e5' became '100000': the spreadsheet read it as a number in scientific notation; format the column as Text
     >>> print(_damage("TRUE", "WAHR"))
     yes/no text 'TRUE' became 'WAHR': the spreadsheet wrote it in another language; format the column as Text
+    >>> for old, new in (("1/2", "01/02/26"), ("10:30", "10:30:00 AM"), ("50%", "0.5"), ("0.125", "125")):
+    ...     print(_damage(old, new))
+    text '1/2' became '01/02/26': the spreadsheet read it as a date; format the column as Text
+    text '10:30' became '10:30:00 AM': the spreadsheet read it as a time; format the column as Text
+    text '50%' became '0.5': the spreadsheet read it as a percentage; format the column as Text
+    '0.125' became '125': a spreadsheet that writes thousands dots (German, say) read its decimal point as one; save the file with the table's own decimal points, or as an Excel workbook
+    >>> print(_damage("Rue de la Paix", "Rue de la\\u00a0Paix"))
+    'Rue de la Paix' became 'Rue de la\xa0Paix', which looks the same: a non-breaking space where there was a space
     """
+    if invisible_only(old, new):
+        return f"{show(old)} became {show(new)}, which looks the same: {_invisible_change(old, new)}"
+    if _as_date(old, new):
+        return f"text {show(old)} became {show(new)}: the spreadsheet read it as a date; format the column as Text"
+    if _as_time(old, new):
+        return f"text {show(old)} became {show(new)}: the spreadsheet read it as a time; format the column as Text"
+    if _as_percentage(old, new):
+        return (
+            f"text {show(old)} became {show(new)}: the spreadsheet read it as a percentage; format the column as Text"
+        )
+    if _ONE_DOT_GROUP.fullmatch(old) and old.replace(".", "").lstrip("+-0") == new.lstrip("+-0") and new:
+        return (
+            f"{show(old)} became {show(new)}: a spreadsheet that writes thousands dots (German, say) read its decimal"
+            " point as one; save the file with the table's own decimal points, or as an Excel workbook"
+        )
     if _DATE_LIKE.fullmatch(old) and _SERIAL.fullmatch(new):
         return f"date {show(old)} became {show(new)}, which looks like an Excel date serial number"
     if _SCIENTIFIC_TEXT.fullmatch(old) and _same_number(old, new):

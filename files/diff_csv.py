@@ -17,12 +17,10 @@ as a formula is escaped the way the table's CSV export escapes it. Streamed, UTF
 from __future__ import annotations
 
 import codecs
-import csv
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
-from files.csv_write import TextSink
-from files.formulas import escape_formula
+from files.csv_write import FormulaSafeWriter, TextSink
 
 TAGS = {"add": "+++", "delete": "---"}
 
@@ -40,13 +38,13 @@ def arrow_for(before: Sequence[str], after: Sequence[str]) -> str:
 
 
 def diff_row(action: str, before: Sequence[str] | None, after: Sequence[str] | None) -> list[str]:
-    """One row of the diff: its action tag, then its cells (formula-escaped)."""
+    """One row of the diff: its action tag, then its cells (formula-escaped as they are written)."""
     if action == "modify" and before is not None and after is not None:
         arrow = arrow_for(before, after)
         cells = [old if old == new else f"{old}{arrow}{new}" for old, new in zip(before, after, strict=True)]
-        return [arrow, *map(escape_formula, cells)]
+        return [arrow, *cells]
     values = after if action == "add" else before
-    return [TAGS[action], *map(escape_formula, values or [])]
+    return [TAGS[action], *(values or [])]
 
 
 def diff_csv(
@@ -54,7 +52,7 @@ def diff_csv(
 ) -> Iterator[bytes]:
     """The diff of `rows` ((action, before values, after values); add / modify / delete) as CSV chunks."""
     sink = TextSink()
-    writer = csv.writer(sink, lineterminator="\r\n")
+    writer = FormulaSafeWriter(sink, verbatim=1)  # the action tags are the format's, never data
     writer.writerow(["@@", *names])
     yield codecs.BOM_UTF8 + sink.take().encode("utf-8")
     rows = iter(rows)

@@ -28,6 +28,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, WINDOWS_EPOCH, from_excel
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.xml.constants import REL_NS, SHARED_STRINGS, SHEET_MAIN_NS, XLSM, XLSX, XLTM, XLTX
 
+from files import zipmember
 from files.problems import FileProblems, Problem, TooLarge
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -85,6 +86,9 @@ _OTHER_ZIPS = (
 
 _MAIN = SHEET_MAIN_NS + "}"  # element names as the parser gives them: namespace}local
 _ROW, _CELL, _VALUE, _INLINE, _SHARED = _MAIN + "row", _MAIN + "c", _MAIN + "v", _MAIN + "is", _MAIN + "si"
+_FORMULA, _MERGE = _MAIN + "f", _MAIN + "mergeCell"
+UNSAVED = "f"  # the type of a cell whose formula has no saved result (a script wrote the workbook)
+MAX_MERGES_NAMED = 20
 _REL_ID = REL_NS + "}id"
 _WORKBOOK_TYPES = (XLTM, XLTX, XLSM, XLSX)  # openpyxl's order of preference
 _COLUMNS = {get_column_letter(i): i for i in range(1, EXCEL_MAX_COLUMNS + 1)}
@@ -159,7 +163,7 @@ class Book:
         parser.EndElementHandler = handler.end
         parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = _refuse_dtd  # never in a workbook
         handler.parser = parser
-        with self.archive.open(info) as src:
+        with zipmember.open_checked(self.archive, info, "workbook") as src:
             while chunk := src.read(CHUNK_BYTES):
                 self.budget.charge(chunk)
                 parser.Parse(chunk, False)
@@ -195,14 +199,20 @@ class Book:
             pass
         return handler
 
-    def rows(self, part: SheetPart, max_rows: int) -> Iterator[tuple[int, list[tuple[int, Any, str]]]]:
-        """(row number, [(column from 0, value, type)]) of each row of a sheet that holds a value."""
+    def rows(
+        self, part: SheetPart, max_rows: int, merged_ok: bool = False
+    ) -> Iterator[tuple[int, list[tuple[int, Any, str]]]]:
+        """(row number, [(column from 0, value, type)]) of each row of a sheet that holds a value.
+        Raises FileProblems at the end for merged cells (their ranges come after the rows), unless
+        `merged_ok`: the cells under a merge are empty, which would read as values deleted."""
         sheet = _SheetRows(self, part.title, min(max_rows, EXCEL_MAX_ROWS))
         for _ in self.parse(part.path, sheet):
             if sheet.ready:
                 ready, sheet.ready = sheet.ready, []
                 yield from ready
             self.rows_seen = sheet.rows_seen
+        if sheet.merged and not merged_ok:
+            raise FileProblems([_merge_problem(reference) for reference in sheet.merged])
 
 
 class _Handler:
@@ -423,6 +433,8 @@ class _SheetRows(_RichText):
         self.value: str | None = None  # its text, once read
         self.inline = False  # in a cell's <is>
         self.in_value = False
+        self.formula = False  # the current cell has a formula
+        self.merged: list[str] = []  # the ranges of merged cells (the first MAX_MERGES_NAMED)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         # The hot path of a sheet: a cell's start costs a budget step, its column and two assignments.
@@ -446,8 +458,13 @@ class _SheetRows(_RichText):
             self.cell_attrs = attrs
         elif name == _ROW:
             self.row(attrs.get("r"))
+        elif name == _MERGE:
+            if len(self.merged) < MAX_MERGES_NAMED:
+                self.merged.append(attrs.get("ref", "?"))
         elif self.cell_attrs is not None:
-            if self.inline:
+            if name == _FORMULA:
+                self.formula = True
+            elif self.inline:
                 self.enter(name)
             elif name == _VALUE and not self.in_value and self.value is None:
                 self.in_value = True
@@ -485,6 +502,9 @@ class _SheetRows(_RichText):
                 if self.value is not None:  # most cells of a bomb end here, without a value
                     self.cell()
                     self.value = None
+                elif self.formula:  # a formula nobody calculated: not an empty cell
+                    self.cells.append((self.column - 1, None, UNSAVED))
+                self.formula = False
                 self.cell_attrs = None
         elif name == _ROW:
             if self.cells:
@@ -509,6 +529,8 @@ class _SheetRows(_RichText):
             value: Any = text
             kind = "s"
         elif not text:
+            if self.formula:
+                self.cells.append((self.column - 1, None, UNSAVED))
             return  # <v></v>
         elif kind == "n":
             value = float(text) if ("." in text or "E" in text or "e" in text) else int(text)
@@ -533,6 +555,17 @@ class _SheetRows(_RichText):
             value = text
         if value is not None:
             self.cells.append((self.column - 1, value, kind))
+
+
+def _merge_problem(reference: str) -> Problem:
+    """A merged range, named: only its first cell holds the value, the others read as empty."""
+    first = re.match(r"[A-Za-z]+(\d+)", reference)
+    return Problem(
+        int(first[1]) if first else None,
+        None,
+        f"cells {reference} are merged: only the first holds the value, and the others would read as empty;"
+        " unmerge them (Merge & Center off), fill in each cell, save and upload again",
+    )
 
 
 def _count(items: Sized, what: str) -> None:
@@ -567,12 +600,31 @@ def open_book(stream: IO[bytes]) -> Book:
                 )
             ]
         )
+    zipmember.check_members(members, "workbook")  # bzip2 or LZMA would unpack whole in one read
     book = Book(archive, size)
     try:
+        if _is_strict(archive, names):
+            raise FileProblems([Problem(None, None, STRICT)])
         book.read()
     except DAMAGED as exc:
         raise FileProblems([damaged(exc)]) from None
     return book
+
+
+STRICT = (
+    "this is an Excel workbook in Strict Open XML, which this app does not read; in Excel choose Save As, then"
+    " “Excel Workbook (.xlsx)” (not “Strict Open XML Spreadsheet”), or save the table as CSV UTF-8, and upload that"
+)
+
+
+def _is_strict(archive: zipfile.ZipFile, names: list[str]) -> bool:
+    """Is the workbook saved as Strict Open XML (its namespaces under purl.oclc.org, which openpyxl's
+    reading of transitional workbooks finds no sheets in)?"""
+    part = "xl/workbook.xml" if "xl/workbook.xml" in names else None
+    if part is None:
+        return False
+    with archive.open(part) as opened:
+        return b"purl.oclc.org/ooxml/spreadsheetml" in opened.read(4096)
 
 
 def _too_big(limit: int) -> str:

@@ -32,7 +32,7 @@ from typing import IO, Any
 from openpyxl.utils import get_column_letter
 
 from files.formulas import unescaper
-from files.ooxml import DAMAGED, ESCAPED, EXCEL_MAX_ROWS, ZIP_MAGIC, Book, damaged, open_book, pick_sheet
+from files.ooxml import DAMAGED, ESCAPED, EXCEL_MAX_ROWS, UNSAVED, ZIP_MAGIC, Book, damaged, open_book, pick_sheet
 from files.problems import FileProblems, Problem, ProblemList, TooLarge
 from files.rows import Upload, data_rows, map_header
 from schema import Schema
@@ -115,7 +115,7 @@ def sheet_values(
     `max_cells` cells (counted from column A to each row's last value).
     """
     book = open_book(stream)
-    rows = book.rows(pick_sheet(book, sheet), EXCEL_MAX_ROWS)
+    rows = book.rows(pick_sheet(book, sheet), EXCEL_MAX_ROWS, merged_ok=True)
     previous, cells_left = 0, max_cells
     try:
         for number, cells in rows:
@@ -184,6 +184,17 @@ class _SheetReader:
                         f"column {get_column_letter(i + 1)}",
                         f"has a value ({_short(value)}) right of the last column of the header; give the column"
                         " a name in row 1 or delete the value",
+                    )
+                    bad = True
+                continue
+            if data_type == UNSAVED:
+                if self.names[i]:
+                    self.problems.add(
+                        number,
+                        self.names[i],
+                        f"cell {get_column_letter(i + 1)}{number} holds a formula with no saved result (a program"
+                        " wrote the workbook without calculating it); open it in Excel or LibreOffice, save it,"
+                        " and upload that",
                     )
                     bad = True
                 continue

@@ -222,17 +222,20 @@ def _integer_cell(sheet, text: str) -> CellValue:
 
 
 def _number_cell(sheet, text: str) -> CellValue:
+    """A number cell holding the canonical text itself (openpyxl would write a float's 16 digits:
+    0.07 as 0.07000000000000001, which is why such numbers went out as text cells); a number of
+    more digits than Excel keeps stays text."""
     if not text:
         return None
-    number = float(text)
     try:
-        exact = Decimal(f"{number:.16g}").normalize() == Decimal(text).normalize()  # what openpyxl writes
         digits = len(Decimal(text).normalize().as_tuple().digits)
     except InvalidOperation:
-        exact, digits = False, 0
-    if exact and digits <= EXCEL_DIGITS:
-        return int(number) if number.is_integer() and abs(number) < 1e15 else number
-    return _string_cell(sheet, text)
+        digits = EXCEL_DIGITS + 1
+    if digits > EXCEL_DIGITS:
+        return _string_cell(sheet, text)
+    cell = WriteOnlyCell(sheet, text)
+    cell.data_type = "n"  # written as it is: <v>0.07</v>
+    return cell
 
 
 def _boolean_cell(sheet, text: str) -> CellValue:

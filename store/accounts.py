@@ -174,5 +174,12 @@ def delete_held_upload(held_id: int) -> None:
     db.session.execute(db.delete(HeldUpload).where(HeldUpload.id == held_id))
 
 
-def delete_held_uploads_before(when: dt.datetime) -> None:
-    db.session.execute(db.delete(HeldUpload).where(HeldUpload.created_at < when))
+def delete_held_uploads_before(when: dt.datetime) -> int:
+    """Delete uploads held since before `when`; returns how many."""
+    return db.session.execute(db.delete(HeldUpload).where(HeldUpload.created_at < when)).rowcount
+
+
+def keep_newest_held_uploads(owner: str, keep: int) -> None:
+    """Delete one person's held uploads but the newest `keep`."""
+    newest = select(HeldUpload.id).where(HeldUpload.owner == owner).order_by(HeldUpload.id.desc()).limit(keep)
+    db.session.execute(db.delete(HeldUpload).where(HeldUpload.owner == owner, HeldUpload.id.not_in(newest)))

@@ -139,6 +139,26 @@ def case_variants(prefix: str) -> list[str]:
     return sorted(variants)
 
 
+def prefix_end(prefix: str) -> str | None:
+    """The first string after every string that starts with `prefix` (in code point order, the
+    order of UTF-8 bytes): its last character one higher, skipping the surrogates (no database
+    holds them) and carrying past U+10FFFF; None when there is none (all U+10FFFF).
+
+    >>> prefix_end("DS-1"), prefix_end("a\ud7ff") == "a\ue000", prefix_end("a\U0010ffff"), prefix_end("\U0010ffff")
+    ('DS-2', True, 'b', None)
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
 def key_prefix_clause(column: str, prefix: str, name: str = "kp") -> tuple[str, dict[str, str]]:
     """SQL (and its parameters) for `column` starting with `prefix` in any case, as ranges the key
     index serves: one per case variant of the prefix's first letters (at most MAX_CASE_RANGES),
@@ -150,8 +170,13 @@ def key_prefix_clause(column: str, prefix: str, name: str = "kp") -> tuple[str, 
     params: dict[str, str] = {}
     ranges = []
     for i, v in enumerate(sorted(variants)):
-        params[f"{name}{i}"], params[f"{name}{i}_end"] = v, v[:-1] + chr(ord(v[-1]) + 1)
-        ranges.append(f"({column} >= :{name}{i} AND {column} < :{name}{i}_end)")
+        params[f"{name}{i}"] = v
+        end = prefix_end(v)
+        if end is None:  # a prefix of U+10FFFF only: every key from it on
+            ranges.append(f"({column} >= :{name}{i})")
+        else:
+            params[f"{name}{i}_end"] = end
+            ranges.append(f"({column} >= :{name}{i} AND {column} < :{name}{i}_end)")
     params[f"{name}_like"] = like_pattern(prefix) + "%"
     like = "ILIKE" if is_postgres() else "LIKE"
     return f"({' OR '.join(ranges)}) AND {column} {like} :{name}_like ESCAPE '\\'", params

@@ -100,6 +100,7 @@ def build_app(database_url: str, **config) -> Flask:
         "WTF_CSRF_ENABLED": False,
         "PAGE_SIZE": 5,
         "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
+        "PASSWORD_MIN_GUESSES_LOG10": 0,  # the fixtures' passwords (alice-password) are weak on purpose
         "SCHEMA_PATH": CATALOG_SCHEMA,
     } | config
     return create_app(settings)

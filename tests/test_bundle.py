@@ -367,7 +367,7 @@ def test_a_member_compressed_in_an_unknown_way_is_refused_by_name():
     with pytest.raises(FileProblems) as refused:
         open_bundle(patched(data, 10, struct.pack("<H", 99)), TABLES)  # 99: AES
     assert refused.value.problems[0].message.startswith(
-        '"teams.csv" in the zip file is compressed in a way this app cannot unpack (method 99)'
+        '"teams.csv" in the zip file is packed with AES encryption, which this app does not unpack'
     )
 
 

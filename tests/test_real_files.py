@@ -113,7 +113,7 @@ def test_a_guessed_code_page_is_warned_about_with_the_cells_to_check(names_app):
     (warning,) = r.json["warnings"]
     assert warning.startswith("The file was read as Windows-1252, which is a guess")
     assert "line 2, name: 'Gdañsk' (as Windows-1250: 'Gdańsk')" in warning
-    assert "save the file as CSV UTF-8" in warning
+    assert "upload the file again with its encoding chosen (e.g. Windows-1250)" in warning
     review = html.unescape(Browser(names_app, "boss").get(f"/changes/{r.json['id']}").text)
     assert "(read as Windows-1252" in review and warning in review
 

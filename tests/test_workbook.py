@@ -254,7 +254,7 @@ def unknown_compression() -> bytes:
         (opendocument(), "this is an OpenDocument file (LibreOffice), not an Excel workbook (.xlsx)"),
         (b"PK\x03\x04" + b"\x00" * 100, "the Excel workbook is damaged and cannot be read"),
         (xlsx(), "the sheet 'Sheet1' is empty"),
-        (unknown_compression(), "the Excel workbook is damaged and cannot be read"),
+        (unknown_compression(), '"docProps/app.xml" in the workbook is packed with AES encryption'),
         (
             rezipped(lambda n, c: b'<?xml version="1.0" encoding="eTF-8"?>' + c if n == "xl/workbook.xml" else c),
             "the Excel workbook is damaged and cannot be read",

@@ -6,7 +6,7 @@ shapes it). Domain errors become `{"error": …}` with their status (web/error_p
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, request, url_for
 from flask_login import current_user
 
 import access
@@ -21,6 +21,7 @@ from web.params import (
     audit_cursor,
     audit_filter,
     int_arg,
+    json_body,
     limit_arg,
     offset_arg,
     refuse,
@@ -78,8 +79,8 @@ RAW_UPLOAD_TYPES = (
 @table_route("/changes", methods=["POST"])
 def upload():
     """Stage an upload: multipart (file, mode, comment, confirm_deletions, sheet for workbooks,
-    base_version), or the file itself as the body (Content-Type text/csv or the xlsx type) with
-    the same options, and `filename`, in the query string."""
+    base_version, encoding for CSV files), or the file itself as the body (Content-Type text/csv or
+    the xlsx type) with the same options, and `filename`, in the query string."""
     if request.mimetype in RAW_UPLOAD_TYPES:
         options, stream, filename = request.args, None, request.args.get("filename", "")
     else:
@@ -106,6 +107,7 @@ def upload():
             sheet=options.get("sheet", "").strip() or None,
             base_version=base,
             table=table_urls.current().name,
+            encoding=options.get("encoding", "").strip() or None,
         )
     except changes.Refused as exc:
         return json_error(
@@ -164,7 +166,9 @@ def change_diff_csv(change_id: int):
 @bp.route("/changes/<id:change_id>/resolve", methods=["POST"])
 def resolve(change_id: int):
     """The submitter settles conflicts: JSON {"resolutions": [{"key", "column", "take": "yours"|"theirs"}]}."""
-    data = request.get_json(silent=True)
+    if changes.get_request(change_id).submitter != current_user.username:  # before the body is parsed
+        abort(403, "Only the person who uploaded a change request can resolve its conflicts.")
+    data = json_body()
     resolutions = data.get("resolutions") if isinstance(data, dict) else None
     if not isinstance(resolutions, list) or not all(isinstance(r, dict) for r in resolutions):
         return json_error(
@@ -195,7 +199,8 @@ def approve(change_id: int):
 @approver_required
 def reject(change_id: int):
     """Close a change request without applying it (admins only); JSON {"reason"} required."""
-    data = request.get_json(silent=True) or {}
+    data = json_body()
+    data = data if isinstance(data, dict) else {}
     reason = data.get("reason") or request.form.get("reason", "")
     if not isinstance(reason, str) or "\x00" in reason:
         return json_error(400, "reason must be a string (without NUL characters).")

@@ -22,6 +22,9 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 PUBLIC_ENDPOINTS = {"auth.login", "oidc.start", "oidc.callback", "healthz", "static"}
+FILE_ENDPOINTS = {"pages.upload", "api.upload"}  # the only ones whose body may be as large as MAX_UPLOAD_MB
+SMALL_BODY_BYTES = 1024 * 1024  # every other body: a form or a JSON object
+SMALL_BODY_PARTS = 100  # form fields of a request that takes no file
 
 
 def approver_required(view):
@@ -78,7 +81,7 @@ def load_user_from_request(req) -> User | None:
         return None
     proxy_header = current_app.config.get("AUTH_HEADER")
     name = req.headers.get(proxy_header, "").strip() if proxy_header else ""
-    if name and "\x00" not in name and from_trusted_proxy(req.remote_addr):
+    if name and "\x00" not in name and from_trusted_proxy(peer_address()):
         return accounts.user_for_proxy(name)
     return None
 
@@ -94,6 +97,31 @@ def from_trusted_proxy(address: str | None) -> bool:
     return any(peer in network for network in current_app.config["AUTH_PROXY_IPS"])
 
 
+def peer_address() -> str | None:
+    """The address of whoever opened the connection (with PROXY_FIX, the proxy's, as it was
+    before werkzeug's ProxyFix put the client's in its place)."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return original.get("REMOTE_ADDR", request.remote_addr)
+
+
+def client_address() -> str:
+    """The address sign-in throttling counts failures against: the client's, never a proxy's.
+
+    Behind PROXY_FIX proxies, werkzeug's ProxyFix has already put the client's address in
+    `remote_addr`. From a proxy of AUTH_PROXY_IPS, X-Forwarded-For is read from the right, past
+    the addresses of trusted proxies: the first other address is the client's (anything further
+    left was written by the client and may be a lie). From anyone else the header is ignored.
+    """
+    peer = request.remote_addr or "?"
+    if not from_trusted_proxy(peer_address()):
+        return peer
+    forwarded = [a.strip() for a in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if a.strip()]
+    for address in reversed(forwarded):
+        if not from_trusted_proxy(address):
+            return address[:100]
+    return forwarded[0][:100] if forwarded else peer
+
+
 @login_manager.unauthorized_handler
 def unauthorized():
     if request.path.startswith("/api/"):
@@ -106,7 +134,14 @@ def unauthorized():
 
 
 def require_login():
-    """before_request: every page and API call needs a signed-in user, except sign-in and health."""
+    """before_request, the first one: every page and API call needs a signed-in user, except
+    sign-in and health. Runs before anything reads the body (only headers and the session cookie
+    are looked at), so an anonymous body is never read; and every body but an upload's is limited
+    to SMALL_BODY_BYTES before it is parsed (413)."""
+    if request.endpoint not in FILE_ENDPOINTS:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        request.max_content_length = SMALL_BODY_BYTES if limit is None else min(limit, SMALL_BODY_BYTES)
+        request.max_form_parts = SMALL_BODY_PARTS
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
     if not current_user.is_authenticated:
@@ -139,7 +174,7 @@ def login():
         return render_template("login.html", form=None)
     if form.validate_on_submit():
         try:
-            user = accounts.sign_in(form.username.data.strip(), form.password.data, request.remote_addr or "?")
+            user = accounts.sign_in(form.username.data.strip(), form.password.data, client_address())
         except accounts.TooManyFailures as exc:
             abort(429, str(exc))
         except accounts.AccountDisabled as exc:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 
 from errors import DomainError
 from models import db
+from web import auth
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timed out",
     409: "Conflict",
     413: "File too large",
     422: "Cannot process this",
@@ -79,13 +81,39 @@ def too_large_message(sent: int | None, limit: int) -> str:
     )
 
 
+def too_large(app: Flask) -> tuple[str, tuple[str, str] | None]:
+    """The 413 message and link back, by its cause: a file over MAX_UPLOAD_MB, a body over the
+    small limit of requests that take no file, or a form of too many parts (never the file's fault)."""
+    limit = request.max_content_length
+    over = limit is not None and (request.content_length is None or request.content_length > limit)
+    if request.endpoint in auth.FILE_ENDPOINTS:
+        back = (url_for("pages.upload"), "Back to the upload form")
+        if over:
+            return too_large_message(request.content_length, app.config["MAX_CONTENT_LENGTH"]), back
+        return (
+            f"The form has too many parts (at most {request.max_form_parts:,}) or a field other than the file is"
+            " too long. Send the upload form as the page writes it: the file and its few fields.",
+            back,
+        )
+    if over:
+        return (
+            f"The request is larger than the {file_size(limit)} this address accepts (only uploads may be larger)."
+            " Send the form or JSON object the documentation describes.",
+            None,
+        )
+    return (
+        f"The request has too many form parts (at most {request.max_form_parts:,}) or a field too long."
+        " Send the form or JSON object the documentation describes.",
+        None,
+    )
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         message, back = exc.description or "", None
         if exc.code == 413:
-            message = too_large_message(request.content_length, app.config["MAX_CONTENT_LENGTH"])
-            back = (url_for("pages.upload"), "Back to the upload form")
+            message, back = too_large(app)
         elif message == NotFound.description:
             message = "There is nothing at this address."
         elif message == MethodNotAllowed.description:
@@ -104,6 +132,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         return respond(exc.status, exc.message, **({"keys": exc.keys} if exc.keys else {}))
+
+    @app.errorhandler(TimeoutError)
+    def client_too_slow(exc: TimeoutError):
+        # gunicorn's worker (gunicorn.conf.py) waits CLIENT_TIMEOUT_SECONDS for each read of the body
+        return respond(
+            408, "Your upload stopped arriving (nothing came for a while). Check the connection and try again."
+        )
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):

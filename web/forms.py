@@ -8,6 +8,8 @@ from wtforms import HiddenField, IntegerField, PasswordField, RadioField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 
+from files.encoding import codec_name, unknown_encoding
+
 
 class LoginForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired(), Length(max=150)])
@@ -33,6 +35,13 @@ class UploadForm(FlaskForm):
         "Based on version",
         validators=[Optional(), NumberRange(min=0, max=10**9, message="Give the version as a whole number, e.g. 12.")],
     )
+
+    encoding = StringField("Text encoding (CSV files only)", validators=[Optional(), Length(max=40)])
+
+    def validate_encoding(self, field) -> None:
+        """An encoding this app can read, named as a spreadsheet names it (Shift_JIS, windows-1250, …)."""
+        if field.data and codec_name(field.data) is None:
+            raise StopValidation(unknown_encoding(field.data))
 
     def validate_file(self, field) -> None:
         """A file is needed, unless one is kept for this confirmation."""

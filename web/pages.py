@@ -15,6 +15,7 @@ import history
 import tables
 from errors import DomainError, Unprocessable
 from files.csv_read import encoding_label
+from files.encoding import CHOICES as ENCODING_CHOICES
 from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
@@ -182,6 +183,7 @@ def upload():
         "sheet": form.sheet.data or None,
         "base_version": form.base_version.data,
         "table": table_urls.current().name,
+        "encoding": (form.encoding.data or "").strip() or None,
     }
     try:
         if file:  # a file chosen (again) replaces one kept for a confirmation
@@ -234,6 +236,7 @@ def render_upload(form: UploadForm, status: int, **extra):
         version=tables.database().version,
         schema=table.schema,
         limit_mb=limit_mb,
+        encoding_choices=ENCODING_CHOICES,
         **extra,
     )
     return page, status

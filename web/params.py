@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flask import abort, current_app, request
 from werkzeug.routing import IntegerConverter, ValidationError
@@ -42,6 +43,27 @@ def refuse_nul_characters() -> None:
     values = itertools.chain(request.args.listvalues(), request.form.listvalues() if request.form else ())
     if "\x00" in request.path or any("\x00" in value for value in itertools.chain.from_iterable(values)):
         abort(400, "The request holds a NUL character (\\x00), which no value may hold.")
+
+
+# Keyword arguments of url_for itself: a query parameter of that name must never reach it.
+_URL_FOR_NAMES = frozenset({"endpoint", "_method", "_external", "_anchor", "_scheme", "_url_values"})
+
+
+def query_args() -> dict[str, str]:
+    """The query string as the pages hand it back to url_for in their links (pagers, filters,
+    downloads): without the names url_for reads itself (`?endpoint=x`, `?_method=PUT` were a 500)
+    and without the path's own values (`?change_id=x` must not replace the request's id)."""
+    taken = _URL_FOR_NAMES | set(request.view_args or ())
+    return {name: value for name, value in request.args.items() if name not in taken}
+
+
+def json_body() -> Any:
+    """The request's JSON body, or None when it is not JSON. Nesting too deep for the parser is a
+    400, not a 500 (the body is at most web.auth.SMALL_BODY_BYTES, checked before this reads it)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        abort(400, "The JSON body is nested too deeply; send the object the documentation describes.")
 
 
 def refuse(message: str):

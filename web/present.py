@@ -17,6 +17,7 @@ from typing import Any
 import history
 import tables
 from diff import changed_fields
+from files.damage import invisible_only, visible
 from models import ChangeRequest, MergeConflict
 from records import as_dict, unpack
 from schema import Schema
@@ -173,17 +174,15 @@ def row_views(schema: Schema, names: Sequence[str], rows: Iterable[tuple]) -> li
     out = []
     for key, line, before, after, warning, action in rows:
         cells = cell_views(schema, list(names), before, after)
-        changes = [
-            CellChange(
-                c.name,
-                labels.get(c.name, c.name),
-                c.old or "",
-                c.new or "",
-                word_diff(c.old or "", c.new or "") if types.get(c.name, "string") == "string" else None,
-            )
-            for c in cells
-            if c.changed
-        ]
+        changes = []
+        for c in cells:
+            if not c.changed:
+                continue
+            old, new = c.old or "", c.new or ""
+            if invisible_only(old, new):  # NBSP for a space, CR LF for LF: show the characters
+                old, new = visible(old), visible(new)
+            words = word_diff(old, new) if types.get(c.name, "string") == "string" else None
+            changes.append(CellChange(c.name, labels.get(c.name, c.name), old, new, words))
         out.append(RowView(key, ACTION_KINDS.get(action, action), line, warning, cells, changes))
     return out
 
