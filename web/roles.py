@@ -19,6 +19,7 @@ import access
 import accounts
 import changes
 import tables
+from errors import NotFound
 from files.formulas import escape_formula
 from web import downloads, table_urls
 from web.auth import PUBLIC_ENDPOINTS
@@ -111,7 +112,9 @@ def check_access() -> None:
             # as before roles: someone who may decide no table's requests is refused before the lookup
             abort(403, "Only admins and the table's approvers can approve or reject its changes.")
         change = changes.get_request(change_id)
-        access.require(tables.of_request(change), VIEW)  # a request of a table one may not see is not there
+        if not access.may(access.current(), tables.of_request(change), VIEW):
+            # a request of a table one may not see is not there (and its 404 does not name the table)
+            raise NotFound(f"There is no change request #{change_id}.")
         # An upload spanning tables is shown and decided as a whole: every table of it counts (its
         # review page names them all, so one hidden table hides the batch).
         for member in changes.batch_of(change):
@@ -119,7 +122,22 @@ def check_access() -> None:
         return
     if endpoint in ACROSS_TABLES and not table_urls.named() and _across_tables(endpoint):
         return
-    access.require(table_urls.current(), role)
+    try:
+        table = table_urls.current()
+    except NotFound:
+        raise _unknown_table() from None
+    if not access.may(access.current(), table, VIEW):
+        raise _unknown_table()
+    access.require(table, role)
+
+
+def _unknown_table() -> NotFound:
+    """404 for a table that is not there or that the person may not view (told apart by nothing),
+    listing only the tables they may view; a plain path (the first table's) names none."""
+    names = ", ".join(t.name for t in access.visible()) or "none"
+    if table_urls.named():
+        return NotFound(f"There is no table {g.table_name!r}. Tables: {names}.")
+    return NotFound(f"There is no table to show here. Tables: {names}.")
 
 
 def _across_tables(endpoint: str) -> bool:
