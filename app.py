@@ -6,6 +6,7 @@ Run `python app.py` (development server on port 8000) or `gunicorn app:app` (pro
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ CONTENT_SECURITY_POLICY = (
 def create_app(test_config: dict | None = None) -> Flask:
     """The application: defaults, then the environment (and .env), then `test_config`."""
     load_dotenv(Path(__file__).with_name(".env"))
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_path=instance_folder(), instance_relative_config=True)
     app.request_class = body.Request  # uploads read in large pieces and split in place (web/body.py)
     app.json.sort_keys = False  # row objects keep schema.json's field order
     package = configure(app, test_config)
@@ -116,7 +117,16 @@ def check_start_up() -> None:
     a bare app: gunicorn's master asks first (gunicorn.conf.py), so a broken schema.json stops
     gunicorn within a second instead of after every worker has loaded the app."""
     load_dotenv(Path(__file__).with_name(".env"))
-    configure(Flask(__name__, instance_relative_config=True))
+    configure(Flask(__name__, instance_path=instance_folder(), instance_relative_config=True))
+
+
+def instance_folder() -> str | None:
+    """INSTANCE_PATH from the environment, made absolute (Flask requires it), or None for Flask's
+    `instance/` beside app.py: where the secret key, the SQLite database, the start-up lock and the
+    first admin's password live. Tests point it at a temporary folder, so they leave the checkout's
+    instance/ alone."""
+    folder = os.environ.get("INSTANCE_PATH", "").strip()
+    return str(Path(folder).resolve()) if folder else None
 
 
 def security_headers(response):

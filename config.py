@@ -171,6 +171,10 @@ def _secret_key(raw: str, source: Source) -> str:
     return path.read_text().strip()
 
 
+def _instance_path(raw: str, source: Source) -> Path:
+    return Path(raw.strip()).resolve() if raw.strip() else source.instance_path
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, its default (as the environment would write it), what
@@ -253,6 +257,8 @@ SETTINGS = (
     Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
             "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed.",
             _int_or_none, shown="(empty: keep everything)"),
+    Setting("INSTANCE_PATH", "", "The folder of the secret key file, the SQLite database, the start-up lock and the "
+            "first admin's password (app.py hands it to Flask).", _instance_path, shown="`instance/` beside `app.py`"),
 )  # fmt: skip
 SETTING = {s.name: s for s in SETTINGS}  # by name
 

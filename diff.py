@@ -20,6 +20,12 @@ from typing import NamedTuple
 
 from records import SEP, Row
 
+# The one mapping of row kinds: a kind of row change as a Diff, summaries, pages and the API name
+# it (in that order) → its action, as staged rows, the history and the audit log store it.
+ROW_KINDS: dict[str, str] = {"added": "add", "modified": "modify", "deleted": "delete"}
+KIND_OF: dict[str, str] = {action: kind for kind, action in ROW_KINDS.items()}  # action → kind
+DIFF_CSV_ORDER = ("modified", "added", "deleted")  # the kinds in the order a diff file lists them
+
 __all__ = [
     "Clash",
     "Diff",

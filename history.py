@@ -1,5 +1,6 @@
-"""What happened to the table, and the table as it was: versions, the table as of a version, the
-diff between two versions, a record's history and blame, the audit log.
+"""What happened to the table, and the table as it was: versions, the table as of a version and
+its downloads, the diff between two versions, a record's versions and blame, and the changes of
+an upload that would undo an approval. The audit log is audit.py.
 
 Every approval makes a version; its request's staged rows are what it changed (store/history.py).
 Reading the table as of version N starts from the table now and undoes what changed since, so the
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from operator import itemgetter
-from typing import IO, Any
+from typing import IO
 
 import access
 import files.diff_csv
@@ -26,22 +27,14 @@ import store.changes
 import store.history
 import store.table
 import tables
-from diff import Diff
+from diff import DIFF_CSV_ORDER, ROW_KINDS, Diff
 from errors import NotFound, Unprocessable
 from files import xlsx_write
-from files.csv_write import FormulaSafeWriter, TextSink, csv_chunks
+from files.csv_write import csv_chunks
 from models import ChangeRequest
-from records import repack, unpack
-from store.audit import EVENT_ACTIONS, ROW_ACTIONS, AuditFilter
+from records import RecordStream, repack, unpack
 from store.history import HistoryRow
 from values import show
-
-__all__ = ["AuditFilter"]
-
-RECORD_HISTORY_LIMIT = 100_000
-AUDIT_ACTIONS = ROW_ACTIONS + EVENT_ACTIONS
-Cursor = tuple[int, int]  # (audit entry id, staged row id; 0 when the entry itself is the item)
-
 
 # --- versions --------------------------------------------------------------------------------
 
@@ -93,25 +86,15 @@ def records_at(version: int, since: Iterable[HistoryRow], names: Sequence[str]) 
 # --- the table as of a version ---------------------------------------------------------------
 
 
-@dataclass
-class TableAt:
-    """The table as it was after `version`, its records streamed in key order; `close()` ends the read."""
-
-    version: int
-    row_count: int
-    records: Iterator[str]
-    close: Any
-
-
-def table_at(table: tables.TableRef, version: int) -> TableAt:
-    """Start streaming a table as of `version` (the current version streams the table itself)."""
+def table_at(table: tables.TableRef, version: int) -> RecordStream[str]:
+    """Start streaming a table as of `version`: the table now with the rows changed since put back."""
     check_version(version)
     names = table.schema.names
-    as_of = store.history.open_as_of(table.id, version)
-    overrides = records_at(version, as_of.since, names)
-    exists_now = {row.key: row.after is not None for row in as_of.since}  # the last change of each key wins
-    row_count = as_of.row_count + sum((record is not None) - exists_now[key] for key, record in overrides.items())
-    return TableAt(version, row_count, _apply(as_of.rows, overrides), as_of.close)
+    since, now = store.history.open_as_of(table.id, version)
+    overrides = records_at(version, since, names)
+    exists_now = {row.key: row.after is not None for row in since}  # the last change of each key wins
+    row_count = now.row_count + sum((record is not None) - exists_now[key] for key, record in overrides.items())
+    return RecordStream(version, row_count, _apply(now.records, overrides), now.close)
 
 
 def _apply(rows: Iterator[tuple[str, str]], overrides: dict[str, str | None]) -> Iterator[str]:
@@ -154,33 +137,30 @@ class CsvDownload:
     close: Callable[[], None]
 
 
-def _records(table: tables.TableRef, version: int | None) -> tuple[int, int, Iterator[str], Callable[[], None]]:
-    """(version, row count, records in key order, close) of a table now or as of `version`.
+def records(table: tables.TableRef, version: int | None = None) -> RecordStream[str]:
+    """A table's records in key order, now (None) or as of `version`: what every download writes.
 
     Given a version, the records are that version's even when an approval lands meanwhile: the
     table read now then turns out newer, and is read as of `version` instead."""
     if version is None or version == tables.database().version:
         now = store.table.open_export(table.id)
         if version is None or now.version == version:
-            return now.version, now.row_count, now.records, now.close
+            return now
         now.close()
-    past = table_at(table, version)
-    return past.version, past.row_count, past.records, past.close
+    return table_at(table, version)
 
 
 def csv_download(table: tables.TableRef, version: int | None = None) -> CsvDownload:
     """A whole table (as of `version`) as CSV chunks, named after it and its version. A version's CSV
     downloaded today is byte for byte the one downloaded when it was current (same columns)."""
-    number, _, records, close = _records(table, version)
+    stream = records(table, version)
     schema = table.schema
 
     def chunks() -> Iterator[bytes]:
-        try:
-            yield from csv_chunks(records, schema)
-        finally:
-            close()  # as soon as the last chunk is sent, not only when the response closes
+        with stream:  # closed as soon as the last chunk is sent, not only when the response closes
+            yield from csv_chunks(stream.records, schema)
 
-    return CsvDownload(f"{schema.name}-v{number}.csv", number, chunks(), close)
+    return CsvDownload(f"{schema.name}-v{stream.version}.csv", stream.version, chunks(), stream.close)
 
 
 @dataclass
@@ -194,26 +174,23 @@ class XlsxDownload:
 
 def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDownload:
     """A whole table (as of `version`) as an Excel workbook named after it and its version (built first, then sent)."""
-    number, row_count, records, close = _records(table, version)
     schema = table.schema
-    try:
-        if row_count >= xlsx_write.EXCEL_MAX_ROWS:
+    with records(table, version) as stream:
+        if stream.row_count >= xlsx_write.EXCEL_MAX_ROWS:
             raise Unprocessable(
-                f"The table has {row_count:,} rows, more than an Excel sheet holds; download it as CSV."
+                f"The table has {stream.row_count:,} rows, more than an Excel sheet holds; download it as CSV."
             )
         try:
-            file = xlsx_write.xlsx_file(records, schema)
+            file = xlsx_write.xlsx_file(stream.records, schema)
         except xlsx_write.NotForExcel as exc:
             raise Unprocessable(str(exc)) from None
-    finally:
-        close()
-    return XlsxDownload(f"{schema.name}-v{number}.xlsx", number, _to_send(file))
+    return XlsxDownload(f"{schema.name}-v{stream.version}.xlsx", stream.version, _to_send(file))
 
 
 def database_xlsx_download(version: int | None = None) -> XlsxDownload:
     """Every table as a sheet titled after it (`xlsx_write.sheet_titles`), in schema.json's order, all as
     of one database version: `version`, or the version now, read once. Each table is then read as
-    of that version (`_records`), so an approval landing while the workbook is built changes no
+    of that version (`records`), so an approval landing while the workbook is built changes no
     sheet. Named after the package (`database` when it has no name) and the version. Unprocessable
     naming the table when one does not fit in a sheet."""
     if version is None:
@@ -236,17 +213,14 @@ def _sheets(every: Sequence[tables.TableRef], version: int) -> Generator[Iterato
     """The records of each table as of `version`, one table read at a time: a table's read is
     closed when the writer asks for the next table."""
     for table in every:
-        _, row_count, records, close = _records(table, version)
-        try:
-            if row_count >= xlsx_write.EXCEL_MAX_ROWS:
+        with records(table, version) as stream:
+            if stream.row_count >= xlsx_write.EXCEL_MAX_ROWS:
                 raise Unprocessable(
-                    f"The table {table.name!r} has {row_count:,} rows, more than an Excel sheet holds, so the"
-                    " whole database does not fit in one workbook; download that table as CSV and the others"
+                    f"The table {table.name!r} has {stream.row_count:,} rows, more than an Excel sheet holds, so"
+                    " the whole database does not fit in one workbook; download that table as CSV and the others"
                     " one by one."
                 )
-            yield records
-        finally:
-            close()
+            yield stream.records
 
 
 def _to_send(file: IO[bytes]) -> IO[bytes]:
@@ -261,16 +235,13 @@ def _to_send(file: IO[bytes]) -> IO[bytes]:
 
 def page_at(table: tables.TableRef, version: int, q: str, offset: int, limit: int) -> tables.Page:
     """A page of a table as of `version`, in key order, `q` matching any text (case-insensitive)."""
-    past = table_at(table, version)
-    try:
+    with table_at(table, version) as past:
         if q:  # every match is counted, for the page count: a search of a past version reads it all
             needle = q.casefold()
             found = [r for r in past.records if needle in r.casefold()]
             total, rows = len(found), found[offset : offset + limit + 1]
         else:
             total, rows = past.row_count, list(islice(past.records, offset, offset + limit + 1))
-    finally:
-        past.close()
     state = tables.state(table)
     return tables.Page(
         rows=[(unpack(r)[table.schema.key_index], unpack(r), version) for r in rows[:limit]],
@@ -349,10 +320,9 @@ def filter_rows(
 def diff_csv(table: tables.TableRef, from_version: int, to_version: int) -> tuple[str, Iterator[bytes]]:
     """(file name, chunks) of the diff between two versions in the tabular diff format (files/diff_csv.py)."""
     found, names = diff(table, from_version, to_version), table.schema.names
-    actions = (("modified", "modify"), ("added", "add"), ("deleted", "delete"))
     rows = (
-        (action, unpack(before) if before is not None else None, unpack(after) if after is not None else None)
-        for kind, action in actions
+        (ROW_KINDS[kind], unpack(before) if before is not None else None, unpack(after) if after is not None else None)
+        for kind in DIFF_CSV_ORDER
         for _, before, after in found.rows(kind)
     )
     return f"{table.name}-v{from_version}-v{to_version}-diff.csv", files.diff_csv.diff_csv(names, rows)
@@ -476,14 +446,6 @@ def undo_warnings(table: tables.TableRef, change_id: int, staged: Diff, current:
     return out
 
 
-UNDO_WORD = " undoing "  # in every message undo_warnings writes, and in no other warning
-
-
-def is_undo_warning(message: str) -> bool:
-    """Does a request's warning say that a change would undo an approval (not spreadsheet damage)?"""
-    return UNDO_WORD in message
-
-
 def _replaced(past: Sequence[HistoryRow], index: int, value: str, names: Sequence[str]) -> HistoryRow | None:
     """The latest approval that changed cell `index` away from `value` in this row's current life."""
     for row in reversed(past):
@@ -496,125 +458,3 @@ def _replaced(past: Sequence[HistoryRow], index: int, value: str, names: Sequenc
         if before[index] == value and after[index] != value:
             return row
     return None
-
-
-# --- the audit log ---------------------------------------------------------------------------
-
-
-@dataclass
-class AuditPage:
-    """Audit entries newest first, and the cursor of the next page (None: this is the last)."""
-
-    items: list
-    next: Cursor | None
-
-
-def audit(filters: AuditFilter, before: Cursor | None, limit: int) -> AuditPage:
-    """Row changes (from the approvals' staged rows) and decisions, newest first, after cursor `before`."""
-    if filters.action and filters.action not in ROW_ACTIONS + EVENT_ACTIONS:
-        raise Unprocessable(f"action must be one of {', '.join(ROW_ACTIONS + EVENT_ACTIONS)}, not {filters.action!r}")
-    row_actions = ROW_ACTIONS if not filters.action else tuple(a for a in ROW_ACTIONS if a == filters.action)
-    event_actions = EVENT_ACTIONS if not filters.action else tuple(a for a in EVENT_ACTIONS if a == filters.action)
-    items = (
-        _key_entries(filters, row_actions, event_actions, before, limit + 1)
-        if filters.key
-        else _entries(filters, row_actions, event_actions, before, limit + 1)
-    )
-    more = len(items) > limit
-    items = items[:limit]
-    return AuditPage(items, _cursor_of(items[-1]) if more and items else None)
-
-
-def _cursor_of(item) -> Cursor:
-    return (item.event_id, item.id if item.action in ROW_ACTIONS else 0)
-
-
-def _older(cursor: Cursor | None, item) -> bool:
-    return cursor is None or (item.event_id, item.id if item.action in ROW_ACTIONS else 0) < cursor
-
-
-def _entries(f: AuditFilter, row_actions: tuple, event_actions: tuple, before: Cursor | None, limit: int) -> list:
-    """Walk the decisions newest first; an approval stands for its row changes."""
-    actions = (("approve",) if row_actions else ()) + event_actions
-    out: list = []
-    before_event = before[0] + (1 if before and before[1] else 0) if before else None
-    while len(out) < limit:
-        batch = store.audit.events(f, actions, before_event, 100)
-        for event in batch:
-            if event.action != "approve":
-                if _older(before, event):
-                    out.append(event)
-            else:
-                before_row = before[1] if before and before[0] == event.id and before[1] else None
-                out.extend(
-                    store.history.approval_rows(event.id, event.change_id, row_actions, before_row, limit - len(out))
-                )
-            if len(out) >= limit:
-                break
-        if len(batch) < 100:
-            break
-        before_event = batch[-1].id
-    return out[:limit]
-
-
-def _key_entries(f: AuditFilter, row_actions: tuple, event_actions: tuple, before: Cursor | None, limit: int) -> list:
-    """The entries of one key: its row changes and the resolutions of its conflicts."""
-    where, params = store.audit.clauses(f)
-    rows = []
-    if row_actions:
-        marks = ", ".join(f":act{i}" for i in range(len(row_actions)))
-        clauses = [*where, f"p.action IN ({marks})"]
-        params = params | {f"act{i}": a for i, a in enumerate(row_actions)}
-        if before:
-            clauses.append("(a.id < :be OR (a.id = :be AND p.id < :br))")
-            params |= {"be": before[0], "br": before[1] or 0}
-        rows = store.history.key_entries(f.key or "", clauses, params, limit, prefix=f.key_prefix)
-    events = store.audit.events(f, event_actions, before[0] if before else None, limit) if event_actions else []
-    merged = sorted(rows + events, key=lambda i: (i.event_id, i.id if i.action in ROW_ACTIONS else 0), reverse=True)
-    return merged[:limit]
-
-
-def record_history(table: tables.TableRef, key: str, limit: int = RECORD_HISTORY_LIMIT) -> list:
-    """Every audit entry of one record of a table, newest first."""
-    return audit(AuditFilter(key=key, tbl=table.id), None, limit).items
-
-
-AUDIT_CSV_COLUMNS = ("id", "created_at", "action", "key", "change_id", "version", "submitter", "approver",
-                     "changed", "before", "after", "note")  # fmt: skip
-
-
-def audit_csv(filters: AuditFilter, as_dicts) -> Iterator[bytes]:
-    """The audit entries matching `filters` as CSV, streamed a page at a time; `as_dicts` turns
-    entries into API objects (web.present.audit_dicts)."""
-    sink = TextSink()
-    writer = FormulaSafeWriter(sink)  # keys, reasons and user names are anyone's text
-    writer.writerow(AUDIT_CSV_COLUMNS)
-    yield "\ufeff".encode() + sink.take().encode()
-    cursor: Cursor | None = None
-    while True:
-        page = audit(filters, cursor, 2000)
-        for item in as_dicts(page.items):
-            before, after = item["before"] or {}, item["after"] or {}
-            changed = (
-                [n for n in (after or before) if before.get(n) != after.get(n)] if item["action"] == "modify" else []
-            )
-            writer.writerow(
-                [
-                    item["id"],
-                    item["created_at"],
-                    item["action"],
-                    item["key"],
-                    item["change_id"],
-                    item["version"],
-                    item["submitter"],
-                    item["approver"],
-                    " ".join(changed),
-                    json.dumps(item["before"], ensure_ascii=False) if item["before"] is not None else "",
-                    json.dumps(item["after"], ensure_ascii=False) if item["after"] is not None else "",
-                    item["note"] or "",
-                ]
-            )
-        yield sink.take().encode()
-        if page.next is None:
-            return
-        cursor = page.next

@@ -20,6 +20,7 @@ from flask import Flask, current_app
 import accounts
 import changes
 import store.accounts
+import uploads
 from models import db, utcnow
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def clean_up() -> CleanUp:
 def expire_held_uploads() -> int:
     """Delete the uploads kept for a mass-deletion question whose hour is over (whether or not
     their owner ever came back to it); returns how many."""
-    expired = store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=changes.HELD_UPLOAD_HOURS))
+    expired = store.accounts.delete_held_uploads_before(utcnow() - dt.timedelta(hours=uploads.HELD_UPLOAD_HOURS))
     db.session.commit()
     return expired
 

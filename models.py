@@ -4,7 +4,10 @@ column to schema.json needs no database migration; see schema.py for the record 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
@@ -68,6 +71,34 @@ class TableState(db.Model):
         return json.loads(self.fields)
 
 
+class WarningKind(enum.StrEnum):
+    """What a request's warning is about; the review page shows each kind under its own heading."""
+
+    FILE = "file"  # the file: sheets or files not read, a doubtful encoding, cells a spreadsheet damaged
+    UNDO = "undo"  # a staged change that would undo a later approval (history.undo_warnings)
+
+
+@dataclass(frozen=True)
+class RequestWarning:
+    """One warning of a change request, kept with it (`ChangeRequest.warnings`)."""
+
+    kind: WarningKind
+    message: str
+
+
+def warnings_json(warnings: Iterable[RequestWarning]) -> str:
+    """Warnings as `ChangeRequest.warnings` keeps them."""
+    return json.dumps([{"kind": w.kind.value, "message": w.message} for w in warnings])
+
+
+def _warning(item: str | dict) -> RequestWarning:
+    """A stored warning. A plain string was stored before warnings had a kind: its kind is read from
+    the one phrase every undo warning of that time had (requests staged since carry their kind)."""
+    if isinstance(item, str):
+        return RequestWarning(WarningKind.UNDO if " undoing " in item else WarningKind.FILE, item)
+    return RequestWarning(WarningKind(item["kind"]), item["message"])
+
+
 class ChangeRequest(db.Model):
     """An upload's staged changes awaiting a decision, and what became of them."""
 
@@ -94,7 +125,7 @@ class ChangeRequest(db.Model):
     deleted: Mapped[int] = mapped_column(default=0)
     unchanged: Mapped[int] = mapped_column(default=0)
     conflicts: Mapped[int] = mapped_column(default=0)  # unresolved merge conflicts
-    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of messages
+    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {kind, message} (warnings_json)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_by: Mapped[str | None] = mapped_column(String(150))
     decided_at: Mapped[dt.datetime | None]
@@ -116,8 +147,14 @@ class ChangeRequest(db.Model):
         return json.loads(self.column_counts or "{}")
 
     @property
+    def warning_items(self) -> list[RequestWarning]:
+        """The request's warnings, each with its kind."""
+        return [_warning(item) for item in json.loads(self.warnings or "[]")]
+
+    @property
     def warning_list(self) -> list[str]:
-        return json.loads(self.warnings or "[]")
+        """The messages of the request's warnings, as the API has always given them."""
+        return [w.message for w in self.warning_items]
 
     @property
     def summary(self) -> dict[str, int]:

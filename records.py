@@ -11,8 +11,9 @@ why). Two rows are equal exactly when their records are equal strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
 
 SEP = "\x1f"  # ASCII unit separator: never valid inside a value (schema refuses control characters)
 
@@ -23,6 +24,33 @@ class Row(NamedTuple):
     line: int
     key: str
     record: str
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class RecordStream(Generic[T]):
+    """A table's records as of one version, streamed in key order while a read stays open: the one
+    shape of the table now (store.table.open_export), the table as of a version (history.table_at)
+    and what a download writes (history.records). `T` is a record, or (key, record) where the
+    reader needs the keys. `close()` ends the read (safe twice); `with` closes it too.
+
+    >>> with RecordStream(3, 2, iter([pack(["DS-1", "Sales"]), pack(["DS-2", "HR"])]), lambda: None) as table:
+    ...     (table.version, table.row_count, [unpack(r)[1] for r in table.records])
+    (3, 2, ['Sales', 'HR'])
+    """
+
+    version: int
+    row_count: int
+    records: Iterator[T]
+    close: Callable[[], None]
+
+    def __enter__(self) -> RecordStream[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def pack(values: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterator
 from typing import IO
 
-from files import conventions, encoding
+from files import codepages, conventions, encoding
 from files.encoding import SAMPLE_BYTES, Detected
 from files.problems import FileProblems, Problem, ProblemList
 from files.rows import Upload, data_rows, header_lookup, map_header, normalise
@@ -19,7 +19,7 @@ from schema import Schema
 from values import Conventions, Reading, show
 
 DELIMITERS = (",", ";", "\t", "|")
-ENCODING_LABELS = encoding.LABELS
+ENCODING_LABELS = codepages.LABELS
 MAX_CELLS_SHOWN = 20  # cells named in a warning about a guessed encoding (then their total)
 
 csv.field_size_limit(64 * 1024 * 1024)  # a single big cell is allowed; its field's maxLength decides
@@ -31,7 +31,7 @@ def encoding_label(name: str) -> str:
     >>> encoding_label("utf-8-sig"), encoding_label("cp1252"), encoding_label("xlsx")
     ('UTF-8 with BOM', 'Windows-1252', 'xlsx')
     """
-    return encoding.label(name)
+    return codepages.label(name)
 
 
 def detect_encoding(stream: IO[bytes]) -> str:
@@ -111,7 +111,7 @@ def read_csv(
                 Problem(
                     1,
                     None,
-                    f"cannot be read as {encoding.label(name)} text ({exc.reason}); save the table as CSV UTF-8",
+                    f"cannot be read as {codepages.label(name)} text ({exc.reason}); save the table as CSV UTF-8",
                 )
             ]
         ) from None
@@ -170,7 +170,7 @@ def _watched(
             if readings:
                 total += 1
                 if len(telling) < MAX_CELLS_SHOWN:
-                    shown = "; ".join(f"as {encoding.label(e)}: {show(t)}" for e, t in list(readings.items())[:3])
+                    shown = "; ".join(f"as {codepages.label(e)}: {show(t)}" for e, t in list(readings.items())[:3])
                     telling.append(f"{where} ({shown})")
             elif any(word in cell for word in garbled):
                 total += 1
@@ -185,17 +185,17 @@ def _watched(
     if total > MAX_CELLS_SHOWN:
         cells_shown += f"; and {total - MAX_CELLS_SHOWN:,} more cells (of {total:,})"
     if others:
-        named = " or ".join(encoding.label(e) for e in others[:3])
+        named = " or ".join(codepages.label(e) for e in others[:3])
         why = f"the file does not say its encoding, and {named} would read its letters differently"
         how = (
-            f"If they look wrong, upload the file again with its encoding chosen (e.g. {encoding.label(others[0])}),"
+            f"If they look wrong, upload the file again with its encoding chosen (e.g. {codepages.label(others[0])}),"
             " or save it as CSV UTF-8 and upload that."
         )
     else:
         why = "some of its text does not look like words in any encoding"
         how = "If they look wrong, save the file as CSV UTF-8 and upload that."
     warnings.append(
-        f"The file was read as {encoding.label(name)}, which is a guess: {why}. Check these cells: {cells_shown}. {how}"
+        f"The file was read as {codepages.label(name)}, which is a guess: {why}. Check these cells: {cells_shown}. {how}"
     )
 
 

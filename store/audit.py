@@ -45,6 +45,13 @@ def write(
 
 # --- reading ---------------------------------------------------------------------------------
 
+
+def has_entry(change_id: int, action: str) -> bool:
+    """Whether a request has an audit entry of `action` (e.g. `resolve`: its submitter settled a conflict)."""
+    query = db.select(AuditEntry.id).where(AuditEntry.change_id == change_id, AuditEntry.action == action).limit(1)
+    return db.session.execute(query).first() is not None
+
+
 ROW_ACTIONS = ("add", "modify", "delete")
 EVENT_ACTIONS = ("reject", "withdraw", "resolve")
 

@@ -17,7 +17,7 @@ from operator import itemgetter
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from diff import Diff
+from diff import ROW_KINDS, Diff
 from models import ChangeRequest, MergeConflict, PendingChange, db, utcnow
 from records import SEP, changed_marker, marker_names
 from store.base import COPY_BATCH, is_postgres, like_pattern, raw_cursor
@@ -167,7 +167,8 @@ def stage_rows(change_id: int, result: Diff, names: Sequence[str]) -> dict[str, 
     columns = "change_id, action, key, line, before, after, changed"
     markers = [changed_marker(m.before, m.after, names) for m in result.modified]  # modifications only: cheap
     cur = raw_cursor()
-    for action, rows in (("add", result.added), ("modify", result.modified), ("delete", result.deleted)):
+    for kind, action in ROW_KINDS.items():
+        rows = getattr(result, kind)
         for start in range(0, len(rows), COPY_BATCH):
             batch = rows[start : start + COPY_BATCH]
             marked = markers[start : start + COPY_BATCH] if action == "modify" else ()
@@ -347,6 +348,13 @@ def stale_rows(tbl: int, change_id: int, since: int) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
+def staged_count(change_id: int) -> int:
+    """How many rows a request stages (after merging or resolving: its counts may not be written yet)."""
+    return db.session.execute(
+        text("SELECT count(*) FROM pending_changes WHERE change_id = :id"), {"id": change_id}
+    ).scalar_one()
+
+
 def current_records_of(tbl: int, change_id: int) -> dict[str, str]:
     """{key: record now} for the keys a request staged (those still in its table)."""
     rows = db.session.execute(
@@ -416,6 +424,8 @@ def put_staged_row(
     """Set the staged change of one key (action None: stage nothing for it); `names` are the
     request's fields, for a modification's changed columns (recount then counts them)."""
     row = staged_row(change_id, key)
+    if action == "modify" and before == after:
+        action = None  # a modification that changes no cell is no change (issue 26)
     if action is None:
         if row is not None:
             db.session.delete(row)
@@ -457,10 +467,7 @@ def recount(change_id: int, merged_version: int | None = None) -> None:
         text("SELECT changed FROM pending_changes WHERE change_id = :id AND action = 'modify'"), {"id": change_id}
     ):
         columns.update(marker_names(marker))
-    values = {
-        "added": counts.get("add", 0),
-        "modified": counts.get("modify", 0),
-        "deleted": counts.get("delete", 0),
+    values = {kind: counts.get(action, 0) for kind, action in ROW_KINDS.items()} | {
         "conflicts": conflicts or 0,
         "column_counts": json.dumps(dict(columns)),
     }

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import DateTime, text
 
 from models import ChangeRequest, db
+from records import RecordStream
 from store.base import is_postgres, iter_cursor, key_prefix_clause, raw_cursor, snapshot
 from store.table import read_version
 
@@ -180,37 +180,22 @@ def since_rows(raw, tbl: int, version: int) -> list[HistoryRow]:
         cur.close()
 
 
-@dataclass
-class AsOf:
-    """The table now, streamed in key order, and the row changes since `version`, read in one snapshot."""
-
-    current_version: int
-    row_count: int
-    since: list[HistoryRow]
-    rows: Iterator[tuple[str, str]]  # (key, record) of the table now, in key order
-    _resources: contextlib.ExitStack
-
-    def close(self) -> None:
-        self._resources.close()
-
-
-def open_as_of(tbl: int, version: int, stream: bool = True) -> AsOf:
-    """Start reading a table now and its changes since `version` (`stream` False: the changes only)."""
+def open_as_of(tbl: int, version: int) -> tuple[list[HistoryRow], RecordStream[tuple[str, str]]]:
+    """Start reading a table in one snapshot: its row changes since `version` (oldest first), and
+    the table now, (key, record) in key order, as a RecordStream of the version now."""
     stack = contextlib.ExitStack()
     raw = stack.enter_context(snapshot())
     try:
         current, row_count = read_version(raw, tbl)
         since = since_rows(raw, tbl, version)
-        rows: Iterator[tuple[str, str]] = iter(())
-        if stream:
-            sql = f"SELECT key, record FROM datasets WHERE tbl = {int(tbl)} ORDER BY key"  # noqa: S608 - an int
-            batches = iter_cursor(raw, sql, "as_of_records")
-            stack.callback(batches.close)
-            rows = itertools.chain.from_iterable(batches)
+        sql = f"SELECT key, record FROM datasets WHERE tbl = {int(tbl)} ORDER BY key"  # noqa: S608 - an int
+        batches = iter_cursor(raw, sql, "as_of_records")
+        stack.callback(batches.close)
+        rows: Iterator[tuple[str, str]] = itertools.chain.from_iterable(batches)
     except BaseException:
         stack.close()
         raise
-    return AsOf(current, row_count, since, rows, stack)
+    return since, RecordStream(current, row_count, rows, stack.close)
 
 
 # --- the audit log's row entries -------------------------------------------------------------

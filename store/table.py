@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, text
 
 from models import DatabaseState, TableState, db
+from records import RecordStream
 from store.base import COPY_BATCH, batches, is_postgres, iter_cursor, snapshot
 
 T = TypeVar("T")
@@ -103,21 +104,7 @@ def read_current(tbl: int, also: Callable[[Any], T] | None = None) -> tuple[int,
     return version, records, extra
 
 
-@dataclass
-class ExportSnapshot:
-    """A table version and an iterator over its records in key order; `close()` ends the read."""
-
-    version: int
-    row_count: int
-    records: Iterator[str]
-    _resources: contextlib.ExitStack
-
-    def close(self) -> None:
-        """Stop reading and give the connection back (safe to call more than once)."""
-        self._resources.close()
-
-
-def open_export(tbl: int) -> ExportSnapshot:
+def open_export(tbl: int) -> RecordStream[str]:
     """Start streaming a table: the version is known before the first row is sent."""
     stack = contextlib.ExitStack()
     raw = stack.enter_context(snapshot())
@@ -126,7 +113,7 @@ def open_export(tbl: int) -> ExportSnapshot:
     rows = iter_cursor(raw, sql, "export_records")
     stack.callback(rows.close)  # runs first: stops the fetching thread while the connection is still open
     records = map(itemgetter(0), itertools.chain.from_iterable(rows))
-    return ExportSnapshot(version, row_count, records, stack)
+    return RecordStream(version, row_count, records, stack.close)
 
 
 # --- paged reads -----------------------------------------------------------------------------

@@ -3,6 +3,12 @@
 PostgreSQL runs when TEST_DATABASE_URL is set (e.g. postgresql://postgres@127.0.0.1:5432/test);
 each test gets its own schema in a database created for this run. With REQUIRE_POSTGRES=1 (CI)
 a missing or unreachable PostgreSQL fails the run instead of skipping those tests.
+
+Property tests run under a Hypothesis profile chosen by HYPOTHESIS_PROFILE: `ci` (the default,
+used by CI and the README's command) is derandomised, so two runs give the same result; `nightly`
+draws new examples on every run, for a deeper search by hand or on a schedule. Whatever either
+finds is kept as an explicit `@example` beside the test. Hypothesis keeps its files in a temporary
+directory, never in the checkout.
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import accounts
 import config
@@ -32,6 +42,96 @@ REQUIRE_PG = os.environ.get("REQUIRE_POSTGRES") == "1"
 # with references to them; tests/test_tables.py drives several tables).
 CATALOG_SCHEMA = Path(__file__).resolve().parent.parent / "examples" / "catalog.schema.json"
 HEADER = "id,name,description,owner,team,source_system,update_frequency,contains_pii,row_count,created,url"
+
+# Reproducible by default: the same examples on every run and machine, no example database, and a
+# failure printed with the blob that replays it (@reproduce_failure) when derandomising is off.
+HYPOTHESIS_PROFILES = {
+    "ci": {"derandomize": True, "database": None, "print_blob": True},
+    "nightly": {"derandomize": False, "database": None, "print_blob": True},
+}
+for _name, _values in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(_name, deadline=None, suppress_health_check=[HealthCheck.too_slow], **_values)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
+# Hypothesis writes .hypothesis/ (its cache of the code's constants) into the working directory.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="dt-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+# Every app the tests start, in this process or a subprocess (gunicorn, flask), keeps its instance
+# files (secret key, start-up lock, first admin's password) here, never in the checkout's instance/.
+_INSTANCE = tempfile.mkdtemp(prefix="dt-instance-")
+os.environ["INSTANCE_PATH"] = _INSTANCE
+CHECKOUT_INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+_checkout_instance = pytest.StashKey[dict[str, bytes] | None]()
+
+
+def folder_state(folder: Path) -> dict[str, bytes] | None:
+    """Every file under `folder` with its bytes (None: no such folder), to tell whether a run changed it."""
+    if not folder.is_dir():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def pytest_sessionstart(session):
+    session.stash[_checkout_instance] = folder_state(CHECKOUT_INSTANCE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a test wrote into the checkout's instance/ (its real first admin's password)."""
+    if session.stash.get(_checkout_instance, None) != folder_state(CHECKOUT_INSTANCE):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the tests changed {CHECKOUT_INSTANCE}: a test wrote outside its temporary directories"
+        if reporter is not None:
+            reporter.write_line(f"\nFAILED (conftest): {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+    shutil.rmtree(_INSTANCE, ignore_errors=True)
+
+
+# What the browser tests need: Debian's Chromium (on PATH, as `apt-get install chromium` puts it)
+# and axe-core from tests/js (`npm ci --prefix tests/js`) for the accessibility checks.
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+INSTALL = {
+    "chromium": "install Debian's browser with `apt-get install -y chromium`",
+    "axe-core": "run `npm ci --prefix tests/js`",
+}
+
+
+def browser_missing(chromium: str | None, axe: Path | None = None) -> list[str]:
+    """What the browser tests lack, each with how to install it: `chromium` is where the browser
+    was found (None: nowhere), `axe` the axe-core script when the tests need it."""
+    missing = []
+    if chromium is None:
+        missing.append(f"chromium is missing (not on PATH): {INSTALL['chromium']}")
+    if axe is not None and not axe.is_file():
+        missing.append(f"axe-core is missing ({axe}): {INSTALL['axe-core']}")
+    return missing
+
+
+def browser_verdict(missing: list[str], required: bool) -> tuple[str, str] | None:
+    """None when the browser tests can run; else ("skip" or "fail", the reason): a fresh clone
+    without the browser skips them, CI (REQUIRE_BROWSER=1) fails naming what is missing."""
+    if not missing:
+        return None
+    if required:
+        return "fail", "REQUIRE_BROWSER=1 but " + "; ".join(missing)
+    return "skip", "; ".join(missing) + " (REQUIRE_BROWSER=1 makes this a failure)"
+
+
+def need_browser(axe: bool = False) -> str:
+    """The path of Chromium for a browser test; skips or fails the test (browser_verdict) when it
+    or, with `axe`, axe-core is missing."""
+    chromium = shutil.which("chromium")
+    verdict = browser_verdict(browser_missing(chromium, AXE if axe else None), os.environ.get("REQUIRE_BROWSER") == "1")
+    if verdict is not None:
+        action, reason = verdict
+        (pytest.fail if action == "fail" else pytest.skip)(reason)
+    assert chromium is not None
+    return chromium
 
 
 def pytest_collection_modifyitems(config, items):

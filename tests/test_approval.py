@@ -9,6 +9,7 @@ import pytest
 from conftest import Api, row, table
 from sqlalchemy import text
 
+import changes
 import store.changes
 from models import db
 
@@ -125,25 +126,47 @@ def test_stale_approval_in_the_page_explains_and_keeps_it_pending(app, seeded, a
 # --- one transaction -------------------------------------------------------------------------
 
 
-def _failing_after(monkeypatch, how: str):
-    """Make store.changes.apply_pending fail with a real database error after (part of) its statements ran."""
-    original = store.changes.apply_pending
+def _failing_after(monkeypatch, how: str) -> list[int]:
+    """Make store.changes.apply_pending fail with a real database error (a primary-key violation,
+    raised by the database itself) after its first statement (the deletions) or after all of them.
 
-    def apply_then_fail(change_id, *args, **kwargs):
+    It wraps the real function whatever its arguments, and cuts it short by failing in place of its
+    second statement, so the statements before the failure are the real ones. Returns the number of
+    rows each real statement changed, filled as the approval runs: the test checks that the rows
+    before the failure really changed, so that the rollback has something to undo."""
+    original, execute = store.changes.apply_pending, db.session.execute
+    changed: list[int] = []
+
+    def fail() -> None:
+        execute(text("INSERT INTO datasets (tbl, key, record, version) SELECT tbl, key, record, version FROM datasets"))
+
+    def apply_then_fail(*args, **kwargs):
         if how == "after all statements":
-            original(change_id, *args, **kwargs)
-        else:  # the first statement (the deletions) only
-            db.session.execute(
-                text(
-                    "DELETE FROM datasets WHERE key IN"
-                    " (SELECT key FROM pending_changes WHERE change_id = :id AND action = 'delete')"
-                ),
-                {"id": change_id},
-            )
-        # a primary-key violation, raised by the database itself
-        db.session.execute(text("INSERT INTO datasets (key, record, version) VALUES ('DS-1', 'x', 0)"))
+
+            def counted(statement, *a, **k):
+                result = execute(statement, *a, **k)
+                changed.append(result.rowcount)
+                return result
+
+            with monkeypatch.context() as m:
+                m.setattr(db.session, "execute", counted)
+                original(*args, **kwargs)
+            fail()
+            return
+
+        def first_only(statement, *a, **k):
+            if changed:  # the second statement: the database refuses it
+                fail()
+            result = execute(statement, *a, **k)
+            changed.append(result.rowcount)
+            return result
+
+        with monkeypatch.context() as m:
+            m.setattr(db.session, "execute", first_only)
+            original(*args, **kwargs)
 
     monkeypatch.setattr(store.changes, "apply_pending", apply_then_fail)
+    return changed
 
 
 @pytest.mark.parametrize("how", ["after the first statement", "after all statements"])
@@ -152,15 +175,27 @@ def test_a_failing_approval_applies_nothing(app, seeded, api, login, monkeypatch
     before = alice.get("/api/v1/export.csv").data
     audit_before = alice.get("/api/v1/audit").json["items"]
     change_id = stage(alice, row("DS-1", "Sales EMEA"), row("DS-4", "New"), mode="full", confirm_deletions="2")
-    _failing_after(monkeypatch, how)
+    changed = _failing_after(monkeypatch, how)
 
     r = seeded.post(f"/api/v1/changes/{change_id}/approve")
     assert r.status_code == 500
     assert "nothing was applied" in r.json["error"] and "pending" in r.json["error"]
     assert "Traceback" not in r.text
+    assert changed[0] == 2  # the two staged deletions were really made before the failure
+    if how == "after all statements":
+        assert len(changed) >= 4  # the deletions, the modification, the addition, the row count all ran
 
     r = login("boss").post(f"/changes/{change_id}/approve", follow_redirects=True)
     assert "nothing was applied" in r.text  # the admin sees why, on the review page
+
+    with app.app_context():  # the domain call leaves its session rolled back, not only the request's end
+        changed.clear()
+        with pytest.raises(changes.ApplyFailed):
+            changes.approve(change_id, "boss")
+        assert changed[0] == 2
+        assert db.session.execute(text("SELECT count(*) FROM datasets WHERE key IN ('DS-2', 'DS-3')")).scalar() == 2
+        assert db.session.execute(text("SELECT status FROM change_requests WHERE id = :id"),
+                                  {"id": change_id}).scalar() == "pending"  # fmt: skip
 
     assert status(alice, change_id) == "pending"
     assert alice.get("/api/v1/export.csv").data == before

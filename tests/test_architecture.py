@@ -1,5 +1,6 @@
 """The room plan of docs/ARCHITECTURE.md holds: every module is in a room, imports go down or
-sideways (never up a floor, never in a circle), and every name the document mentions exists.
+sideways (never up a floor, never in a circle), every name the documents mention exists, and no
+module or function is too long to hold in one's head (tools/size_check.py).
 
 The floors are declared once, in the document's table; these tests read it.
 """
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tools import size_check
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
-NOT_APP_CODE = {"tests", "bench", "migrations", ".venv", "instance", "docs", "static", "templates"}
+NOT_APP_CODE = {"tests", "bench", "migrations", "tools", ".venv", "instance", "docs", "static", "templates"}
 
 
 def floors_from_doc(text: str) -> dict[str, int]:
@@ -155,6 +158,21 @@ def test_the_check_catches_a_function_level_import(tmp_path):
     assert cycles(graph) == [["high", "low", "high"]]
 
 
+def test_the_check_catches_a_cycle_injected_into_the_code(tmp_path):
+    """A copy of the app with one real import added against the floors (records → changes) fails."""
+    for path in app_modules(ROOT).values():
+        target = tmp_path / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    (tmp_path / "records.py").write_text(
+        (ROOT / "records.py").read_text() + "\n\ndef _injected():\n    import changes\n"
+    )
+    assert violations(import_graph(ROOT), ROOMS) == []
+    found = violations(import_graph(tmp_path), ROOMS)
+    assert "records (floor 1) imports changes (floor 3): upward" in found
+    assert any(v.startswith("import cycle:") and "records" in v and "changes" in v for v in found)
+
+
 def test_a_module_in_no_room_is_reported():
     assert violations({"newmodule": set()}, ROOMS) == ["newmodule is in no room of docs/ARCHITECTURE.md"]
 
@@ -164,16 +182,38 @@ def test_a_module_in_no_room_is_reported():
 TOP_LEVEL = {name.split(".")[0] for name in app_modules(ROOT)}
 
 
+# The documents whose backticked `module.name` references must exist.
+DOCUMENTS = ("README.md", "docs/ARCHITECTURE.md", "docs/PERFORMANCE.md")
+# `diff.csv`, `export.xlsx`: file names (and URL parts), not Python names.
+FILE_SUFFIXES = frozenset({"py", "csv", "xlsx", "json", "md", "png", "html", "txt", "zip", "toml", "lock", "db", "log"})
+
+
 def mentioned_names(text: str) -> set[str]:
     """`module.name` references in backticks whose first part is one of the app's modules."""
     names = set()
     for token in re.findall(r"`([^`\s]+)`", text):
         token = token.rstrip("()")
-        if token.endswith(".py"):
-            continue  # a file: test_every_room_exists
+        if token.rpartition(".")[2] in FILE_SUFFIXES:
+            continue  # a file: test_every_room_exists checks the rooms
         if re.fullmatch(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", token) and token.split(".")[0] in TOP_LEVEL:
             names.add(token)
     return names
+
+
+# Made by a run, not kept in the repository (.gitignore).
+NOT_KEPT = ("bench/data/", "bench/out/", "instance/", "tests/js/node_modules/", ".venv/")
+
+
+def mentioned_paths(text: str) -> set[str]:
+    """Backticked repository paths (`tests/test_browser.py`, `docs/screenshots/`): a path with a
+    slash whose first folder is one of the repository's; paths a run makes are left out."""
+    top = {p.name for p in ROOT.iterdir() if p.is_dir()}
+    paths = set()
+    for token in re.findall(r"`([^`\s]+)`", text):
+        is_path = re.fullmatch(r"[\w.-]+(/[\w.-]+)+/?", token) and token.split("/")[0] in top
+        if is_path and not token.startswith(NOT_KEPT):
+            paths.add(token)
+    return paths
 
 
 def resolve(dotted: str) -> object:
@@ -190,9 +230,27 @@ def resolve(dotted: str) -> object:
     raise ModuleNotFoundError(dotted)
 
 
-@pytest.mark.parametrize("name", sorted(mentioned_names(DOC.read_text())))
-def test_every_name_in_the_document_exists(name):
+@pytest.mark.parametrize(
+    ("document", "name"),
+    [(document, name) for document in DOCUMENTS for name in sorted(mentioned_names((ROOT / document).read_text()))],
+)
+def test_every_name_in_the_documents_exists(document, name):
     resolve(name)
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [(document, path) for document in DOCUMENTS for path in sorted(mentioned_paths((ROOT / document).read_text()))],
+)
+def test_every_path_in_the_documents_exists(document, path):
+    assert (ROOT / path).exists()
+
+
+def test_every_document_names_code():
+    """The check reads each document (a renamed document would otherwise drop out silently)."""
+    for document in DOCUMENTS:
+        text = (ROOT / document).read_text()
+        assert mentioned_names(text) or mentioned_paths(text), document
 
 
 @pytest.mark.parametrize("room", sorted(ROOMS))
@@ -202,5 +260,37 @@ def test_every_room_exists(room):
 
 def test_the_name_check_can_fail():
     assert "changes.no_such_function" in mentioned_names("see `changes.no_such_function`")
+    assert mentioned_names("`diff.csv`, `export.xlsx`, `records.py`, `store.table.records_page`") == {
+        "store.table.records_page"
+    }
+    assert mentioned_paths("`tests/test_nothing.py`, `/api/v1/x`, `bench/out/r.md`, `NAME/x`") == {
+        "tests/test_nothing.py"
+    }
     with pytest.raises(AttributeError):
         resolve("changes.no_such_function")
+
+
+# --- modules a newcomer can hold in their head -------------------------------------------------
+
+
+def test_no_module_over_800_lines_and_no_function_over_100():
+    """tools/size_check.py: every app module and function within the limits (tests, bench/ and
+    migrations/ aside)."""
+    assert size_check.offenders(ROOT) == []
+
+
+def test_the_size_check_measures_every_app_module_and_can_fail(tmp_path):
+    measured = {str(p.relative_to(ROOT)) for p in size_check.app_files(ROOT)}
+    assert {"app.py", "changes.py", "web/pages.py", "store/changes.py", "gunicorn.conf.py"} <= measured
+    assert not any(name.startswith(("tests/", "bench/", "migrations/", "tools/", ".venv/")) for name in measured)
+    (tmp_path / "big.py").write_text("x = 1\n" * 801)
+    (tmp_path / "long.py").write_text(
+        "class C:\n    def method(self):\n" + "        y = 2\n" * 100 + "\n\ndef short():\n    pass\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_big.py").write_text("x = 1\n" * 2000)  # tests are not measured
+    assert size_check.offenders(tmp_path) == [
+        "big.py has 801 lines (over 800)",
+        "long.py:2 method() has 101 lines (over 100)",
+    ]
+    assert size_check.offenders(tmp_path, max_module=801, max_function=101) == []

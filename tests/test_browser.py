@@ -5,8 +5,8 @@ script shows progress), review the highlighted change, sign out, approve as admi
 new version on the home page and in the audit log, with no console errors (CSP violations
 appear there) on any page. Runs on SQLite and, with TEST_DATABASE_URL, on PostgreSQL.
 
-Never downloads a browser: it uses /usr/bin/chromium (`apt-get install chromium`). Without it
-the test is skipped, or fails when REQUIRE_BROWSER=1 (CI).
+Never downloads a browser: it uses Debian's chromium (`apt-get install chromium`). Without it
+the test is skipped, or fails when REQUIRE_BROWSER=1 (CI) (conftest.need_browser).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CATALOG_SCHEMA
+from conftest import CATALOG_SCHEMA, need_browser
 from playwright.sync_api import ConsoleMessage, Page, Route, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -40,7 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path("/tmp/review.png")
 # Reports every text the upload page's status line shows, through the console (which outlives the
 # document.write that replaces the page when the upload answers).
 WATCH_UPLOAD_STATUS = """
@@ -55,14 +53,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the module."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    """One headless Chromium for the module (skipped, or failed with REQUIRE_BROWSER=1, without it)."""
+    chromium = need_browser()
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
         yield instance
         instance.close()
 
@@ -217,7 +211,7 @@ def test_download_edit_upload_review_approve(page: Page, tmp_path):
     expect(changed.locator("ins")).to_have_text("Sales EMEA")
     expect(page.locator("nav.tabs")).to_contain_text("1 modified")
     expect(page.locator("nav.tabs")).to_contain_text("2 unchanged")
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)  # for a failure's post-mortem
     sign_out(page)
 
     # The admin approves.

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from files import csv_read, encoding
+from files import codepages, csv_read, encoding
 from files.problems import FileProblems
 from schema import Schema
 
@@ -77,7 +77,7 @@ def outcome(text: str, data: bytes) -> str:
     warning = upload.warnings[-1]
     wrong = [line for line, cells in rows if cells[1].encode(upload.encoding).decode(right[0]) != cells[1]]
     named = all(f"line {line}, name: " in warning for line in wrong)
-    return "warned" if named and encoding.label(right[0]) in warning else "silent"
+    return "warned" if named and codepages.label(right[0]) in warning else "silent"
 
 
 def test_no_few_word_file_in_a_legacy_code_page_is_read_wrong_in_silence():

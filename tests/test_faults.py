@@ -20,6 +20,8 @@ from conftest import CATALOG_SCHEMA, HEADER, Api, Browser, row, table
 
 import accounts
 import changes
+import tables
+import uploads
 from models import ChangeRequest, db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +72,7 @@ def line(i: int, name: str = "Name") -> str:
 
 def stage(app, lines: list[str]) -> ChangeRequest:
     data = ("\n".join([HEADER, *lines]) + "\n").encode()
-    result = changes.submit(io.BytesIO(data), submitter="alice")
+    result = uploads.submit(tables.get(None), io.BytesIO(data), uploads.UploadOptions(submitter="alice"))
     assert result.change is not None
     return result.change
 

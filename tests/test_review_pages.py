@@ -6,8 +6,8 @@ changes (pager, per-column counts and filters, key search, the approval confirma
 with a conflict and a long text edited (word-level diff), and one flagged for undoing an approval.
 Every page is checked at both widths for sideways scrolling of the page itself and with axe-core
 (tests/js, installed with `npm ci --prefix tests/js`) for serious and critical violations; no test
-may leave an unexpected console error. The USER_GUIDE's screenshots (docs/screenshots) are taken
-here, so they always show the pages as they are.
+may leave an unexpected console error. The USER_GUIDE's screenshots are taken here; with
+UPDATE_SCREENSHOTS=1 they replace docs/screenshots, so they show the pages as they are.
 """
 
 from __future__ import annotations
@@ -25,16 +25,26 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import CATALOG_SCHEMA, HEADER, add_test_users, build_app, close_app, fresh_database, row, table
+from conftest import (
+    AXE,
+    CATALOG_SCHEMA,
+    HEADER,
+    add_test_users,
+    build_app,
+    close_app,
+    fresh_database,
+    need_browser,
+    row,
+    table,
+)
 from playwright.sync_api import Page, expect, sync_playwright
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from test_browser import CHROMIUM_ARGS, free_port
 
 import accounts
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDTHS = {"laptop": (1366, 768), "phone": (390, 844)}
 TABLE_ROWS = 2600
@@ -164,16 +174,10 @@ def wait_for(base: str, proc, log_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the module."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/js` (the CI script does)")
+    """One headless Chromium for the module (skipped, or failed with REQUIRE_BROWSER=1, without it or axe-core)."""
+    chromium = need_browser(axe=True)
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=60_000)
+        instance = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
         yield instance
         instance.close()
 
@@ -249,10 +253,23 @@ def keys_unbroken(page: Page) -> None:
     assert broken == []
 
 
+# Where screenshot() writes: docs/screenshots with UPDATE_SCREENSHOTS=1, else a temporary folder
+# (a test run leaves the checkout as it was; the pictures are still taken, so that step is tested).
+_shots: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def screenshot_folder(tmp_path_factory) -> Path:
+    update = os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    _shots["folder"] = SCREENSHOTS if update else tmp_path_factory.mktemp("screenshots")
+    return _shots["folder"]
+
+
 def screenshot(page: Page, name: str) -> None:
-    """A USER_GUIDE picture of what the window shows (docs/screenshots/NAME.png)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    """A USER_GUIDE picture of what the window shows (NAME.png; docs/screenshots with UPDATE_SCREENSHOTS=1)."""
+    folder = _shots["folder"]
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
 
 
 # --- every page: no sideways scrolling, axe, keys, skip link ---------------------------------

@@ -19,6 +19,8 @@ from openpyxl import load_workbook
 import access
 import accounts
 import changes
+import tables
+import uploads
 from models import ApiToken, db
 from tests.conftest import Api, Browser
 
@@ -58,10 +60,12 @@ def roles_app(make_app, tmp_path):
         for name in PEOPLE:
             accounts.create_user(name, f"{name}-password")
         accounts.change_groups("eddie", add=["writers"])
-        first = changes.submit(io.BytesIO(b"id,name\nK1,one\n"), submitter="boss", table="secret")
+        secret, opened = tables.get("secret"), tables.get("open")
+        first = uploads.submit(secret, io.BytesIO(b"id,name\nK1,one\n"), uploads.UploadOptions("boss"))
         changes.approve(first.change.id, "boss")
-        pending = changes.submit(io.BytesIO(b"id,name\nK2,two\n"), submitter="eddie", table="secret", mode="partial")
-        changes.submit(io.BytesIO(b"id,name\nO1,open\n"), submitter="otto", table="open")
+        options = uploads.UploadOptions("eddie", mode="partial")
+        pending = uploads.submit(secret, io.BytesIO(b"id,name\nK2,two\n"), options)
+        uploads.submit(opened, io.BytesIO(b"id,name\nO1,open\n"), uploads.UploadOptions("otto"))
         app.config["ids"] = {"approved": first.change.id, "pending": pending.change.id}
     return app
 

@@ -47,7 +47,7 @@ def read(data: bytes, schema: Schema = SCHEMA):
 
 
 def compare_with(data: bytes, known: dict[str, str], schema: Schema = SCHEMA) -> diff.Diff:
-    """Upload bytes diffed against stored records the way changes.stage does (raw text first)."""
+    """Upload bytes diffed against stored records the way uploads._prepare does (raw text first)."""
     upload = csv_read.read_csv(io.BytesIO(data), schema)
     parse = schema.row_parser(pytest.fail, clean=formulas.unescaper(schema))
     return diff.compare_cells(known, upload.rows, schema.key_index, parse, full=False, trust_raw=unescaped_as_is)

@@ -13,6 +13,8 @@ import io
 import pytest
 from conftest import row, table
 
+import changes
+
 KEYS = [f"DS-{i:02d}" for i in range(1, 11)]
 
 
@@ -79,7 +81,25 @@ def test_the_stale_file_stages_only_its_own_edits(story):
     assert "DS-07" not in now and now["DS-11"]["name"] == "Added by Bob"  # bob's work stays
 
 
-def test_without_a_known_base_the_same_file_is_warned_about(story, login):
+def test_a_warning_keeps_its_kind_and_is_not_found_again_by_its_text():
+    """The review page groups warnings by the kind stored with them: a file warning that happens to
+    say " undoing " stays a file warning; a plain string (stored before kinds) is read as it was."""
+    from models import ChangeRequest, RequestWarning, WarningKind, warnings_json
+    from web.present import warning_groups
+
+    stored = [
+        RequestWarning(WarningKind.FILE, 'Not read: the sheet "undoing notes", which is named after no table.'),
+        RequestWarning(WarningKind.UNDO, "row DS-7 would come back, after its deletion by change request #2"),
+    ]
+    cr = ChangeRequest(warnings=warnings_json(stored))
+    assert cr.warning_items == stored
+    assert cr.warning_list == [w.message for w in stored]  # the API's `warnings` stays a list of strings
+    assert warning_groups(cr) == {"undo": [stored[1].message], "damage": [stored[0].message]}
+    legacy = ChangeRequest(warnings='["row DS-7 would come back, undoing its deletion by change request #2", "x"]')
+    assert [w.kind for w in legacy.warning_items] == [WarningKind.UNDO, WarningKind.FILE]
+
+
+def test_without_a_known_base_the_same_file_is_warned_about(app, story, login):
     """Unknown base: compared with the table now, and every change that undoes bob's approval is warned."""
     alice, _, _, v1 = story
     mine = edit(v1, {"DS-05": {"description": "Alice's notes"}})
@@ -98,6 +118,9 @@ def test_without_a_known_base_the_same_file_is_warned_about(story, login):
     assert any(
         w.startswith("row DS-11 would be deleted, undoing its addition by change request #2 by bob") for w in warnings
     )
+    with app.app_context():
+        kinds = [w.kind.value for w in changes.get_request(r.json["id"]).warning_items]
+    assert kinds.count("undo") == 3 and set(kinds) <= {"undo", "file"}
     page = html.unescape(login("boss").get(f"/changes/{r.json['id']}").text)
     assert "they would undo changes approved after the file could have been downloaded" in page
     assert page.count('flagged-row"') == 1  # DS-05 on the modified tab; the others on theirs

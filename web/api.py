@@ -10,9 +10,11 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from flask_login import current_user
 
 import access
+import audit as audit_log
 import changes
 import history
 import tables
+import uploads
 from web import downloads, present, table_urls
 from web.auth import approver_required
 from web.error_pages import json_error
@@ -64,7 +66,7 @@ def export_xlsx():
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """The same error file as /uploads/errors/ID (the 422 body's error_file), for scripts with a token."""
-    return downloads.error_file_response(changes.error_file(report_id, current_user.username))
+    return downloads.error_file_response(uploads.error_file(report_id, current_user.username))
 
 
 # A file sent as the request body instead of a form (scripts): its options go in the query string.
@@ -97,19 +99,21 @@ def upload():
     if stream is None:  # the options are checked before the body is read
         stream = request.body_file()
     try:
-        result = changes.submit(
+        result = uploads.submit(
+            table_urls.current(),
             stream,
-            submitter=current_user.username,
-            filename=filename,
-            mode=options.get("mode", "full") or "full",
-            comment=options.get("comment", ""),
-            confirm_deletions=confirm,
-            sheet=options.get("sheet", "").strip() or None,
-            base_version=base,
-            table=table_urls.current().name,
-            encoding=options.get("encoding", "").strip() or None,
+            uploads.UploadOptions(
+                submitter=current_user.username,
+                filename=filename,
+                mode=options.get("mode", "full") or "full",
+                comment=options.get("comment", ""),
+                confirm_deletions=confirm,
+                sheet=options.get("sheet", "").strip() or None,
+                base_version=base,
+                encoding=options.get("encoding", "").strip() or None,
+            ),
         )
-    except changes.Refused as exc:
+    except uploads.Refused as exc:
         return json_error(
             exc.status,
             exc.message,
@@ -117,11 +121,11 @@ def upload():
             total_errors=exc.total,
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
-    except changes.ConfirmDeletions as exc:
+    except uploads.ConfirmDeletions as exc:
         return json_error(
             422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
         )
-    except changes.TooManyPending as exc:
+    except uploads.TooManyPending as exc:
         return json_error(exc.status, exc.message, pending=exc.pending)
     body, status = present.stage_json(result)
     return jsonify(body), status
@@ -220,7 +224,7 @@ def audit():
     """Audit entries of the table newest first; filters key, user, since, until, action, change_id;
     ?limit=; the next page with ?before= the answer's `next`."""
     table = table_urls.current()
-    page = history.audit(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
+    page = audit_log.page(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
     next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
     return jsonify({"items": present.audit_dicts(page.items, table.schema), "next": next_})
 
@@ -229,7 +233,7 @@ def audit():
 def audit_csv():
     """The audit entries matching the same filters as /audit, as a streamed CSV."""
     table = table_urls.current()
-    chunks = history.audit_csv(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
+    chunks = audit_log.csv_chunks(audit_filter(table.id), lambda entries: present.audit_dicts(entries, table.schema))
     return downloads.csv_stream("audit.csv", chunks)
 
 
@@ -237,7 +241,7 @@ def audit_csv():
 def record_history(key: str):
     """Every audit entry of one record, newest first."""
     table = table_urls.current()
-    return jsonify({"items": present.audit_dicts(history.record_history(table, key), table.schema)})
+    return jsonify({"items": present.audit_dicts(audit_log.record_history(table, key), table.schema)})
 
 
 @table_route("/records/<path:key>/blame")

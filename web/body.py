@@ -16,6 +16,7 @@ a non-file field (`max_form_memory_size`, 413) and the number of parts (`max_for
 
 from __future__ import annotations
 
+import errno
 import io
 import tempfile
 from typing import IO
@@ -68,7 +69,9 @@ class MemoryFile(io.BufferedIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
         if base + offset < 0:
-            raise OSError(22, "negative seek position")  # as a real file does (zipfile.is_zipfile expects it)
+            # OSError, as a real file raises: zipfile.is_zipfile seeks 22 bytes back from the end
+            # of a tiny upload and expects it (a ValueError answered a one-row upload with 500)
+            raise OSError(errno.EINVAL, "negative seek position")
         self._pos = base + offset
         return self._pos
 

@@ -8,7 +8,7 @@ from wtforms import HiddenField, IntegerField, PasswordField, RadioField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 
-from files.encoding import codec_name, unknown_encoding
+from files.codepages import codec_name, unknown_encoding
 
 
 class LoginForm(FlaskForm):

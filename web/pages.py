@@ -10,12 +10,14 @@ from flask_login import current_user
 
 import access
 import accounts
+import audit as audit_log
 import changes
 import history
 import tables
+import uploads
 from errors import DomainError, Unprocessable
+from files.codepages import CHOICES as ENCODING_CHOICES
 from files.csv_read import encoding_label
-from files.encoding import CHOICES as ENCODING_CHOICES
 from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
@@ -175,24 +177,25 @@ def upload():
     if not form.validate_on_submit():
         return render_upload(form, 400 if request.method == "POST" else 200)
     file = form.file.data
-    options = {
-        "submitter": current_user.username,
-        "mode": form.mode.data,
-        "comment": form.comment.data or "",
-        "confirm_deletions": form.confirm_deletions.data,
-        "sheet": form.sheet.data or None,
-        "base_version": form.base_version.data,
-        "table": table_urls.current().name,
-        "encoding": (form.encoding.data or "").strip() or None,
-    }
+    options = uploads.UploadOptions(
+        submitter=current_user.username,
+        filename=(file.filename or "") if file else "",
+        mode=form.mode.data,
+        comment=form.comment.data or "",
+        confirm_deletions=form.confirm_deletions.data,
+        sheet=form.sheet.data or None,
+        base_version=form.base_version.data,
+        encoding=(form.encoding.data or "").strip() or None,
+        hold=True,
+    )
     try:
         if file:  # a file chosen (again) replaces one kept for a confirmation
-            result = changes.submit(file.stream, filename=file.filename or "", hold=True, **options)
+            result = uploads.submit(table_urls.current(), file.stream, options)
         else:
-            result = changes.submit_held(form.held.data, **options)
-    except changes.Refused as exc:
+            result = uploads.submit_held(table_urls.current(), form.held.data, options)
+    except uploads.Refused as exc:
         return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
-    except changes.ConfirmDeletions as exc:
+    except uploads.ConfirmDeletions as exc:
         form.held.data = exc.held
         return render_upload(
             form,
@@ -201,7 +204,7 @@ def upload():
             sample=present.deletion_sample(table_urls.current().schema, exc.sample),
             held_name=exc.held and (file.filename if file else None),
         )
-    except changes.TooManyPending as exc:
+    except uploads.TooManyPending as exc:
         flash(exc.message, "error")
         return render_upload(form, exc.status)
     if result.change is None:
@@ -245,7 +248,7 @@ def render_upload(form: UploadForm, status: int, **extra):
 @bp.route("/uploads/errors/<id:report_id>")
 def error_file(report_id: int):
     """Your refused upload with an `errors` column added (yours only; kept for a day)."""
-    return downloads.error_file_response(changes.error_file(report_id, current_user.username))
+    return downloads.error_file_response(uploads.error_file(report_id, current_user.username))
 
 
 # --- change requests -------------------------------------------------------------------------
@@ -419,13 +422,13 @@ def withdraw(change_id: int):
 def audit():
     """Every applied row change, rejection, withdrawal and resolved conflict of the table, newest first, with filters."""
     table = table_urls.current()
-    page = history.audit(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
+    page = audit_log.page(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
     return render_template(
         "audit.html",
         items=present.audit_dicts(page.items, table.schema),
         next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
         args=request.args,
-        actions=history.AUDIT_ACTIONS,
+        actions=audit_log.ACTIONS,
     )
 
 
@@ -435,7 +438,7 @@ def audit_csv():
     table = table_urls.current()
     return downloads.csv_stream(
         "audit.csv",
-        history.audit_csv(
+        audit_log.csv_chunks(
             audit_filter(table.id, key_prefix=True), lambda entries: present.audit_dicts(entries, table.schema)
         ),
     )

@@ -17,7 +17,7 @@ from typing import Any
 from flask import abort, current_app, request
 from werkzeug.routing import IntegerConverter, ValidationError
 
-import history
+import audit
 from models import DB_INT_MAX
 
 MAX_OFFSET = 10**15  # rows to skip: far beyond any table, far within the databases' 64-bit offsets
@@ -180,14 +180,14 @@ def parse_when(value: str | None, *, end: bool = False) -> dt.datetime | None:
     return when
 
 
-def audit_filter(tbl: int | None, key_prefix: bool = False) -> history.AuditFilter:
+def audit_filter(tbl: int | None, key_prefix: bool = False) -> audit.AuditFilter:
     """The audit filters of the query string: key, user, since, until, action, and the request
     (`change`; `change_id` too, as the API has always called it), within table `tbl`. `key_prefix`: the key is the
     beginning of the keys, in any case (the page's filter; the API's `key` is exact, its
     `key_prefix` is that)."""
     change = int_arg("change")
     prefix = request.args.get("key_prefix", "").strip()
-    return history.AuditFilter(
+    return audit.AuditFilter(
         key=prefix or request.args.get("key", "").strip() or None,
         key_prefix=key_prefix or bool(prefix),
         user=request.args.get("user", "").strip() or None,

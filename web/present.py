@@ -16,16 +16,16 @@ from typing import Any
 
 import history
 import tables
-from diff import changed_fields
+from diff import KIND_OF, ROW_KINDS, changed_fields
 from files.damage import invisible_only, visible
-from models import ChangeRequest, MergeConflict
+from models import ChangeRequest, MergeConflict, WarningKind
 from records import as_dict, unpack
 from schema import Schema
 from values import Field
 from web.word_diff import Piece, word_diff
 
 # The three kinds of staged change: their names in the API and on the review page → stored action.
-KINDS = {"added": "add", "modified": "modify", "deleted": "delete"}
+KINDS = ROW_KINDS  # kind → action (diff.ROW_KINDS)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -37,7 +37,7 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def stage_json(result) -> tuple[dict[str, Any], int]:
-    """The answer to an upload or a revert (changes.StageResult) and its status: 201 staged, 200 nothing to do."""
+    """The answer to an upload or a revert (uploads.StageResult) and its status: 201 staged, 200 nothing to do."""
     body = {
         "id": result.change.id if result.change else None,
         "status": "pending" if result.change else "unchanged",
@@ -86,10 +86,10 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
 
 def warning_groups(cr: ChangeRequest) -> dict[str, list[str]]:
     """A request's warnings for the review page: those about undoing approvals, and spreadsheet damage."""
-    messages = cr.warning_list
+    items = cr.warning_items
     return {
-        "undo": [m for m in messages if history.is_undo_warning(m)],
-        "damage": [m for m in messages if not history.is_undo_warning(m)],
+        "undo": [w.message for w in items if w.kind is WarningKind.UNDO],
+        "damage": [w.message for w in items if w.kind is not WarningKind.UNDO],
     }
 
 
@@ -164,7 +164,7 @@ class RowView:
     changes: list[CellChange] = field(default_factory=list)
 
 
-ACTION_KINDS = {action: kind for kind, action in KINDS.items()}
+ACTION_KINDS = KIND_OF
 
 
 def row_views(schema: Schema, names: Sequence[str], rows: Iterable[tuple]) -> list[RowView]:
@@ -367,7 +367,7 @@ def blame_json(key: str, blamed: dict[str, history.Version], schema: Schema) -> 
 
 
 def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
-    """Audit rows (from history.audit) → API objects with before/after as field → value."""
+    """Audit rows (from audit.page) → API objects with before/after as field → value."""
     out = []
     for e in entries:
         names = json.loads(e.fields) if e.fields else list(schema.names)

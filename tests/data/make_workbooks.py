@@ -1,4 +1,4 @@
-"""Write the Excel workbooks in this folder (tests/test_workbook.py reads them).
+"""Write the Excel workbooks in this folder (tests/test_xlsx.py reads them).
 
 Run `python tests/data/make_workbooks.py` after changing it; the tests read the committed files.
 openpyxl writes the workbook (a stored sheet size, date styles, booleans, numbers); then
