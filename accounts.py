@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 import config
+import events
 import store.accounts
 from models import DB_INT_MAX, ApiToken, User, db, utcnow
 
@@ -134,6 +135,7 @@ def create_user(username: str, password: str) -> User:
     if password:
         check_password_policy(username, password)
     user = _add_user(username, password)
+    events.record("user-created", details={"username": user.username})
     db.session.commit()
     return user
 
@@ -151,6 +153,7 @@ def set_password(username: str, password: str) -> User:
     user = _existing(username)
     user.password_hash = hash_password(password)
     store.accounts.bump_session_generation(user.id)
+    events.record("password-changed", details={"username": username})
     db.session.commit()
     forget_first_password(username)
     return user
@@ -183,6 +186,7 @@ def set_disabled(username: str, disabled: bool) -> User:
     user.disabled_at = utcnow() if disabled else None
     if disabled:
         store.accounts.bump_session_generation(user.id)
+    events.record("user-disabled" if disabled else "user-enabled", details={"username": username})
     db.session.commit()
     return user
 
@@ -190,6 +194,7 @@ def set_disabled(username: str, disabled: bool) -> User:
 def sign_out(user: User) -> None:
     """End every session of the account, on every worker (not only the one signing out)."""
     store.accounts.bump_session_generation(user.id)
+    events.record("sign-out", user=user.username)
     db.session.commit()
 
 
@@ -205,6 +210,12 @@ def user_for_session(session_id: str) -> User | None:
     if user is None or not user.is_active or user.session_generation != int(generation):
         return None
     return user
+
+
+def check_password(username: str, password: str) -> bool:
+    """Is this the account's password? (An electronic signature asks for it again.)"""
+    user = store.accounts.find_user(username)
+    return user is not None and bool(user.password_hash) and check_password_hash(user.password_hash, password)
 
 
 def find_user(username: str) -> User | None:
@@ -279,6 +290,7 @@ def create_first_admins() -> list[tuple[str, str]]:
     for name in current_app.config["ADMIN_USERS"]:
         password = secrets.token_urlsafe(12)
         _add_user(name, password)
+        events.record("user-created", user=None, details={"username": name, "by": "start-up (ADMIN_USER)"})
         created.append((name, password))
     return created
 
@@ -339,8 +351,11 @@ def sign_in(username: str, password: str, address: str) -> User | None:
     if check_password_hash(stored, password) and user is not None and user.password_hash:
         if not user.is_active:
             raise AccountDisabled("This account is disabled. Ask an admin to enable it.")
+        events.record("sign-in", user=user.username)
+        db.session.commit()
         return user
     store.accounts.add_failure(username, address, forget_before=now - THROTTLE_WINDOW)
+    events.record("sign-in-failed", user=username[:150])
     db.session.commit()
     return None
 
@@ -351,6 +366,7 @@ def user_for_proxy(username: str) -> User | None:
     user = store.accounts.find_user(username)
     if user is None:
         user = _add_user(username, "", created_by_proxy=True)
+        events.record("user-created", user=username, details={"username": username, "by": "sign-in proxy"})
         db.session.commit()
     return user if user.is_active else None
 
@@ -362,6 +378,31 @@ def sign_in_with_provider(subject: str, username: str, email: str | None, groups
 
     Raises SignInRefused when the account is disabled, or when the name belongs to an account
     already linked to another subject."""
+    try:
+        user, created = _provider_account(subject, username, email, groups)
+    except SignInRefused as exc:
+        db.session.rollback()
+        provider_sign_in_failed(str(exc), username)
+        raise
+    if created:
+        events.record(
+            "user-created", user=user.username, details={"username": user.username, "by": "identity provider"}
+        )
+    events.record("sign-in", user=user.username, details={"via": "oidc"})
+    db.session.commit()
+    return user
+
+
+def provider_sign_in_failed(reason: str, username: str | None = None) -> None:
+    """A sign-in through the identity provider that was refused, in the event log (its own commit)."""
+    name = (username or "").strip()[:150] or None
+    events.record("sign-in-failed", user=name, details={"via": "oidc", "reason": reason})
+    db.session.commit()
+
+
+def _provider_account(subject: str, username: str, email: str | None, groups: Sequence[str]) -> tuple[User, bool]:
+    """(the account, whether it was made now) with its e-mail and provider groups refreshed; not committed."""
+    created = False
     user = store.accounts.find_user_by_subject(subject)
     if user is None:
         username = username.strip()
@@ -373,7 +414,7 @@ def sign_in_with_provider(subject: str, username: str, email: str | None, groups
                 f"The account {username!r} belongs to another person of the identity provider; ask an admin."
             )
         if user is None:
-            user = store.accounts.add_user(username, "", created_by_proxy=True)
+            user, created = store.accounts.add_user(username, "", created_by_proxy=True), True
         user.oidc_subject = subject
         db.session.flush()  # its id, for its groups
     if not user.is_active:
@@ -381,8 +422,7 @@ def sign_in_with_provider(subject: str, username: str, email: str | None, groups
     if email:
         user.email = email[:320]
     store.accounts.replace_groups(user.id, [g.strip()[:150] for g in groups if g.strip()], FROM_PROVIDER)
-    db.session.commit()
-    return user
+    return user, created
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -425,6 +465,15 @@ def create_token(
     expires_at = utcnow() + dt.timedelta(days=expires_days) if expires_days is not None else None
     token = "dt_" + secrets.token_urlsafe(32)
     store.accounts.add_token(user.id, _hash_token(token), token[:10], scope, expires_at)
+    events.record(
+        "token-created",
+        details={
+            "username": username,
+            "prefix": token[:10],
+            "scope": scope,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     db.session.commit()
     return token
 
@@ -468,5 +517,7 @@ def revoke_tokens(username: str, token_id: int | None = None) -> int:
     tokens = store.accounts.active_tokens(user.id, token_id)
     for t in tokens:
         t.revoked_at = utcnow()
+    if tokens:
+        events.record("token-revoked", details={"username": username, "tokens": [t.id for t in tokens]})
     db.session.commit()
     return len(tokens)

@@ -20,12 +20,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import bootstrap
 import cli
 import config
+import events
 import housekeeping
 import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, oidc, pages, roles, table_urls
+from web import api, auth, body, error_pages, event_log, oidc, pages, roles, table_urls
 from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -62,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(event_log.bp)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(roles.bp)
     app.register_blueprint(roles.api_bp)
@@ -79,11 +81,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
+    app.context_processor(lambda: {"may_read_events": events.may_read})
     app.jinja_env.globals["query_args"] = query_args  # the query string, safe to hand back to url_for
     error_pages.register(app)
     app.cli.add_command(cli.users)
     app.cli.add_command(cli.tokens)
     app.cli.add_command(cli.cleanup)
+    app.cli.add_command(cli.changes_group)
+    app.cli.add_command(cli.audit)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)

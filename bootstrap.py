@@ -17,6 +17,8 @@ from flask import Flask
 
 import accounts
 import config
+import events
+import store.approvals
 import store.base
 import store.changes
 import store.table
@@ -106,6 +108,7 @@ def sync_tables(package: Package, drop: bool = False) -> None:
             store.table.add_state(table.name, json.dumps(list(table.schema.names)))
             if not new_database:
                 log.warning("schema.json has a new table %r: added it, empty", table.name)
+                events.record("schema-change", user=None, table=table.name, details={"change": "table added"})
         elif state.field_names != list(table.schema.names):
             _migrate_fields(state, table)
     removed = [s for s in [*states.values(), unnamed] if s is not None]
@@ -119,6 +122,7 @@ def sync_tables(package: Package, drop: bool = False) -> None:
     for s in removed:
         gone = store.table.drop_table(s.id)
         log.warning("schema.json no longer has the table %r: dropped it (%d rows)", s.name, gone)
+        events.record("schema-change", user=None, table=s.name, details={"change": "table dropped", "rows": gone})
 
 
 def _migrate_fields(state: TableState, table: Table) -> None:
@@ -128,11 +132,15 @@ def _migrate_fields(state: TableState, table: Table) -> None:
     dropped = [n for n in old if n not in schema.names]
     count = store.table.repack_records(state.id, schema.repack, old)
     store.changes.repack_pending(state.id, schema.repack, schema.names)
+    store.approvals.forget_pending_digests(state.id)
     state.fields = json.dumps(list(schema.names))
+    added = [n for n in schema.names if n not in old]
     log.warning(
         "schema.json columns of %r changed: rewrote %d records (added: %s; removed: %s)",
         table.name,
         count,
-        ", ".join(n for n in schema.names if n not in old) or "none",
+        ", ".join(added) or "none",
         ", ".join(dropped) or "none",
     )
+    details = {"change": "columns changed", "added": added, "removed": dropped, "records": count}
+    events.record("schema-change", user=None, table=table.name, details=details)

@@ -20,7 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import access
 import accounts
+import approvals
 import diff
+import events
 import files.diff_csv
 import history
 import merge
@@ -219,6 +221,13 @@ def resolve(change_id: int, user: str, resolutions: Sequence[Mapping[str, Any]])
         store.changes.delete_conflict(conflict)
     db.session.flush()
     store.changes.recount(change_id)
+    approvals.dismiss(change, "its conflicts were resolved")
+    events.record(
+        "resolve",
+        table=tables.of_request(change).name,
+        change_id=change_id,
+        details={"resolutions": [{"key": c.key, "column": c.column, "take": t} for c, t in chosen]},
+    )
     db.session.commit()
     return store.changes.conflicts_of(change_id)
 
@@ -280,8 +289,17 @@ def _record_merged_against(change: ChangeRequest, key: str) -> str:
 # --- deciding --------------------------------------------------------------------------------
 
 
-def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_over: int | None = None) -> int:
-    """Apply every staged change in one transaction; return the new database version.
+def approve(
+    change_id: int,
+    admin: str,
+    *,
+    confirmed: int | None = None,
+    ask_over: int | None = None,
+    signoff: approvals.Signoff = approvals.NO_SIGNOFF,
+) -> int | None:
+    """Apply every staged change in one transaction; return the new database version. None: the
+    approval is recorded but the table's policy needs more (approvals.approve: quorum, self-approval,
+    reason, signature; `signoff.override` is the console's break-glass approval).
 
     A request of an upload spanning tables is applied with the others of that upload (`batch`),
     all in the one transaction and version: all tables or none.
@@ -297,7 +315,8 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     """
     members = batch_of(get_request(change_id))
     for member in members:
-        _require_decider(member, admin)
+        if not signoff.override:
+            _require_decider(member, admin)
         _require_pending(member)
     total = sum(m.added + m.modified + m.deleted for m in members)
     if ask_over is not None and total > ask_over and confirmed != total:
@@ -314,8 +333,11 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
                 " its submitter resolves them first (keep mine / keep theirs), or withdraws it.",
                 keys,
             )
+    go = approvals.approve(members, admin, signoff)
+    if go is None:
+        return None
     if not any(store.changes.staged_count(m.id) for m in members):
-        return _approve_empty(members, admin)
+        return _approve_empty(members, admin, go)
     # The one place an approval's outcomes are decided, each in one transaction: applied (one
     # commit); refused (StillReferenced, UniqueClash, NotPending: rolled back); stale (rolled back,
     # then the new conflicts kept in a transaction of their own, `_send_back`); nothing left to
@@ -323,6 +345,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     # a database error (rolled back, ApplyFailed). The helpers below only raise.
     try:
         version = _apply_batch(members, admin)
+        approvals.applied(go, version)
         db.session.commit()
     except _MergeConflicts as stale:
         db.session.rollback()
@@ -331,7 +354,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
         db.session.rollback()
         for member in members:
             _send_back(member.id)  # merged again with no conflicts: only its rows and counts are kept
-        return _approve_empty(batch_of(get_request(change_id)), admin)
+        return _approve_empty(batch_of(get_request(change_id)), admin, go)
     except DomainError:
         db.session.rollback()
         raise
@@ -343,7 +366,7 @@ def approve(change_id: int, admin: str, *, confirmed: int | None = None, ask_ove
     return version
 
 
-def _approve_empty(members: Sequence[ChangeRequest], admin: str) -> int:
+def _approve_empty(members: Sequence[ChangeRequest], admin: str, go: approvals.Go) -> int:
     """Approve requests that stage nothing (every conflict settled with the table's value, or the
     table holds their values already): closed as approved, with an audit entry each, but no
     version, since a version that changes nothing would be an empty entry in the history. Returns
@@ -354,6 +377,7 @@ def _approve_empty(members: Sequence[ChangeRequest], admin: str) -> int:
             raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
         store.audit.write(member.id, "approve", member.submitter, admin, member.created_at)
     version = tables.database().version
+    approvals.applied(go, version)
     db.session.commit()
     db.session.expire_all()
     return version
@@ -527,6 +551,7 @@ def _send_back(change_id: int) -> Stale:
         store.changes.add_conflicts(change_id, found, lines)
         db.session.flush()
         store.changes.recount(change_id, merged_version=tables.database().version)
+        approvals.dismiss(change, "merged again at approval: a later approval changed the same rows")
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
@@ -592,6 +617,13 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
             raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
         approver = user if action == "reject" else None
         store.audit.write(member.id, action, member.submitter, approver, member.created_at, note=reason)
+    events.record(
+        action,
+        user=user,
+        table=tables.of_request(members[0]).name,
+        change_id=members[0].id,
+        details={"reason": reason, "requests": [m.id for m in members]},
+    )
     db.session.commit()
     db.session.expire_all()
 
@@ -670,6 +702,14 @@ def revert(change_id: int, user: str) -> StageResult:
         members.append(change)
     if len(members) > 1:
         members[0].batch = members[0].id
+    db.session.flush()
+    events.record(
+        "revert",
+        user=user,
+        table=tables.of_request(members[0]).name,
+        change_id=members[0].id,
+        details={"reverts": change_id, "requests": [m.id for m in members]},
+    )
     db.session.commit()
     first = members[0]
     return StageResult(first, first.base_version, summary, "", [], members if len(members) > 1 else [])

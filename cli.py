@@ -1,8 +1,10 @@
-"""Admin tasks as flask commands: `flask --app app users …`, `flask --app app tokens …` and
-`flask --app app cleanup`."""
+"""Admin tasks as flask commands: `flask --app app users …`, `flask --app app tokens …`,
+`flask --app app cleanup`, `flask --app app changes approve ID --override` (break-glass) and
+`flask --app app audit verify`."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -11,11 +13,17 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 import accounts
+import approvals
+import changes
+import events
 import housekeeping
+from errors import DomainError
 from models import utcnow
 
 users = AppGroup("users", help="Manage sign-in accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
+changes_group = AppGroup("changes", help="Decide change requests from the server console (break-glass).")
+audit = AppGroup("audit", help="Check the event log.")
 T = TypeVar("T")
 
 
@@ -162,3 +170,38 @@ def cleanup() -> None:
         f" rejected or withdrawn request(s); forgot {done.login_failures} old failed sign-in(s) and"
         f" {done.held_uploads} expired held upload(s)."
     )
+
+
+@changes_group.command("approve")
+@click.argument("change_id", type=int)
+@click.option(
+    "--override", is_flag=True, help="Apply it whatever the table's approval policy says (recorded as an override)."
+)
+@click.option("--reason", default="", help="Why the policy is overridden (required, kept in the event log).")
+def approve_change(change_id: int, override: bool, reason: str) -> None:
+    """Break-glass: apply a pending request despite the approval policy (--override --reason TEXT).
+
+    For emergencies only, from the server console; recorded as an `override` event naming the
+    console's user. Ordinary approvals go through the review page or the API."""
+    if not override:
+        _fail("Approve through the review page or the API; from the console only --override --reason TEXT is possible.")
+    if not reason.strip():
+        _fail("--reason is required: say why the approval policy is overridden.")
+    user = f"console:{getpass.getuser()}"[:150]
+    try:
+        version = changes.approve(change_id, user, signoff=approvals.Signoff(reason=reason.strip(), override=True))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Overrode the approval policy: change request #{change_id} applied as version {version}.")
+
+
+@audit.command("verify")
+def verify_events() -> None:
+    """Recompute the event log's hash chain: print the events and the head hash, or fail naming
+    the first event that does not match."""
+    found = events.verify()
+    if found.broken is not None:
+        click.echo(f"Event log BROKEN at event {found.broken}: {found.problem}", err=True)
+        click.echo(f"{found.count} event(s) before it verified; last good hash {found.head}", err=True)
+        raise SystemExit(1)
+    click.echo(f"Event log intact: {found.count} event(s); head hash {found.head}")

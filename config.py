@@ -202,6 +202,8 @@ SETTINGS = (
             _secret_key, shown="random, kept in `instance/secret_key`"),
     Setting("ADMIN_USER", "admin", "User name, or comma-separated names, of the admins who approve and reject changes.",
             _names, "ADMIN_USERS"),
+    Setting("AUDITORS", "", "Comma-separated user names who may read the event log (/events, /api/v1/events) "
+            "besides the admins.", _names, shown="(empty: the admins only)"),
     Setting("APP_ENV", "development", "`production` requires SECRET_KEY and marks session cookies Secure (HTTPS only).",
             _app_env),
     Setting("MAX_UPLOAD_MB", "512", "Largest upload accepted, in MB; larger ones get HTTP 413.",

@@ -328,3 +328,58 @@ class ErrorReport(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     filename: Mapped[str] = mapped_column(String(255), default="")
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Approval(db.Model):
+    """One person's approval of a pending request (a quorum needs several), with its reason and,
+    under a signature policy, the electronic signature: its meaning and the SHA-256 of the change
+    set signed. Dismissed (kept, no longer counted) when the request's staged rows change."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(150))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+    meaning: Mapped[str | None] = mapped_column(String(16))  # reviewed | approved | responsible (signatures)
+    digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the change set it signed
+    rule: Mapped[str] = mapped_column(String(16), default="")  # sole-approver | always: a self-approval, and why
+    version: Mapped[int | None]  # the version the approval that applied the request made
+    dismissed_at: Mapped[dt.datetime | None]
+    dismissed_why: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeSet(db.Model):
+    """The SHA-256 of a pending request's staged rows (approvals.change_set_digest), computed while
+    they are staged, when they pass through Python anyway; forgotten whenever they change."""
+
+    __tablename__ = "change_sets"
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class Event(db.Model):
+    """One entry of the append-only event log: what happened, when (UTC), who, from where, to which
+    table and request. `hash` chains it to the previous event (events.py); the app never updates
+    or deletes an event, and on PostgreSQL a trigger of migration 0007 refuses to."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # the chain's position, from event_chain
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    username: Mapped[str | None] = mapped_column(String(150), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    table_name: Mapped[str | None] = mapped_column(String(63))
+    change_id: Mapped[int | None]
+    details: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class EventChain(db.Model):
+    """The one row at the head of the event chain: the last event's id and hash. Writers update it
+    first, so its row lock (PostgreSQL) or the write lock (SQLite) makes one chain of many processes."""
+
+    __tablename__ = "event_chain"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[int] = mapped_column(default=0)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from approval_policy import DEFAULT_POLICY, Policy, PolicyError
 from schema import Schema, SchemaError, load_descriptor
 
 # Frictionless resource names: lower case, digits, - _ . (letters of any alphabet: `übersicht`, `таблица`)
@@ -47,6 +48,7 @@ class Table:
     schema: Schema
     approvers: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
+    approval: Policy = DEFAULT_POLICY  # who may approve, how many, with a reason or a signature ("approval")
     # Who may read and who may change the table: user names and `group:NAME` entries. None (the key
     # absent from schema.json): everyone signed in, as before roles existed.
     viewers: tuple[str, ...] | None = None
@@ -92,7 +94,7 @@ class Package:
             name = data.get("name") or DEFAULT_NAME
             if not is_name(name):
                 raise SchemaError(f'"name" must be {NAME_RULE}, as a Data Package\'s resource names (got {name!r})')
-            table = _table(name, data.get("title"), data.get("description"), data, [])
+            table = _table(name, data.get("title"), data.get("description"), data, [], data.get("approval"))
             package = cls([table], name, table.title)
         else:
             resources = data["resources"]
@@ -130,7 +132,7 @@ def _resource(position: int, data: Any) -> Table:
     approvers = data.get("approvers", [])
     if not isinstance(approvers, list) or not all(isinstance(a, str) and a.strip() for a in approvers):
         raise SchemaError(f'resource {name!r}: "approvers" must be a list of user names')
-    table = _table(name, data.get("title"), data.get("description"), data["schema"], approvers)
+    table = _table(name, data.get("title"), data.get("description"), data["schema"], approvers, data.get("approval"))
     return replace(table, viewers=_people(name, data, "viewers"), editors=_people(name, data, "editors"))
 
 
@@ -152,8 +154,12 @@ def _people(table: str, data: dict, role: str) -> tuple[str, ...] | None:
     return out
 
 
-def _table(name: str, title: Any, description: Any, schema: dict, approvers: list[str]) -> Table:
+def _table(name: str, title: Any, description: Any, schema: dict, approvers: list[str], approval: Any = None) -> Table:
     where = f"resource {name!r}"
+    try:
+        policy = Policy.from_dict(approval)
+    except PolicyError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
     try:
         parsed = Schema.from_dict(schema | {"name": name, "title": title or schema.get("title") or name})
     except SchemaError as exc:
@@ -165,6 +171,7 @@ def _table(name: str, title: Any, description: Any, schema: dict, approvers: lis
         schema=parsed,
         approvers=tuple(a.strip() for a in approvers),
         foreign_keys=tuple(_foreign_keys(name, parsed, schema.get("foreignKeys", []))),
+        approval=policy,
     )
 
 

@@ -19,7 +19,9 @@ from typing import IO
 from flask import current_app
 
 import access
+import approvals
 import diff
+import events
 import history
 import merge
 import references
@@ -168,14 +170,22 @@ def submit(table: tables.TableRef, stream: IO[bytes], options: UploadOptions) ->
     base, source = options.base_version, "field" if options.base_version is not None else ""
     if base is None and (base := base_from_filename(options.filename)) is not None:
         source = "filename"
+    file = options.filename
     try:
-        return _stage(table, stream, _Request(options, base, source))
+        result = _stage(table, stream, _Request(options, base, source))
     except TooLarge as exc:
         db.session.rollback()
+        events.record_now(
+            "upload-refused", user=options.submitter, table=table.name, details={"file": file, "problem": str(exc)}
+        )
         raise Refused(exc, None) from None
     except FileProblems as exc:
         db.session.rollback()
-        raise Refused(exc, _keep_error_file(table, stream, exc, options)) from None
+        refused = Refused(exc, _keep_error_file(table, stream, exc, options))
+        events.record_now(
+            "upload-refused", user=options.submitter, table=table.name, details={"file": file, "problems": exc.total}
+        )
+        raise refused from None
     except ConfirmDeletions as exc:
         db.session.rollback()
         if options.hold:
@@ -184,6 +194,14 @@ def submit(table: tables.TableRef, stream: IO[bytes], options: UploadOptions) ->
     except DomainError:
         db.session.rollback()
         raise
+    if result.change is not None:
+        requests = [m.id for m in result.members or [result.change]]
+        details = {"file": file, "mode": options.mode, "requests": requests, **result.summary}
+        table_name = tables.of_request(result.change).name
+        events.record_now(
+            "upload-staged", user=options.submitter, table=table_name, change_id=result.change.id, details=details
+        )
+    return result
 
 
 def _hold(stream: IO[bytes], owner: str, filename: str) -> int:
@@ -447,6 +465,7 @@ def _write(staging: _Staging, request: _Request, batch: int | None = None) -> Ch
         **staging.summary,
     )
     change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, schema.names))
+    approvals.staged(change.id, result)
     store.changes.add_conflicts(change.id, staging.merged.conflicts, staging.merged.lines)
     if base is None and version > 0:  # version 0 has no approvals to undo
         undone = history.undo_warnings(staging.ref, change.id, result, staging.current)

@@ -53,7 +53,7 @@ def has_entry(change_id: int, action: str) -> bool:
 
 
 ROW_ACTIONS = ("add", "modify", "delete")
-EVENT_ACTIONS = ("reject", "withdraw", "resolve")
+EVENT_ACTIONS = ("reject", "withdraw", "resolve", "signature")  # signature: an approval signed electronically
 
 
 @dataclass

@@ -124,7 +124,8 @@ def formula_data(make_app, tmp_path):
     user named like a formula; every kind of audit entry; a refused upload's error file."""
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "name"}]}))
-    instance = make_app(SCHEMA_PATH=schema, ADMIN_USERS=["=boss"])
+    # =evil audits too, so the event log's CSV (/api/v1/events.csv, admins and AUDITORS only) is checked as well
+    instance = make_app(SCHEMA_PATH=schema, ADMIN_USERS=["=boss"], AUDITORS=["=evil"])
     with instance.app_context():
         accounts.create_user("=evil", "a long passphrase for evil 2026")
         accounts.set_password("=boss", "a long passphrase for boss 2026")  # start-up made the admin

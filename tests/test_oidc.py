@@ -9,6 +9,7 @@ or REQUIRE_BROWSER=1 (CI), which fail instead.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -22,7 +23,7 @@ import requests
 
 import accounts
 import tables
-from models import User, db
+from models import Event, User, db
 
 JS = Path(__file__).resolve().parent / "js"
 SCRIPT = JS / "oidc_provider.mjs"
@@ -83,6 +84,13 @@ def oidc_app(make_app, provider):
     )
 
 
+def events_of(app, type_: str) -> list[tuple[str | None, dict]]:
+    """(user, details) of the event log's events of one type, oldest first."""
+    with app.app_context():
+        found = db.session.scalars(db.select(Event).filter_by(type=type_).order_by(Event.id))
+        return [(e.username, json.loads(e.details)) for e in found]
+
+
 def person(provider: str, username: str, groups=(), sub: str | None = None, email: str | None = None) -> None:
     """The person the provider signs in at its next interaction."""
     body = {
@@ -125,6 +133,8 @@ def test_first_sign_in_creates_the_account_with_email_and_groups(oidc_app, provi
         assert (user.email, user.oidc_subject) == ("carol@example.com", "sub-carol")
         assert accounts.groups_of("carol") == ["finance", "sales"]
         assert not accounts.is_admin_name("carol")
+    assert ("carol", {"via": "oidc"}) in events_of(oidc_app, "sign-in")
+    assert ("carol", {"username": "carol", "by": "identity provider"}) in events_of(oidc_app, "user-created")
     listed = oidc_app.test_cli_runner().invoke(args=["users", "list"]).output
     assert "carol  (from the identity provider)" in listed
     # groups are refreshed at every sign-in
@@ -152,6 +162,8 @@ def test_a_bad_state_is_refused(oidc_app, provider):
     tampered = callback.replace("state=", "state=x")
     response = client.get(tampered.removeprefix("http://localhost"))
     assert response.status_code == 401 and "state mismatch" in response.text
+    (user, details), *_ = events_of(oidc_app, "sign-in-failed")
+    assert user is None and details["via"] == "oidc" and "state mismatch" in details["reason"]
     assert client.get("/versions").status_code == 302  # not signed in
 
 
@@ -194,6 +206,9 @@ def test_a_disabled_account_stays_out(oidc_app, provider):
     client = oidc_app.test_client()
     response = sign_in(client, provider, "hank")
     assert response.status_code == 403 and "disabled" in response.text
+    assert ("hank", {"via": "oidc", "reason": "This account is disabled. Ask an admin to enable it."}) in events_of(
+        oidc_app, "sign-in-failed"
+    )
 
 
 def test_password_login_false_refuses_the_password_form(make_app, provider):

@@ -61,7 +61,7 @@ def roles_app(make_app, tmp_path):
             accounts.create_user(name, f"{name}-password")
         accounts.change_groups("eddie", add=["writers"])
         secret, opened = tables.get("secret"), tables.get("open")
-        first = uploads.submit(secret, io.BytesIO(b"id,name\nK1,one\n"), uploads.UploadOptions("boss"))
+        first = uploads.submit(secret, io.BytesIO(b"id,name\nK1,one\n"), uploads.UploadOptions("eddie"))
         changes.approve(first.change.id, "boss")
         options = uploads.UploadOptions("eddie", mode="partial")
         pending = uploads.submit(secret, io.BytesIO(b"id,name\nK2,two\n"), options)

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from flask_login import current_user
 
 import access
+import approvals
 import audit as audit_log
 import changes
 import history
@@ -18,6 +19,7 @@ import uploads
 from web import downloads, present, table_urls
 from web.auth import approver_required
 from web.error_pages import json_error
+from web.event_log import downloaded
 from web.params import (
     MAX_OFFSET,
     audit_cursor,
@@ -48,7 +50,8 @@ def table_list():
 @table_route("/export.csv")
 def export():
     """The whole table as CSV (?version=N: as it was after version N); the version is in X-Dataset-Version."""
-    return downloads.csv_response(table_urls.current(), int_arg("version"))
+    table = table_urls.current()
+    return downloaded(downloads.csv_response(table, int_arg("version")), "export", table.name, "csv")
 
 
 @table_route("/export.xlsx")
@@ -59,8 +62,9 @@ def export_xlsx():
     if int_arg("all", 0, high=1):
         if table_urls.named():
             refuse("all=1 asks for the whole database: use /api/v1/export.xlsx?all=1, not a table's URL.")
-        return downloads.database_xlsx_response(version)
-    return downloads.xlsx_response(table_urls.current(), version)
+        return downloaded(downloads.database_xlsx_response(version), "export", None, "xlsx")
+    table = table_urls.current()
+    return downloaded(downloads.xlsx_response(table, version), "export", table.name, "xlsx")
 
 
 @bp.route("/uploads/errors/<id:report_id>")
@@ -194,9 +198,45 @@ def revert(change_id: int):
 @bp.route("/changes/<id:change_id>/approve", methods=["POST"])
 @approver_required
 def approve(change_id: int):
-    """Apply a change request (admins and the table's approvers only)."""
-    version = changes.approve(change_id, current_user.username)
+    """Approve a change request (admins and the table's approvers only), with optional JSON
+    {"reason", "password", "meaning"} (a password and meaning sign it, where the table's policy
+    asks for signatures): 200 {"status": "approved", "version"} when it applies, 202 {"status":
+    "pending", "approvals", "approvals_needed"} while the table's quorum needs more."""
+    version = changes.approve(change_id, current_user.username, signoff=signoff())
+    if version is None:
+        state = approvals.pending(changes.get_request(change_id))
+        return jsonify(
+            {
+                "id": change_id,
+                "status": "pending",
+                "approvals": [present_approval(a) for a in state.approvals],
+                "approvals_needed": state.needed,
+            }
+        ), 202
     return jsonify({"id": change_id, "status": "approved", "version": version})
+
+
+def signoff() -> approvals.Signoff:
+    """The approval's optional JSON body {"reason", "password", "meaning"} (no body: none of them;
+    a form body, as scripts may have sent before, gives the same fields)."""
+    if not request.is_json:
+        form = request.form
+        return approvals.Signoff(form.get("reason", ""), form.get("password") or None, form.get("meaning") or None)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        refuse('Send no body, or a JSON object {"reason": …, "password": …, "meaning": …} (each optional).')
+    values = {}
+    for name in ("reason", "password", "meaning"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or "\x00" in value or len(value) > 2000):
+            refuse(f"{name} must be a string (at most 2,000 characters, no NUL characters).")
+        values[name] = value
+    return approvals.Signoff(reason=values["reason"] or "", password=values["password"], meaning=values["meaning"])
+
+
+def present_approval(approval) -> dict:
+    """One approval as the 202 answer lists it."""
+    return {"user": approval.username, "at": approval.at.isoformat() + "Z", "reason": approval.reason}
 
 
 @bp.route("/changes/<id:change_id>/reject", methods=["POST"])

@@ -56,6 +56,7 @@ def _client():
 
 def _refuse(reason: str, detail: object = "") -> None:
     log.warning("OIDC sign-in refused: %s %s", reason, detail)
+    accounts.provider_sign_in_failed(reason)
     abort(401, f"Sign-in with {current_app.config['OIDC_NAME']} failed: {reason} Try again from the sign-in page.")
 
 

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 import access
 import accounts
+import approvals
 import audit as audit_log
 import changes
 import history
@@ -21,6 +22,7 @@ from files.csv_read import encoding_label
 from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
+from web.event_log import downloaded
 from web.forms import ActionForm, RejectForm, UploadForm
 from web.params import (
     audit_cursor,
@@ -87,7 +89,8 @@ def index():
 @table_route("/download")
 def download():
     """Download the whole table as CSV (?version=N: as it was after version N)."""
-    return downloads.csv_response(table_urls.current(), int_arg("version"))
+    table = table_urls.current()
+    return downloaded(downloads.csv_response(table, int_arg("version")), "download", table.name, "csv")
 
 
 @table_route("/download.xlsx")
@@ -96,8 +99,9 @@ def download_xlsx():
     /download.xlsx with several tables in schema.json: the whole database, a sheet per table."""
     version = int_arg("version")
     if table_urls.whole_database():
-        return downloads.database_xlsx_response(version)
-    return downloads.xlsx_response(table_urls.current(), version)
+        return downloaded(downloads.database_xlsx_response(version), "download", None, "xlsx")
+    table = table_urls.current()
+    return downloaded(downloads.xlsx_response(table, version), "download", table.name, "xlsx")
 
 
 @table_route("/records/<path:key>")
@@ -313,6 +317,7 @@ def change(change_id: int):
         confirm_over=changes.CONFIRM_APPROVAL_OVER,
         is_submitter=current_user.username == cr.submitter,
         may_decide=may_decide(cr),
+        approval=approvals.view(cr, current_user.username),
         reject_form=RejectForm(),
         action_form=ActionForm(),
         keep_days=current_app.config["KEEP_DECIDED_DAYS"],
@@ -377,9 +382,18 @@ def approve(change_id: int):
             current_user.username,
             confirmed=request.form.get("confirm", type=int),
             ask_over=changes.CONFIRM_APPROVAL_OVER,
+            signoff=approvals.Signoff(
+                reason=request.form.get("approve_reason", ""),
+                password=request.form.get("password") or None,
+                meaning=request.form.get("meaning") or None,
+            ),
         )
     except DomainError as exc:
         flash(exc.message, "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    if version is None:
+        state = approvals.pending(changes.get_request(change_id))
+        flash(f"Your approval is recorded: {len(state.approvals)} of {state.needed} needed.", "success")
         return redirect(url_for("pages.change", change_id=change_id))
     flash(f"Approved and applied: the table is now version {version}.", "success")
     return redirect(url_for("pages.change", change_id=change_id))

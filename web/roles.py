@@ -18,6 +18,7 @@ from flask_login import current_user
 import access
 import accounts
 import changes
+import events
 import tables
 from errors import NotFound
 from files.formulas import escape_formula
@@ -41,6 +42,10 @@ ENDPOINT_ROLES: dict[str, str | None] = {
     "access_api.review": NONE,
     "access_api.review_csv": NONE,
     "pages.tokens": NONE,
+    "event_log.page": NONE,  # the event log: admins and AUDITORS (events.require_reader)
+    "event_log.api_events": NONE,
+    "event_log.api_events_csv": NONE,
+    "event_log.api_head": NONE,
     "pages.error_file": NONE,
     "api.error_file": NONE,
     "api.table_list": NONE,
@@ -153,9 +158,9 @@ def _across_tables(endpoint: str) -> bool:
 
 
 def _require_reviewer() -> None:
-    """The access review is for admins (and auditors, where the event log names them)."""
-    if not accounts.is_admin(current_user):
-        abort(403, "Only admins can see the access review.")
+    """The access review is for admins and the AUDITORS (who read the event log too)."""
+    if not (accounts.is_admin(current_user) or events.may_read(current_user.username)):
+        abort(403, "Only admins and auditors can see the access review.")
 
 
 COLUMNS = ("table", "role", "who", "via")
