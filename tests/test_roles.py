@@ -373,3 +373,18 @@ def test_bad_roles_in_schema_json_are_refused_naming_the_table(roles, message):
     with pytest.raises(SchemaError, match=re.escape(message)) as refused:
         _table(**roles)
     assert "resource 't'" in str(refused.value)
+
+
+def test_auditors_see_the_access_review_too(make_app, tmp_path):
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(PACKAGE))
+    app = make_app(SCHEMA_PATH=path, AUDITORS=["audrey"])
+    with app.app_context():
+        accounts.create_user("audrey", "audrey-password")
+        accounts.create_user("vera", "vera-password")
+    audrey, vera = Browser(app, "audrey"), Browser(app, "vera")
+    page = audrey.get("/access")
+    assert page.status_code == 200 and 'href="/access"' in page.text
+    assert Api(app, "audrey").get("/api/v1/access.csv").status_code == 200
+    refused = vera.get("/access")
+    assert refused.status_code == 403 and 'href="/access"' not in vera.get("/tokens").text
