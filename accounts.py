@@ -276,6 +276,11 @@ def change_groups(username: str, add: Sequence[str] = (), remove: Sequence[str] 
         store.accounts.add_group(user.id, name.strip(), LOCAL)
     for name in remove:
         store.accounts.remove_group(user.id, name.strip(), LOCAL)
+    if add or remove:
+        events.record(
+            "groups-changed",
+            details={"username": username, "added": [n.strip() for n in add], "removed": [n.strip() for n in remove]},
+        )
     db.session.commit()
     return store.accounts.group_names(user.id)
 
