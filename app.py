@@ -22,11 +22,12 @@ import cli
 import config
 import events
 import housekeeping
+import sender
 import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import api, auth, body, error_pages, event_log, oidc, pages, roles, table_urls
+from web import account, api, auth, body, error_pages, event_log, oidc, pages, roles, table_urls
 from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -64,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(event_log.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(oidc.bp)
     app.register_blueprint(roles.bp)
     app.register_blueprint(roles.api_bp)
@@ -78,6 +80,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # the role each page and API call needs on its table, and the token's scope.
     app.before_request(roles.check_access)
     app.before_request(housekeeping.maybe_clean_up)
+    app.before_request(sender.start_if_waiting)
     app.after_request(security_headers)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(table_urls.template_values)
@@ -89,6 +92,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.cli.add_command(cli.cleanup)
     app.cli.add_command(cli.changes_group)
     app.cli.add_command(cli.audit)
+    app.cli.add_command(cli.webhooks)
+    app.cli.add_command(cli.notify)
 
     with app.app_context():
         store.base.configure_sqlite(db.engine)

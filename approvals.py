@@ -21,6 +21,7 @@ from flask import current_app
 import accounts
 import diff
 import events
+import notifications
 import store.approvals
 import store.audit
 import store.changes
@@ -157,6 +158,8 @@ def approve(members: Sequence[ChangeRequest], user: str, signoff: Signoff) -> Go
     _record(go)
     db.session.flush()
     _events(members, user, go.reason, go.rule, meaning, digest, applied=False, needed=policy.approvals)
+    approved_by = [a.username for a in store.approvals.of(anchor(members[0]))]
+    notifications.needs_another_approval(members[0], user, approved_by=approved_by)
     db.session.commit()
     return None
 
@@ -300,7 +303,10 @@ def dismiss(change: ChangeRequest, why: str) -> int:
     """The request's staged rows changed: its approvals (and signatures) no longer count, its
     digest is computed again; returns how many approvals were dismissed."""
     store.approvals.forget_digest(change.id)
-    return store.approvals.dismiss(anchor(change), why)
+    approvers = [a.username for a in store.approvals.of(anchor(change))]
+    dismissed = store.approvals.dismiss(anchor(change), why)
+    notifications.approvals_dismissed(change, approvers)
+    return dismissed
 
 
 def _members(change: ChangeRequest) -> list[ChangeRequest]:

@@ -26,6 +26,7 @@ import events
 import files.diff_csv
 import history
 import merge
+import notifications
 import references
 import store.accounts
 import store.audit
@@ -441,6 +442,7 @@ def _apply(change: ChangeRequest, admin: str, version: int) -> None:
     store.changes.apply_pending(change.tbl, change.id, version)
     store.audit.write(change.id, "approve", change.submitter, admin, change.created_at, version=version)
     store.changes.set_applied_version(change.id, version)
+    notifications.approved(change, admin, version)
 
 
 def _refuse_dangling_references(members: Sequence[ChangeRequest], merged_at: Mapping[int, int]) -> None:
@@ -552,6 +554,7 @@ def _send_back(change_id: int) -> Stale:
         db.session.flush()
         store.changes.recount(change_id, merged_version=tables.database().version)
         approvals.dismiss(change, "merged again at approval: a later approval changed the same rows")
+        notifications.sent_back(change)
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
@@ -617,6 +620,7 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
             raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
         approver = user if action == "reject" else None
         store.audit.write(member.id, action, member.submitter, approver, member.created_at, note=reason)
+        notifications.closed(member, status, user, reason)
     events.record(
         action,
         user=user,
@@ -699,6 +703,7 @@ def revert(change_id: int, user: str) -> StageResult:
         )
         change.column_counts = json.dumps(store.changes.stage_rows(change.id, result, ref.schema.names))
         store.changes.add_conflicts(change.id, found, lines)
+        notifications.submitted(change)
         members.append(change)
     if len(members) > 1:
         members[0].batch = members[0].id

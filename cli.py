@@ -1,6 +1,6 @@
 """Admin tasks as flask commands: `flask --app app users …`, `flask --app app tokens …`,
-`flask --app app cleanup`, `flask --app app changes approve ID --override` (break-glass) and
-`flask --app app audit verify`."""
+`flask --app app webhooks …`, `flask --app app notify run`, `flask --app app cleanup`,
+`flask --app app changes approve ID --override` (break-glass) and `flask --app app audit verify`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ import approvals
 import changes
 import events
 import housekeeping
+import messages
+import notifications
+import sender
 from errors import DomainError
 from models import utcnow
 
@@ -24,6 +27,8 @@ users = AppGroup("users", help="Manage sign-in accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
 changes_group = AppGroup("changes", help="Decide change requests from the server console (break-glass).")
 audit = AppGroup("audit", help="Check the event log.")
+webhooks = AppGroup("webhooks", help="Manage webhooks: signed event messages to other systems.")
+notify = AppGroup("notify", help="Deliver notifications (e-mails and webhook calls).")
 T = TypeVar("T")
 
 
@@ -39,6 +44,14 @@ def _account_step(step: Callable[..., T], *args) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def _domain_step(step: Callable[..., T], *args) -> T:
+    """Run a domain function; what it refuses (DomainError) becomes the command's error message."""
+    try:
+        return step(*args)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _password(name: str, password: str | None) -> str:
     """The password given, or prompted for (twice); refused when too short or too common."""
     if password is None:
@@ -50,10 +63,24 @@ def _password(name: str, password: str | None) -> str:
 @users.command("create")
 @click.argument("name")
 @click.option("--password", help="The password; prompted for when omitted.")
-def create_user(name: str, password: str | None) -> None:
+@click.option("--email", help="The address notifications go to.")
+def create_user(name: str, password: str | None, email: str | None) -> None:
     """Create a user account."""
+    if email is not None:
+        _domain_step(notifications.check_email, email)
     _account_step(accounts.create_user, name, _password(name, password))
-    click.echo(f"Created user {name!r}.")
+    if email:
+        _domain_step(notifications.set_email, name, email)
+    click.echo(f"Created user {name!r}" + (f" with e-mail {email.strip()}." if email else "."))
+
+
+@users.command("set-email")
+@click.argument("name")
+@click.argument("address")
+def set_email(name: str, address: str) -> None:
+    """Set the e-mail address a user's notifications go to ("" removes it)."""
+    user = _domain_step(notifications.set_email, name, address)
+    click.echo(f"E-mail of {name!r}: {user.email}." if user.email else f"{name!r} has no e-mail address now.")
 
 
 @users.command("set-password")
@@ -205,3 +232,61 @@ def verify_events() -> None:
         click.echo(f"{found.count} event(s) before it verified; last good hash {found.head}", err=True)
         raise SystemExit(1)
     click.echo(f"Event log intact: {found.count} event(s); head hash {found.head}")
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option("--secret", required=True, help="Signs every message (Standard Webhooks; a whsec_… secret is base64).")
+@click.option(
+    "--events", default="", help=f"Comma-separated event types (default: all): {', '.join(messages.EVENT_TYPES)}."
+)
+@click.option("--table", "table", help="Only events of this table (default: every table).")
+def add_webhook(url: str, secret: str, events: str, table: str | None) -> None:
+    """Send signed event messages to URL."""
+    wanted = [e.strip() for e in events.split(",") if e.strip()]
+    hook = _domain_step(notifications.add_webhook, url, secret, wanted, table)
+    click.echo(f"Added webhook {hook.id}: {hook.url} ({events or 'all events'}; {table or 'every table'}).")
+
+
+@webhooks.command("list")
+def list_webhooks() -> None:
+    """List webhooks: id, URL, event types, table."""
+    for hook in notifications.webhooks():
+        click.echo(f"{hook.id}\t{hook.url}\t{hook.events or 'all events'}\t{hook.table_name or 'every table'}")
+
+
+@webhooks.command("remove")
+@click.argument("webhook_id", type=int)
+def remove_webhook(webhook_id: int) -> None:
+    """Remove a webhook (its undelivered messages are dropped)."""
+    _domain_step(notifications.remove_webhook, webhook_id)
+    click.echo(f"Removed webhook {webhook_id}.")
+
+
+@webhooks.command("deliveries")
+@click.argument("webhook_id", type=int)
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+def webhook_deliveries(webhook_id: int, limit: int) -> None:
+    """List a webhook's recent deliveries: webhook-id, event, request, status, attempts, last error."""
+    for m in _domain_step(notifications.deliveries, webhook_id, limit):
+        when = f"sent {m.sent_at:%Y-%m-%d %H:%M:%S}" if m.sent_at else f"next {m.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+        shown = when if m.status in ("sent", "pending") else m.status
+        click.echo(
+            f"{m.message_id}\t{m.event}\t#{m.change_id}\t{m.status}\t{m.attempts} attempt(s)\t{shown}"
+            + (f"\t{m.last_error}" if m.last_error and m.status != "sent" else "")
+        )
+
+
+@notify.command("run")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop (else: run until stopped).")
+@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks at the outbox when idle.")
+def notify_run(once: bool, poll: float) -> None:
+    """Deliver e-mails and webhook calls from the outbox (a worker of its own; several may run)."""
+    current_app.config["NOTIFY_SENDER"] = False  # this command is the sender: no thread besides it
+    if once:
+        digests = notifications.send_digests()
+        done = sender.deliver_all()
+        click.echo(f"Sent {done.sent}, retrying {done.retrying}, failed {done.failed}; {digests} digest(s) written.")
+        return
+    click.echo("Delivering notifications; stop with Ctrl+C.", err=True)
+    sender.run_forever(poll)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,6 +63,43 @@ def proxy_networks(value: str | Iterable[object] | None) -> tuple[ipaddress.IPv4
     return tuple(networks)
 
 
+@dataclass(frozen=True)
+class SmtpServer:
+    """SMTP_URL taken apart: how to connect (plain, starttls or tls), where, and as whom."""
+
+    security: str  # plain | starttls | tls
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+SMTP_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
+
+
+def smtp_server(url: str) -> SmtpServer:
+    """SMTP_URL as an SmtpServer; ConfigError names what is wrong.
+
+    >>> smtp_server("smtp+starttls://me%40x.org:s3cret@mail.x.org")
+    SmtpServer(security='starttls', host='mail.x.org', port=587, user='me@x.org', password='s3cret')
+    >>> smtp_server("smtps://mail.x.org:2465").port
+    2465
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ConfigError(
+            f"SMTP_URL must start with smtp://, smtp+starttls:// or smtps:// (got {parts.scheme + '://' if parts.scheme else url!r})"
+        )
+    security, default_port = SMTP_SCHEMES[parts.scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL: the port of {parts.netloc.rsplit('@', 1)[-1]!r} is not a number") from None
+    if not parts.hostname:
+        raise ConfigError("SMTP_URL names no host (write e.g. smtp://mail.example.org:25)")
+    return SmtpServer(security, parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+
+
 # Passwords are hashed with scrypt. Tests set a cheap method (hashing is most of a fresh test
 # database's set-up); production refuses anything but the strong default (`check`).
 STRONG_PASSWORD_HASH = "scrypt"
@@ -86,6 +124,10 @@ def check(settings: Mapping[str, object]) -> None:
             "PASSWORD_LOGIN=false but neither OIDC_ISSUER nor AUTH_HEADER is set: nobody could sign in."
             " Set OIDC_ISSUER (and OIDC_CLIENT_ID), or PASSWORD_LOGIN=true."
         )
+    if settings.get("SMTP_URL"):
+        smtp_server(str(settings["SMTP_URL"]))
+    if not 0 <= int(settings.get("DIGEST_HOUR", 7)) <= 23:  # type: ignore[call-overload]
+        raise ConfigError(f"DIGEST_HOUR must be an hour of the day, 0 to 23 (got {settings.get('DIGEST_HOUR')})")
     if settings.get("AUTH_HEADER") and not settings.get("AUTH_PROXY_IPS"):
         raise ConfigError(
             f"AUTH_HEADER={settings['AUTH_HEADER']} is set but AUTH_PROXY_IPS is not: anyone who reaches the app could send"
@@ -133,6 +175,10 @@ def _megabytes(raw: str, source: Source) -> int:
 
 def _int_or_none(raw: str, source: Source) -> int | None:
     return _int(raw, source) if raw.strip() else None
+
+
+def _base_url(raw: str, source: Source) -> str:
+    return raw.strip().rstrip("/")
 
 
 def _app_env(raw: str, source: Source) -> str:
@@ -259,6 +305,21 @@ SETTINGS = (
     Setting("HISTORY_KEEP_VERSIONS", "", "Empty: keep the whole history. N: keep the last N versions' row changes "
             "(never past the base of a pending request); older versions can no longer be shown, compared, reverted or blamed.",
             _int_or_none, shown="(empty: keep everything)"),
+    Setting("SMTP_URL", "", "Where e-mail goes: `smtp://user:pass@host:port` (plain, port 25), `smtp+starttls://…` "
+            "(STARTTLS, port 587) or `smtps://…` (TLS, port 465). Empty: no e-mail; nothing else changes.",
+            shown="(empty: no e-mail)"),
+    Setting("MAIL_FROM", "dataset-tracker@localhost", "The From address of the e-mails."),
+    Setting("APP_URL", "http://localhost:8000", "The app's address as people reach it: the base of the links in "
+            "e-mails and webhook messages.", _base_url),
+    Setting("NOTIFY_SENDER", "true", "`true`: each app process delivers e-mails and webhook calls in a background "
+            "thread. `false`: only `flask --app app notify run` (a worker of its own) delivers them.", _bool),
+    Setting("NOTIFY_RETRY_SECONDS", "30", "Wait before the first retry of a failed delivery; it doubles each time "
+            "(at most an hour), for NOTIFY_RETRY_HOURS.", _int),
+    Setting("NOTIFY_RETRY_HOURS", "24", "How long a failing delivery is retried before it is marked failed.", _int),
+    Setting("NOTIFY_CLAIM_SECONDS", "300", "How long a sender's claim on messages lasts: a sender that died "
+            "leaves its messages to the others (or to itself after a restart) this much later.", _int),
+    Setting("DIGEST_HOUR", "7", "Hour of the day (UTC, 0-23) the daily digests go out to the people who chose one.",
+            _int),
     Setting("INSTANCE_PATH", "", "The folder of the secret key file, the SQLite database, the start-up lock and the "
             "first admin's password (app.py hands it to Flask).", _instance_path, shown="`instance/` beside `app.py`"),
 )  # fmt: skip

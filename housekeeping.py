@@ -1,6 +1,6 @@
 """Clean-up of what is kept only for a while: expired error files, the staged rows of old rejected
 and withdrawn requests, expired failed sign-ins, uploads held for a mass-deletion question past
-their hour.
+their hour, finished notifications.
 
 It runs at start-up (bootstrap), with `flask --app app cleanup` (for cron), and every
 CLEANUP_INTERVAL_MINUTES in each app process, in a background thread started by the first request
@@ -19,6 +19,7 @@ from flask import Flask, current_app
 
 import accounts
 import changes
+import notifications
 import store.accounts
 import uploads
 from models import db, utcnow
@@ -49,6 +50,7 @@ class CleanUp:
 def clean_up() -> CleanUp:
     """Delete what has expired (see the module's docstring); returns how much of each."""
     files, purged = changes.expire_kept()
+    notifications.expire_finished()
     return CleanUp(files, purged, accounts.expire_failures(), expire_held_uploads())
 
 

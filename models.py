@@ -266,6 +266,9 @@ class User(UserMixin, db.Model):
     email: Mapped[str | None] = mapped_column(String(320))
     # The identity provider's `sub` (OIDC_ISSUER): the account it signs in, whatever its name becomes.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # What the person hears about, as JSON (notifications.Preferences): kinds switched off, tables
+    # watched, daily digest. Empty: the defaults.
+    notify: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
     def get_id(self) -> str:
         """What the session cookie holds: the account and its session generation."""
@@ -383,3 +386,49 @@ class EventChain(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_id: Mapped[int] = mapped_column(default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Webhook(db.Model):
+    """A receiver of signed event messages (`flask --app app webhooks add`): its URL, its secret,
+    the event types it wants (empty: all) and the table it is limited to (None: every table)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text, default="")  # comma-separated event types; "" = all
+    table_name: Mapped[str | None] = mapped_column(String(63))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(db.Model):
+    """One message to deliver (an e-mail or a webhook call), written in the same transaction as the
+    change it reports, so a rolled-back decision sends nothing and a committed one is never lost.
+
+    A sender claims it (`claimed_until`: a claim expires, so a crashed sender's messages go out
+    after it), delivers, and marks it `sent`, or sets `next_attempt_at` (back-off) until it is
+    `failed`. `held`: kept for its recipient's daily digest; `digested` once that went out.
+    `message_id` is the webhook-id, the same on every attempt, so receivers can drop duplicates.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    event: Mapped[str] = mapped_column(String(32))  # request.approved, …, or digest
+    change_id: Mapped[int | None] = mapped_column(index=True)
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(Text)  # an e-mail address, or the webhook's URL
+    username: Mapped[str | None] = mapped_column(String(150))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text)  # the e-mail's text, or the webhook's JSON
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|held|digested
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)

@@ -24,6 +24,7 @@ import diff
 import events
 import history
 import merge
+import notifications
 import references
 import store.accounts
 import store.changes
@@ -473,6 +474,7 @@ def _write(staging: _Staging, request: _Request, batch: int | None = None) -> Ch
             store.changes.set_row_warnings(change.id, undone)
             undo = [RequestWarning(WarningKind.UNDO, m) for m in list(undone.values())[: damage.MAX_WARNINGS]]
             change.warnings = warnings_json([*warnings, *undo])
+    notifications.submitted(change)
     return change
 
 

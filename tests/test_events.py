@@ -42,6 +42,7 @@ EVENTS_OF_ENDPOINT = {
     "pages.revert": {"revert"},
     "api.revert": {"revert"},
     "pages.tokens": {"token-created", "token-revoked"},
+    "account.account": {"account-changed"},
 }
 EVENTS_OF_COMMAND = {
     ("users", "create"): {"user-created"},
@@ -52,8 +53,20 @@ EVENTS_OF_COMMAND = {
     ("tokens", "create"): {"token-created"},
     ("tokens", "revoke"): {"token-revoked"},
     ("changes", "approve"): {"override"},
+    ("users", "set-email"): {"account-changed"},
+    ("webhooks", "add"): {"webhook-added"},
+    ("webhooks", "remove"): {"webhook-removed"},
 }
-WRITES_NOTHING = {"users list", "tokens list", "cleanup", "audit verify", "db"}  # reads, or Flask-Migrate's
+WRITES_NOTHING = {
+    "users list",
+    "tokens list",
+    "cleanup",
+    "audit verify",
+    "db",
+    "webhooks list",
+    "webhooks deliveries",
+    "notify run",
+}  # reads, or Flask-Migrate's
 
 
 def test_every_writing_endpoint_is_listed(app):
@@ -132,6 +145,12 @@ def test_every_event_type_is_written_once_per_action(app):
     step(["token-created"], lambda: runner.invoke(args=["tokens", "create", "carol"]))
     _, found = step(["token-revoked"], lambda: runner.invoke(args=["tokens", "revoke", "carol"]))
     assert found[0]["details"]["username"] == "carol" and found[0]["details"]["via"] == "console"
+    step(["account-changed"], lambda: runner.invoke(args=["users", "set-email", "carol", "carol@example.org"]))
+    step(
+        ["webhook-added"],
+        lambda: runner.invoke(args=["webhooks", "add", "https://hooks.example.org/x", "--secret", "s3cret"]),
+    )
+    step(["webhook-removed"], lambda: runner.invoke(args=["webhooks", "remove", "1"]))
     # signing in and out
     client = app.test_client()
     _, found = step(
@@ -147,6 +166,7 @@ def test_every_event_type_is_written_once_per_action(app):
     alice, boss, bob = Browser(app, "alice"), Browser(app, "boss"), Browser(app, "bob")
     step(["token-created"], lambda: alice.post("/tokens", data={}), user="alice")
     step(["token-revoked"], lambda: alice.post("/tokens", data={"revoke": "all"}), user="alice")
+    step(["account-changed"], lambda: alice.post("/account", data={"email": "alice@example.org"}), user="alice")
     # uploads and decisions, through the pages
     _, found = step(
         ["upload-staged"], lambda: alice.upload(table(row("DS-1", "Sales"), row("DS-2", "HR"))), user="alice"

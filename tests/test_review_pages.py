@@ -295,6 +295,7 @@ def all_pages(story: dict) -> list[str]:
         "/records/DS-2599",
         "/audit",
         "/tokens",
+        "/account",
     ]
 
 

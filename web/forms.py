@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import HiddenField, IntegerField, PasswordField, RadioField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from files.codepages import codec_name, unknown_encoding
 
@@ -57,3 +67,19 @@ class RejectForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A form with nothing but its CSRF token (approve, withdraw, revoke, create token)."""
+
+
+class CheckboxesField(SelectMultipleField):
+    """A choice of several, shown as a list of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class AccountForm(FlaskForm):
+    """A person's e-mail address and what they hear about (/account)."""
+
+    email = StringField("E-mail address", validators=[Optional(), Length(max=320)])
+    kinds = CheckboxesField("E-mail me when", validate_choice=True)
+    watch = CheckboxesField("Watch tables: e-mail me every decision on them", validate_choice=True)
+    digest = BooleanField("Send me one daily digest instead of an e-mail per event")
