@@ -42,6 +42,8 @@ ENDPOINT_ROLES: dict[str, str | None] = {
     "access_api.review": NONE,
     "access_api.review_csv": NONE,
     "pages.tokens": NONE,
+    "account.account": NONE,  # one's own e-mail and notifications
+    "account.webhooks": NONE,  # the admins' webhook list (checked by the view)
     "event_log.page": NONE,  # the event log: admins and AUDITORS (events.require_reader)
     "event_log.api_events": NONE,
     "event_log.api_events_csv": NONE,

@@ -1,7 +1,7 @@
 """Sign-in with an identity provider, roles per table, scoped tokens.
 
-- users.email (also added by 0008 when notifications came first: added only when missing),
-  users.oidc_subject: the identity provider's `sub` for the account.
+- users.oidc_subject: the identity provider's `sub` for the account (users.email, which sign-in
+  fills, comes from 0008).
 - user_groups: the groups a person belongs to (from the provider's claim, or added by an admin).
 - api_tokens.scope (read, submit, decide; existing tokens keep full rights: decide) and
   api_tokens.expires_at (none: never).
@@ -30,8 +30,6 @@ def upgrade():
     # A database made by db.create_all() and stamped as 0001 may have all of this already.
     users = _columns('users')
     with op.batch_alter_table('users', schema=None) as batch_op:
-        if 'email' not in users:
-            batch_op.add_column(sa.Column('email', sa.String(length=320), nullable=True))
         if 'oidc_subject' not in users:
             batch_op.add_column(sa.Column('oidc_subject', sa.String(length=255), nullable=True))
             batch_op.create_unique_constraint('uq_users_oidc_subject', ['oidc_subject'])
@@ -60,4 +58,3 @@ def downgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_constraint('uq_users_oidc_subject', type_='unique')
         batch_op.drop_column('oidc_subject')
-        batch_op.drop_column('email')
