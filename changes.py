@@ -183,6 +183,17 @@ def conflicts(change_id: int, offset: int = 0, limit: int | None = None) -> list
     return store.changes.conflicts_of(change_id, offset, limit)
 
 
+def theirs_made_by(change: ChangeRequest, conflicts: Sequence[MergeConflict]) -> dict[str, ChangeRequest]:
+    """{key: the approved request that made "theirs"} for conflicts of `change` (the last one to
+    change each key after the version the request was based on)."""
+    return store.history.last_changes_of(change.tbl, sorted({c.key for c in conflicts}), change.base_version)
+
+
+def resolved_conflicts(change_id: int) -> list:
+    """The conflicts resolved in a request (key, what was kept, by whom, when), from its audit entries."""
+    return store.history.resolutions_of(change_id)
+
+
 # --- resolving conflicts ---------------------------------------------------------------------
 
 TAKES = ("yours", "theirs")

@@ -181,10 +181,25 @@ def xlsx_download(table: tables.TableRef, version: int | None = None) -> XlsxDow
                 f"The table has {stream.row_count:,} rows, more than an Excel sheet holds; download it as CSV."
             )
         try:
-            file = xlsx_write.xlsx_file(stream.records, schema)
+            file = xlsx_write.xlsx_file(stream.records, schema, reference_choices(table))
         except xlsx_write.NotForExcel as exc:
             raise Unprocessable(str(exc)) from None
     return XlsxDownload(f"{schema.name}-v{stream.version}.xlsx", stream.version, _to_send(file))
+
+
+MAX_LIST_KEYS = 10_000  # a reference column gets a drop-down list of the referenced keys up to this many
+
+
+def reference_choices(table: tables.TableRef) -> dict[str, list[str]]:
+    """{reference column: the keys it may take, sorted} for the workbook's drop-down lists: the
+    referenced table's keys now (a table of over MAX_LIST_KEYS keys gets no list: too long to pick from)."""
+    found = {}
+    for fk in table.spec.foreign_keys:
+        target = tables.get(fk.resource or table.name)
+        if store.table.state(target.id).row_count > MAX_LIST_KEYS:
+            continue
+        found[fk.field] = sorted(store.table.keys(target.id))
+    return found
 
 
 def database_xlsx_download(version: int | None = None) -> XlsxDownload:
@@ -200,7 +215,7 @@ def database_xlsx_download(version: int | None = None) -> XlsxDownload:
     every = access.visible()  # the tables the person may not view are left out
     sheets = _sheets(every, version)
     try:
-        file = xlsx_write.workbook_file([t.schema for t in every], sheets)
+        file = xlsx_write.workbook_file([t.schema for t in every], sheets, [reference_choices(t) for t in every])
     except xlsx_write.NotForExcel as exc:
         raise Unprocessable(str(exc)) from None
     finally:

@@ -80,6 +80,34 @@ class Package:
         """(table, foreign key) of every column that refers to table `name`."""
         return [(t, fk) for t in self.tables for fk in t.foreign_keys if fk.resource == name]
 
+    def load_order(self) -> list[tuple[Table, list[str]]]:
+        """The tables in the order a first load must take them, each with the tables it refers to:
+        a referenced table before the tables that refer to it (references are checked on upload,
+        so a catalog loaded before its teams is refused row by row). schema.json's order among
+        equals; a circle of references (which only a load of several tables at once can fill)
+        keeps schema.json's order.
+
+        >>> package = Package.from_dict({"resources": [
+        ...     {"name": "datasets", "schema": {"primaryKey": "id", "fields": [{"name": "id"}, {"name": "team"}],
+        ...      "foreignKeys": [{"fields": "team", "reference": {"resource": "teams", "fields": "name"}}]}},
+        ...     {"name": "teams", "schema": {"primaryKey": "name", "fields": [{"name": "name"}]}}]})
+        >>> [(t.name, refers) for t, refers in package.load_order()]
+        [('teams', []), ('datasets', ['teams'])]
+        """
+        needs = {
+            t.name: list(dict.fromkeys(fk.resource for fk in t.foreign_keys if fk.resource not in ("", t.name)))
+            for t in self.tables
+        }
+        order: list[Table] = []
+        placed: set[str] = set()
+        while len(order) < len(self.tables):
+            ready = [t for t in self.tables if t.name not in placed and all(n in placed for n in needs[t.name])]
+            if not ready:  # a circle: the rest in schema.json's order
+                ready = [t for t in self.tables if t.name not in placed][:1]
+            order.append(ready[0])
+            placed.add(ready[0].name)
+        return [(t, needs[t.name]) for t in order]
+
     @classmethod
     def load(cls, path: str | Path) -> Package:
         """Read and check schema.json; SchemaError names the file, the resource and the field."""

@@ -10,6 +10,7 @@ first table is the default one: the URLs and API calls that name no table serve 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import current_app
@@ -81,6 +82,12 @@ def of_request(change: ChangeRequest) -> TableRef:
     raise NotFound(f"Change request #{change.id} belongs to a table schema.json no longer has.")
 
 
+def of_requests(change_ids: Sequence[int]) -> dict[int, TableRef]:
+    """{change id: the table it changes} for many requests at once (one query)."""
+    by_id = {ref.id: ref for ref in _refs().values()}
+    return {cid: by_id[tbl] for cid, tbl in store.changes.tables_of(change_ids).items() if tbl in by_id}
+
+
 def approvers() -> set[str]:
     """Everyone schema.json names as an approver of some table (besides the admins)."""
     return {name for table in package().tables for name in table.approvers}
@@ -142,8 +149,9 @@ def page(table: TableRef, q: str, offset: int, limit: int, sort: str | None = No
         has_next=len(rows) > limit,
         state=state,
         pending=store.changes.count_requests("pending", table.id),
-        total=max(min(total, SEARCH_COUNT_MOST), offset + len(rows[:limit])),
-        total_capped=total > SEARCH_COUNT_MOST,
+        # without a search the state row's count is exact: every page is numbered, the last one too
+        total=total if not q else max(min(total, SEARCH_COUNT_MOST), offset + len(rows[:limit])),
+        total_capped=bool(q) and total > SEARCH_COUNT_MOST,
     )
 
 
@@ -163,6 +171,12 @@ class Overview:
     rows: int
     version: int
     pending: int
+
+
+def load_order() -> list[tuple[str, str, list[str]]]:
+    """(name, title, titles of the tables it refers to) of every table in the order a first load takes them."""
+    pkg = package()
+    return [(t.name, t.title, [pkg.table(n).title for n in refers]) for t, refers in pkg.load_order()]
 
 
 def overview() -> list[Overview]:

@@ -12,7 +12,7 @@ import gc
 import io
 import json
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
@@ -37,7 +37,7 @@ from files import damage, errorfile, xlsx
 from files import encoding as encodings
 from files.formulas import unescaper
 from files.names import clean_filename
-from files.problems import FileProblems, Problem, TooLarge
+from files.problems import FileProblems, Groups, Problem, TooLarge, split_message
 from files.rows import Upload
 from files.upload import open_upload
 from files.xlsx import ENCODING as WORKBOOK_ENCODING
@@ -71,9 +71,11 @@ class Refused(Unprocessable):
     `status` is 413 when the file holds more than the app reads (files.problems.TooLarge)."""
 
     def __init__(self, problems: FileProblems, error_file: int | None):
-        super().__init__(f"The file was not staged: {problems.total} problem(s) found.")
+        found = "1 problem" if problems.total == 1 else f"{problems.total:,} problems"
+        super().__init__(f"The file was not staged: {found} found.")
         self.problems = problems.problems
         self.total = problems.total
+        self.groups = problems.groups.ordered()
         self.error_file = error_file
         if isinstance(problems, TooLarge):
             self.status = 413
@@ -105,6 +107,7 @@ class StageResult:
 
 # The version in a downloaded file's name: datasets-v12.csv, "datasets-v12 (1).csv",
 # datasets-v12-edited.xlsx, "Copy of datasets-v12.csv".
+ERRORS_SUFFIX = re.compile(r"-errors(?: ?\(\d+\))?$")
 VERSION_IN_NAME = re.compile(r"-v(\d{1,9})(?!\d)")
 
 
@@ -287,8 +290,11 @@ def _stage(ref: tables.TableRef, stream: IO[bytes], request: _Request) -> StageR
     # a workbook or zip touching a table the person may not edit is refused, naming that table
     access.require_edit_all((part.table for part in bundle.parts), access.person(options.submitter))
     several = len(bundle.parts) > 1
-    stagings = _prepare_parts(bundle, options.mode, base) if several else [_prepare_one(bundle, options.mode, base)]
-    _raise_dangling(stagings)
+    if several:
+        stagings, unread = _prepare_parts(bundle, options.mode, base)
+    else:
+        stagings, unread = [_prepare_one(bundle, options.mode, base)], None
+    _raise_problems(stagings, unread)
     changing = [s for s in stagings if s.changes_something]
     summary = {k: sum(s.summary[k] for s in stagings) for k in SUMMARY_KEYS}
     encoding = stagings[0].upload.encoding
@@ -346,10 +352,12 @@ def _prepare_one(bundle: bundles.Bundle, mode: str, base: int | None) -> _Stagin
     return _prepare(ref, part.read(ref.schema, current_app.config["MAX_UPLOAD_ROWS"]), mode, base)
 
 
-def _prepare_parts(bundle: bundles.Bundle, mode: str, base: int | None) -> list[_Staging]:
-    """Every part of a bundle of several tables read and prepared; the problems of all parts
-    together (each named with its sheet or file), or the first part too large to read."""
+def _prepare_parts(bundle: bundles.Bundle, mode: str, base: int | None) -> tuple[list[_Staging], FileProblems | None]:
+    """Every part of a bundle of several tables read and prepared, and the problems of the parts
+    that could not be read at all (each named with its sheet or file); TooLarge for the first
+    part too large to read."""
     stagings, problems = [], []
+    unread, unread_total = Groups(), 0
     for part in bundle.parts:
         ref = tables.get(part.table)
         label = f'sheet "{part.sheet}"' if part.sheet else part.name
@@ -358,11 +366,11 @@ def _prepare_parts(bundle: bundles.Bundle, mode: str, base: int | None) -> list[
             stagings.append(_prepare(ref, upload, mode, base, label))
         except TooLarge:
             raise
-        except FileProblems as exc:
+        except FileProblems as exc:  # a part that cannot be read at all (its header, its sheet)
             problems.extend(replace(p, message=f"{label}: {p.message}") for p in exc.problems)
-    if problems:
-        raise FileProblems(problems, len(problems))
-    return stagings
+            unread.extend(exc.groups, label)
+            unread_total += exc.total
+    return stagings, (FileProblems(problems, unread_total, unread) if problems else None)
 
 
 def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, label: str = "") -> _Staging:
@@ -390,25 +398,35 @@ def _prepare(ref: tables.TableRef, upload: Upload, mode: str, base: int | None, 
     problems.keys.update(two_way.bad_lines)
     for dup in two_way.duplicates:
         problems.add(
-            dup.line, schema.key, f"duplicate key {dup.key!r}: it is also on line {dup.first_line}", key=dup.key
+            dup.line,
+            schema.key,
+            f"duplicate key {dup.key!r}: it is also on line {dup.first_line}",
+            key=dup.key,
+            value=show(dup.key),
+            what="is a duplicate key: another row has it too",
         )
-    if problems.total:
-        problems.sort(key=lambda p: p.line or 0)
-        problems.raise_if_any()
-    merged = (
-        merge.rebase(two_way, history.records_at(base, since or [], schema.names), current, schema.names)
-        if base is not None and base < version
-        else merge.MergeResult(two_way)
-    )
+    if problems.total:  # refused: every other check still runs, so one answer lists every problem
+        bad = set(two_way.bad_lines.values())  # a row that could not be read is not a deletion
+        two_way.deleted = [(key, record) for key, record in two_way.deleted if key not in bad]
+        merged = merge.MergeResult(two_way)
+    elif base is not None and base < version:
+        merged = merge.rebase(two_way, history.records_at(base, since or [], schema.names), current, schema.names)
+    else:
+        merged = merge.MergeResult(two_way)
     for line, column, message, key in check_unique(schema, current, merged.diff):
-        problems.add(line, column, message, key=key)
-    problems.raise_if_any()
+        value, _ = split_message(message)
+        problems.add(
+            line, column, message, key=key, value=value, what="is used by another row too; each row needs its own"
+        )
     return _Staging(ref, upload, version, current, merged, base, label)
 
 
-def _raise_dangling(stagings: Sequence[_Staging]) -> None:
-    """FileProblems (each at its line and column) for references of added or changed cells to keys
-    that the referenced tables will not have after this upload (foreignKeys in schema.json)."""
+def _raise_problems(stagings: Sequence[_Staging], unread: FileProblems | None = None) -> None:
+    """One FileProblems with every problem of the upload, whatever found it: the cells, duplicate
+    keys and `unique` clashes of each part (`_prepare`), and references of added or changed cells
+    to keys the referenced tables will not have after this upload (foreignKeys in schema.json),
+    each at its line and column, summed up per column and value with the nearest existing key.
+    `unread`: the problems of parts that could not be read at all (their references are not checked)."""
     by_table = {s.ref.name: s for s in stagings}
 
     def keys_of(name: str) -> Container[str]:
@@ -416,13 +434,45 @@ def _raise_dangling(stagings: Sequence[_Staging]) -> None:
             return references.keys_after(by_table[name].current, by_table[name].result)
         return references.keys_after(store.table.keys(tables.get(name).id), None)
 
-    found = [
-        Problem(d.line, d.column, _in_part(s, d.message), row=s.upload.problems.row_of(d.line), key=d.key)
-        for s in stagings
-        for d in references.check_references(s.ref.spec, s.result, keys_of)
-    ]
-    if found:
-        raise FileProblems(found)
+    found: list[Problem] = list(unread.problems) if unread else []
+    groups = Groups()
+    if unread:
+        groups.extend(unread.groups)
+    total = unread.total if unread else 0
+    for s in stagings:
+        problems = s.upload.problems
+        found.extend(replace(p, message=_in_part(s, p.message)) for p in problems.located())
+        groups.extend(problems.groups, s.label)
+        total += problems.total
+        dangling = references.check_references(s.ref.spec, s.result, keys_of) if unread is None else []
+        if not dangling:
+            continue
+        mine = Groups()
+        for d in dangling:
+            mine.add(d.line, d.column, d.message, value=d.value, what=f'is not a key of table "{d.resource}"')
+        for fk in s.ref.spec.foreign_keys:
+            mine.suggest(
+                fk.field, f'is not a key of table "{fk.resource}"', _keys_for_suggestion(fk.resource, by_table)
+            )
+        groups.extend(mine, s.label)
+        total += len(dangling)
+        found.extend(
+            Problem(d.line, d.column, _in_part(s, d.message), row=problems.row_of(d.line), key=d.key) for d in dangling
+        )
+    if total:
+        found.sort(key=lambda p: p.line or 0)
+        raise FileProblems(found, total, groups)
+
+
+def _keys_for_suggestion(name: str, by_table: Mapping[str, _Staging]) -> Iterator[str]:
+    """The keys a referenced table will have, to find the one a wrong reference most likely meant."""
+    if name in by_table:
+        staging = by_table[name]
+        deleted = {key for key, _ in staging.result.deleted}
+        yield from (key for key in staging.current if key not in deleted)
+        yield from (row.key for row in staging.result.added)
+    else:
+        yield from store.table.keys(tables.get(name).id)
 
 
 def _in_part(staging: _Staging, message: str) -> str:
@@ -612,8 +662,7 @@ def _keep_error_file(
     annotated = errorfile.annotate(stream, ref.schema, refused.problems, refused.total, options.sheet)
     if annotated is None:
         return None
-    filename = options.filename
-    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    stem = error_file_stem(options.filename)
     store.accounts.delete_error_reports_before(utcnow() - dt.timedelta(ERROR_FILE_DAYS))
     store.accounts.keep_newest_error_reports(options.submitter, keep - 1)
     report = store.accounts.add_error_report(
@@ -621,6 +670,21 @@ def _keep_error_file(
     )
     db.session.commit()
     return report.id
+
+
+def error_file_stem(filename: str) -> str:
+    """The name of an error file without its suffix: the same in every round of fixing, since an
+    uploaded error file's name loses its `-errors` (and a browser's ` (1)`) first.
+
+    >>> [error_file_stem(n) for n in ("catalog.csv", "catalog-errors.csv", "catalog-errors (2).xlsx", "x-errors-errors")]
+    ['catalog', 'catalog', 'catalog', 'x']
+    """
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    while True:
+        shorter = ERRORS_SUFFIX.sub("", stem)
+        if shorter == stem:
+            return stem
+        stem = shorter
 
 
 def error_file(report_id: int, user: str) -> ErrorReport:

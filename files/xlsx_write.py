@@ -15,12 +15,15 @@ import contextlib
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from files.formulas import escape_formula, unescape_formula
 from files.ooxml import ESCAPED, EXCEL_DIGITS, EXCEL_MAX_CHARS, EXCEL_MAX_ROWS
@@ -29,6 +32,10 @@ from schema import Schema
 from values import Field
 
 SPOOL_BYTES = 32 * 1024 * 1024
+CHOICES_SHEET = "_choices"  # the hidden sheet of long drop-down lists (no table's name starts with _)
+INLINE_LIST_CHARS = 250  # Excel keeps a list written in the validation itself up to 255 characters
+WIDTHS = {"integer": 12, "number": 14, "boolean": 9, "date": 12, "datetime": 19}  # characters
+_BOLD = Font(bold=True)
 _EARLIEST_DATE = dt.date(1900, 3, 1)  # Excel's dates before this are off by one (its 1900 leap year)
 # Text Excel would turn into a formula, number, date or boolean when the cell is edited: written
 # with the quote prefix (the ' a user types), so Excel keeps it text.
@@ -42,18 +49,68 @@ class NotForExcel(ValueError):
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write_xlsx(records: Iterable[str], schema: Schema, out: IO[bytes]) -> int:
+Choices = Mapping[str, Sequence[str]]  # {column name: the values a drop-down list offers}
+
+
+def write_xlsx(records: Iterable[str], schema: Schema, out: IO[bytes], choices: Choices | None = None) -> int:
     """Write the table as a one-sheet workbook to `out`; return the number of rows written.
 
     `records` are stored records in schema order. Values are typed where Excel keeps them
     exactly (whole numbers and decimals of up to 15 digits, booleans, dates, date-times without
     time zone or fractions of a second) and written as text cells otherwise. Raises NotForExcel
     when a row or a value does not fit in a workbook.
+
+    The sheet prevents mistakes before they are uploaded: a bold header that stays in view, an
+    autofilter, column widths by type, and a drop-down list (data validation) on every `enum`
+    column and on the columns of `choices` (the keys a reference column may take): written in the
+    validation when short, else on a hidden sheet (CHOICES_SHEET).
     """
-    return write_workbook([schema], [records], out)[0]
+    return write_workbook([schema], [records], out, [choices or {}])[0]
 
 
-def write_workbook(schemas: Sequence[Schema], tables: Iterable[Iterable[str]], out: IO[bytes]) -> list[int]:
+def column_choices(schema: Schema, extra: Choices | None = None) -> dict[str, Sequence[str]]:
+    """The drop-down lists of a table's columns: its `enum` columns, then `extra` (references).
+
+    >>> s = Schema.from_dict({"primaryKey": "id", "fields": [{"name": "id"}, {"name": "f", "constraints": {"enum": ["a", "b"]}}]})
+    >>> column_choices(s, {"id": ["x"]})
+    {'f': ('a', 'b'), 'id': ['x']}
+    """
+    found: dict[str, Sequence[str]] = {f.name: f.enum for f in schema.fields if f.enum}
+    found.update({name: values for name, values in (extra or {}).items() if name in schema.names})
+    return found
+
+
+class _ListSheet:
+    """The hidden sheet of long drop-down lists: one column per list, written once every sheet is."""
+
+    def __init__(self) -> None:
+        self.columns: list[Sequence[str]] = []
+
+    def formula(self, values: Sequence[str]) -> str:
+        """The validation's list: the values themselves when short and plain, else a range of the hidden sheet."""
+        text = ",".join(values)
+        if len(text) <= INLINE_LIST_CHARS and not any("," in v or '"' in v for v in values):
+            return f'"{text}"'
+        self.columns.append(values)
+        letter = get_column_letter(len(self.columns))
+        return f"'{CHOICES_SHEET}'!${letter}$1:${letter}${max(len(values), 1)}"
+
+    def write(self, book: Workbook) -> None:
+        if not self.columns:
+            return
+        sheet = book.create_sheet(CHOICES_SHEET)
+        sheet.sheet_state = "hidden"
+        for i in range(max(len(c) for c in self.columns)):
+            sheet.append([_string_cell(sheet, c[i]) if i < len(c) else None for c in self.columns])
+        sheet.close()
+
+
+def write_workbook(
+    schemas: Sequence[Schema],
+    tables: Iterable[Iterable[str]],
+    out: IO[bytes],
+    choices: Sequence[Choices] | None = None,
+) -> list[int]:
     """Write several tables as the sheets of one workbook to `out`, in order, each sheet titled
     after its table (`sheet_titles`) and written as `write_xlsx` writes one; return the rows of each.
 
@@ -63,24 +120,67 @@ def write_workbook(schemas: Sequence[Schema], tables: Iterable[Iterable[str]], o
     together. NotForExcel names the table when there are several.
     """
     counts = []
+    lists = _ListSheet()
+    extra = list(choices) if choices is not None else [{}] * len(schemas)
     with _new_book() as book:
-        for schema, title, records in zip(schemas, sheet_titles([s.name for s in schemas]), tables, strict=True):
+        for schema, title, records, more in zip(
+            schemas, sheet_titles([s.name for s in schemas]), tables, extra, strict=True
+        ):
             try:
-                counts.append(_write_sheet(book.create_sheet(title), records, schema))
+                counts.append(
+                    _write_sheet(book.create_sheet(title), records, schema, column_choices(schema, more), lists)
+                )
             except NotForExcel as exc:
                 if len(schemas) == 1:
                     raise
                 raise NotForExcel(f"Table {schema.name!r}: {exc}") from None
+        lists.write(book)
         book.save(out)
     return counts
 
 
-def _write_sheet(sheet, records: Iterable[str], schema: Schema) -> int:
+def column_width(f: Field) -> float:
+    """A column's width in characters, from its type and longest allowed value (rows stay one line
+    or two; the download is streamed, so its values are not measured first)."""
+    if f.type in WIDTHS:
+        return max(WIDTHS[f.type], len(f.name) + 3)
+    if f.enum:
+        return max(len(f.name) + 3, max(len(v) for v in f.enum) + 4)
+    longest = f.max_length or 60
+    return float(max(len(f.name) + 3, min(12 + longest // 8, 60)))
+
+
+def _write_sheet(
+    sheet,
+    records: Iterable[str],
+    schema: Schema,
+    choices: Choices | None = None,
+    lists: _ListSheet | None = None,
+) -> int:
     """A table's header and records into a write-only sheet, which is then closed; the rows written."""
     cells = [_cell_writer(f) for f in schema.fields]
     count = 0
     sheet.freeze_panes = "A2"
-    sheet.append([_string_cell(sheet, name) for name in schema.names])
+    for i, f in enumerate(schema.fields, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = column_width(f)
+    for name, values in (choices or {}).items():
+        letter = get_column_letter(schema.names.index(name) + 1)
+        check = DataValidation(
+            type="list",
+            formula1=(lists or _ListSheet()).formula(list(values)),
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle=f"Not a value of {name}",
+            error=f"Choose a value of {name} from the list.",
+        )
+        check.add(f"{letter}2:{letter}{EXCEL_MAX_ROWS}")
+        sheet.data_validations.append(check)
+    header = []
+    for name in schema.names:
+        cell = WriteOnlyCell(sheet, name)
+        cell.font = _BOLD
+        header.append(cell)
+    sheet.append(header)
     for count, record in enumerate(records, start=1):
         if count >= EXCEL_MAX_ROWS:
             raise NotForExcel(
@@ -92,6 +192,7 @@ def _write_sheet(sheet, records: Iterable[str], schema: Schema) -> int:
         except NotForExcel as exc:
             key = record.split(SEP)[schema.key_index]
             raise NotForExcel(f"Row {key!r}: {exc} Download the table as CSV instead.") from None
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(schema.names))}{count + 1}"
     sheet.close()  # its temporary file is complete: no open file per sheet while the next is written
     return count
 
@@ -122,14 +223,16 @@ def _new_sheet(title: str) -> Iterator[tuple[Workbook, Any]]:
         yield book, book.create_sheet(_sheet_title(title))
 
 
-def xlsx_file(records: Iterable[str], schema: Schema) -> IO[bytes]:
+def xlsx_file(records: Iterable[str], schema: Schema, choices: Choices | None = None) -> IO[bytes]:
     """The workbook in a temporary file (in memory while small), rewound for sending."""
-    return _spooled(lambda out: write_xlsx(records, schema, out))
+    return _spooled(lambda out: write_xlsx(records, schema, out, choices))
 
 
-def workbook_file(schemas: Sequence[Schema], tables: Iterable[Iterable[str]]) -> IO[bytes]:
+def workbook_file(
+    schemas: Sequence[Schema], tables: Iterable[Iterable[str]], choices: Sequence[Choices] | None = None
+) -> IO[bytes]:
     """`write_workbook`'s workbook in a temporary file (in memory while small), rewound for sending."""
-    return _spooled(lambda out: write_workbook(schemas, tables, out))
+    return _spooled(lambda out: write_workbook(schemas, tables, out, choices))
 
 
 def _spooled(write: Callable[[IO[bytes]], Any]) -> IO[bytes]:

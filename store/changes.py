@@ -96,6 +96,16 @@ def pending_per_table() -> dict[int, int]:
     return dict(db.session.execute(query).all())
 
 
+def tables_of(change_ids: Sequence[int]) -> dict[int, int]:
+    """{change id: its table's id} for the given requests (an audit page of every table)."""
+    if not change_ids:
+        return {}
+    rows = db.session.execute(
+        db.select(ChangeRequest.id, ChangeRequest.tbl).where(ChangeRequest.id.in_(set(change_ids)))
+    )
+    return dict(rows.all())
+
+
 def count_requests(status: str | None, tbl: int | Sequence[int] | None = None) -> int:
     query = select(func.count()).select_from(ChangeRequest)
     if status:

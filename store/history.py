@@ -137,6 +137,36 @@ def approval_count(tbl: int | None = None) -> int:
     return db.session.scalar(db.select(db.func.count()).select_from(ChangeRequest).where(*_approved(tbl))) or 0
 
 
+def last_changes_of(tbl: int, keys: Sequence[str], after_version: int) -> dict[str, ChangeRequest]:
+    """{key: the approved request (of table `tbl`) that last changed it after `after_version`},
+    for the keys that have one: who made "theirs" in a merge conflict. One query, through
+    `pending_changes (key, change_id)`; `keys` is a page of conflicts, not a table."""
+    if not keys:
+        return {}
+    marks = ", ".join(f":k{i}" for i in range(len(keys)))
+    found = db.session.execute(
+        text(
+            "SELECT p.key, c.id FROM pending_changes p JOIN change_requests c ON c.id = p.change_id"  # noqa: S608 - marks only
+            f" WHERE p.key IN ({marks}) AND c.tbl = :tbl AND c.status = 'approved'"
+            " AND c.applied_version > :after ORDER BY c.applied_version"
+        ),
+        {f"k{i}": key for i, key in enumerate(keys)} | {"tbl": tbl, "after": after_version},
+    ).all()
+    last = dict(found)  # ordered by version: the newest wins
+    requests = {
+        c.id: c for c in db.session.scalars(db.select(ChangeRequest).where(ChangeRequest.id.in_(set(last.values()))))
+    }
+    return {key: requests[change_id] for key, change_id in last.items()}
+
+
+def resolutions_of(change_id: int) -> list:
+    """The conflicts resolved in a request, oldest first: (key, note, approver (who chose), created_at)."""
+    typed = text(
+        "SELECT key, note, approver, created_at FROM audit_log WHERE change_id = :id AND action = 'resolve' ORDER BY id"
+    ).columns(created_at=DateTime)
+    return list(db.session.execute(typed, {"id": change_id}))
+
+
 def approval_of(version: int) -> ChangeRequest | None:
     """The request whose approval made `version`."""
     return db.session.scalar(

@@ -217,7 +217,7 @@ def test_download_edit_upload_review_approve(page: Page, tmp_path):
     # The admin approves.
     sign_in(page, "boss")
     page.goto(review_url)
-    page.click("button:has-text('Approve and apply 1 changes')")
+    page.click("button:has-text('Approve and apply 1 change')")
     expect(page.locator(".flash-success")).to_contain_text(f"the table is now version {version + 1}")
     expect(page.locator("h1 .status")).to_have_text("approved")
 

@@ -94,7 +94,8 @@ def test_a_warning_keeps_its_kind_and_is_not_found_again_by_its_text():
     cr = ChangeRequest(warnings=warnings_json(stored))
     assert cr.warning_items == stored
     assert cr.warning_list == [w.message for w in stored]  # the API's `warnings` stays a list of strings
-    assert warning_groups(cr) == {"undo": [stored[1].message], "damage": [stored[0].message]}
+    # what was not read is a neutral notice, not a warning (issue 21)
+    assert warning_groups(cr) == {"undo": [stored[1].message], "damage": [], "notices": [stored[0].message]}
     legacy = ChangeRequest(warnings='["row DS-7 would come back, undoing its deletion by change request #2", "x"]')
     assert [w.kind for w in legacy.warning_items] == [WarningKind.UNDO, WarningKind.FILE]
 
@@ -182,7 +183,7 @@ def test_keeping_theirs_drops_the_cell_and_a_request_left_empty_stages_nothing(s
         data={"key": "DS-05", "column": "name", "take": "theirs"},
         follow_redirects=True,
     )
-    assert page.status_code == 200 and "0 conflict(s) left" in html.unescape(page.text)
+    assert page.status_code == 200 and "0 conflicts left" in html.unescape(page.text)
     detail = alice.get(f"/api/v1/changes/{change_id}").json
     assert detail["summary"] == {"added": 0, "modified": 0, "deleted": 0, "unchanged": 9, "conflicts": 0}
     approve(boss, change_id)

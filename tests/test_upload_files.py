@@ -202,7 +202,7 @@ def test_all_problems_at_once_capped_with_the_total(app, api, login):
     r = api("alice").upload(data)
     assert r.status_code == 422
     assert r.json["total_errors"] == 300 and len(r.json["errors"]) == MAX_PROBLEMS
-    assert r.json["error"] == "The file was not staged: 300 problem(s) found."
+    assert r.json["error"] == "The file was not staged: 300 problems found."
     assert [e["line"] for e in r.json["errors"][:3]] == [2, 3, 4]
     page = login("alice").upload(data)
     assert page.status_code == 422 and len(page_problems(page.text)) == MAX_PROBLEMS

@@ -24,6 +24,7 @@ from web.params import (
     MAX_OFFSET,
     audit_cursor,
     audit_filter,
+    every_table,
     int_arg,
     json_body,
     limit_arg,
@@ -123,6 +124,7 @@ def upload():
             exc.message,
             errors=[p.as_dict() for p in exc.problems],
             total_errors=exc.total,
+            groups=[g.as_dict() for g in exc.groups],
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
     except uploads.ConfirmDeletions as exc:
@@ -261,12 +263,17 @@ def withdraw(change_id: int):
 
 @table_route("/audit")
 def audit():
-    """Audit entries of the table newest first; filters key, user, since, until, action, change_id;
+    """Audit entries of the table (?all=1: of every table, each with its `table`) newest first; filters key, user, since, until, action, change_id;
     ?limit=; the next page with ?before= the answer's `next`."""
-    table = table_urls.current()
-    page = audit_log.page(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
+    if every_table():  # ?all=1: the whole database, each item with its `table`
+        page = audit_log.page(audit_filter(None), audit_cursor(), limit_arg(500, 5000))
+        items = present.audit_dicts_all(page.items)
+    else:
+        table = table_urls.current()
+        page = audit_log.page(audit_filter(table.id), audit_cursor(), limit_arg(500, 5000))
+        items = [dict(d, table=table.name) for d in present.audit_dicts(page.items, table.schema)]
     next_ = f"{page.next[0]}-{page.next[1]}" if page.next else None
-    return jsonify({"items": present.audit_dicts(page.items, table.schema), "next": next_})
+    return jsonify({"items": items, "next": next_})
 
 
 @table_route("/audit.csv")
@@ -296,9 +303,11 @@ def blame(key: str):
 
 @table_route("/versions")
 def versions():
-    """Every version of the table newest first, with the approved request that made it; ?limit, ?offset."""
-    items, total = history.versions(offset_arg(), limit_arg(100, 1000), table_urls.current())
-    return jsonify({"items": [present.version_json(cr) for cr in items], "total": total})
+    """Every version of the table newest first, with the approved request that made it; ?all=1: of
+    every table, each with its `table`; ?limit, ?offset."""
+    every = every_table()
+    items, total = history.versions(offset_arg(), limit_arg(100, 1000), None if every else table_urls.current())
+    return jsonify({"items": [present.version_json(cr, with_table=every) for cr in items], "total": total})
 
 
 @table_route("/diff")

@@ -5,8 +5,13 @@ Each view parses its request, calls one domain function, and renders or redirect
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from functools import lru_cache
+from pathlib import Path
+
+import markdown
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 import access
 import accounts
@@ -28,6 +33,7 @@ from web.params import (
     audit_cursor,
     audit_filter,
     check_page,
+    every_table,
     int_arg,
     page_args,
     required_int,
@@ -53,7 +59,9 @@ def index():
     """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
     several tables in schema.json: the overview of the tables."""
     if table_urls.whole_database():
-        return render_template("tables.html", items=access.overview())
+        items = access.overview()
+        first_load = tables.load_order() if not any(t.rows for t in items) else []
+        return render_template("tables.html", items=items, first_load=first_load)
     table = table_urls.current()
     q = request.args.get("q", "").strip()
     page, offset, size = page_args()
@@ -120,6 +128,7 @@ def record(key: str):
         blame=history.blame(table, key) if versions else {},
         versions=versions,
         schema=table.schema,
+        table=table,
         action_form=ActionForm(),
     )
 
@@ -129,10 +138,20 @@ def record(key: str):
 
 @table_route("/versions")
 def versions():
-    """Every version of the table, newest first, with the request that made it."""
+    """Every version of the table (?all=1: of every table, with a Table column), newest first, with the request that made it."""
     page, offset, size = page_args()
-    items, total = history.versions(offset, size, table_urls.current())
-    return render_template("versions.html", items=items, total=total, page=page, size=size)
+    every = every_table()
+    items, total = history.versions(offset, size, None if every else table_urls.current())
+    return render_template(
+        "versions.html",
+        items=items,
+        total=total,
+        page=page,
+        size=size,
+        every=every,
+        table=table_urls.current(),
+        table_of=tables.of_requests([cr.id for cr in items]) if every else {},
+    )
 
 
 @table_route("/diff")
@@ -171,6 +190,32 @@ def version_diff_csv():
     return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
 
 
+# --- the user guide ----------------------------------------------------------------------------
+
+PROJECT = Path(__file__).resolve().parent.parent
+GUIDE = PROJECT / "USER_GUIDE.md"
+SCREENSHOTS = PROJECT / "docs" / "screenshots"
+
+
+@lru_cache(maxsize=1)
+def _guide_html(mtime: float) -> str:
+    """USER_GUIDE.md as HTML (read again when the file changes: `mtime`)."""
+    del mtime
+    return markdown.markdown(GUIDE.read_text(encoding="utf-8"), extensions=["tables", "toc"])
+
+
+@bp.route("/guide")
+def guide():
+    """The user guide (USER_GUIDE.md), served by the app: the upload and review pages link it."""
+    return render_template("guide.html", body=Markup(_guide_html(GUIDE.stat().st_mtime)))
+
+
+@bp.route("/docs/screenshots/<path:name>")
+def guide_screenshot(name: str):
+    """A screenshot of the user guide."""
+    return send_from_directory(SCREENSHOTS, name)
+
+
 # --- upload ----------------------------------------------------------------------------------
 
 
@@ -198,7 +243,9 @@ def upload():
         else:
             result = uploads.submit_held(table_urls.current(), form.held.data, options)
     except uploads.Refused as exc:
-        return render_upload(form, exc.status, problems=exc.problems, total=exc.total, error_file=exc.error_file)
+        return render_upload(
+            form, exc.status, problems=exc.problems, total=exc.total, groups=exc.groups, error_file=exc.error_file
+        )
     except uploads.ConfirmDeletions as exc:
         form.held.data = exc.held
         return render_upload(
@@ -226,6 +273,13 @@ def upload():
             f"Uploaded: changes to {len(result.members)} tables, {names}, waiting for approval."
             " They are reviewed, approved or rejected together.",
             "success",
+        )
+        return redirect(url_for("pages.change", change_id=result.change.id))
+    if open_ := result.change.conflicts:
+        flash(
+            f"Uploaded as change request #{result.change.id}: resolve {present.plural(open_, 'conflict')} before it"
+            " can be approved (below: keep your value or the newer one).",
+            "warning",
         )
         return redirect(url_for("pages.change", change_id=result.change.id))
     flash(f"Uploaded. Change request #{result.change.id} is waiting for an admin's approval.", "success")
@@ -267,6 +321,7 @@ def change_list():
     return render_template(
         "changes.html",
         items=items[:size],
+        lines=present.request_lines(items[:size]),
         has_next=len(items) > size,
         page=page,
         status=status,
@@ -303,7 +358,9 @@ def change(change_id: int):
         table=table,
         members=[(m, tables.of_request(m)) for m in members] if len(members) > 1 else [],
         decide_total=sum(m.added + m.modified + m.deleted for m in members),
-        conflicts=present.conflict_views(conflict_list, names),
+        conflicts=present.conflict_views(conflict_list, names, changes.theirs_made_by(cr, conflict_list)),
+        open_conflicts=sum(m.conflicts for m in members),
+        resolved=changes.resolved_conflicts(change_id),
         warnings=warnings,
         flagged=changes.flagged_count(change_id) if warnings["undo"] else 0,
         encoding=encoding_label(cr.encoding),
@@ -355,7 +412,7 @@ def resolve(change_id: int):
         flash(exc.message, "error")
     else:
         kept = "your value" if resolution["take"] == "yours" else "the newer value"
-        flash(f"Kept {kept} for {resolution['key']}. {len(left)} conflict(s) left.", "success")
+        flash(f"Kept {kept} for {resolution['key']}. {present.plural(len(left), 'conflict')} left.", "success")
     return redirect(url_for("pages.change", change_id=change_id))
 
 
@@ -395,7 +452,17 @@ def approve(change_id: int):
         state = approvals.pending(changes.get_request(change_id))
         flash(f"Your approval is recorded: {len(state.approvals)} of {state.needed} needed.", "success")
         return redirect(url_for("pages.change", change_id=change_id))
-    flash(f"Approved and applied: the table is now version {version}.", "success")
+    members = changes.batch_of(changes.get_request(change_id))
+    if len(members) > 1:
+        named = ", ".join(
+            f"{tables.of_request(m).title} (#{m.id}: {present.plural(m.added + m.modified + m.deleted, 'change')})"
+            for m in members
+        )
+        flash(
+            f"Approved and applied to {len(members)} tables, {named}: the database is now version {version}.", "success"
+        )
+    else:
+        flash(f"Approved and applied: the table is now version {version}.", "success")
     return redirect(url_for("pages.change", change_id=change_id))
 
 
@@ -434,12 +501,17 @@ def withdraw(change_id: int):
 
 @table_route("/audit")
 def audit():
-    """Every applied row change, rejection, withdrawal and resolved conflict of the table, newest first, with filters."""
-    table = table_urls.current()
-    page = audit_log.page(audit_filter(table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"])
+    """Every applied row change, rejection, withdrawal and resolved conflict of the table (?all=1: of every
+    table, with a Table column), newest first, with filters."""
+    table, every = table_urls.current(), every_table()
+    page = audit_log.page(
+        audit_filter(None if every else table.id, key_prefix=True), audit_cursor(), current_app.config["PAGE_SIZE"]
+    )
     return render_template(
         "audit.html",
-        items=present.audit_dicts(page.items, table.schema),
+        items=present.audit_dicts_all(page.items) if every else present.audit_dicts(page.items, table.schema),
+        every=every,
+        table=table,
         next_before=f"{page.next[0]}-{page.next[1]}" if page.next else None,
         args=request.args,
         actions=audit_log.ACTIONS,
@@ -450,6 +522,10 @@ def audit():
 def audit_csv():
     """Download the audit entries matching the page's filters as CSV."""
     table = table_urls.current()
+    if every_table():
+        return downloads.csv_stream(
+            "audit.csv", audit_log.csv_chunks(audit_filter(None, key_prefix=True), present.audit_dicts_all)
+        )
     return downloads.csv_stream(
         "audit.csv",
         audit_log.csv_chunks(

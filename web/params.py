@@ -94,6 +94,14 @@ def limit_arg(default: int, cap: int) -> int:
     return min(int_arg("limit", default, low=1, high=MAX_OFFSET), cap)
 
 
+def every_table() -> bool:
+    """?all=1: the list of every table (the whole database's versions or audit log), not of one."""
+    raw = request.args.get("all", "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false"):
+        refuse(f"all must be 1 (every table) or 0, not {raw[:40]!r}.")
+    return raw in ("1", "true")
+
+
 def offset_arg() -> int:
     """?offset=: rows to skip, 0 or more."""
     return int_arg("offset", 0, high=MAX_OFFSET)

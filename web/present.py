@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,10 +87,20 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
 def warning_groups(cr: ChangeRequest) -> dict[str, list[str]]:
     """A request's warnings for the review page: those about undoing approvals, and spreadsheet damage."""
     items = cr.warning_items
+    decided = cr.status in ("approved", "rejected", "withdrawn")  # warnings meant for the decision: hidden once made
     return {
-        "undo": [w.message for w in items if w.kind is WarningKind.UNDO],
-        "damage": [w.message for w in items if w.kind is not WarningKind.UNDO],
+        "undo": [] if decided else [w.message for w in items if w.kind is WarningKind.UNDO],
+        "damage": []
+        if decided
+        else [w.message for w in items if w.kind is not WarningKind.UNDO and not is_notice(w.message)],
+        "notices": [w.message for w in items if is_notice(w.message)],
     }
+
+
+def is_notice(message: str) -> bool:
+    """A note on what was not read (a sheet or file named after no table, a hidden sheet):
+    information, not a sign of spreadsheet damage."""
+    return message.startswith("Not read: ")
 
 
 def row_dicts(change: ChangeRequest, schema: Schema, action: str, rows: Iterable[tuple]) -> Iterator[dict[str, Any]]:
@@ -220,6 +230,7 @@ def page_count(total: int, size: int) -> int:
 # --- the table page --------------------------------------------------------------------------
 
 LONG_TEXT = 160  # characters: longer text is clamped, the whole of it one click away
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _URL = re.compile(r"https?://\S+\Z")
 
 
@@ -230,6 +241,53 @@ class ValueView:
     text: str
     kind: str  # key | url | number | long | date | text
     full: str = ""
+
+
+@dataclass
+class RequestLine:
+    """A line of the request list: one request, or the requests of one upload of several tables
+    (a batch), shown as one line that opens to list them."""
+
+    first: ChangeRequest
+    members: list[ChangeRequest]
+
+    @property
+    def added(self) -> int:
+        return sum(m.added for m in self.members)
+
+    @property
+    def modified(self) -> int:
+        return sum(m.modified for m in self.members)
+
+    @property
+    def deleted(self) -> int:
+        return sum(m.deleted for m in self.members)
+
+
+def request_lines(items: Iterable[ChangeRequest]) -> list[RequestLine]:
+    """Requests in list order, those of one batch joined on the line of the first met."""
+    lines: list[RequestLine] = []
+    batches: dict[int, RequestLine] = {}
+    for cr in items:
+        if cr.batch is not None and cr.batch in batches:
+            batches[cr.batch].members.append(cr)
+            continue
+        line = RequestLine(cr, [cr])
+        if cr.batch is not None:
+            batches[cr.batch] = line
+        lines.append(line)
+    for line in lines:
+        line.members.sort(key=lambda m: m.id)
+    return lines
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count with thousands separators and its noun, singular for exactly one.
+
+    >>> plural(1, "change"), plural(0, "conflict"), plural(20000, "row"), plural(2, "batch", "batches")
+    ('1 change', '0 conflicts', '20,000 rows', '2 batches')
+    """
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def value_views(schema: Schema, values: Sequence[str]) -> list[ValueView]:
@@ -249,6 +307,8 @@ def _value_view(f: Field, value: str, is_key: bool) -> ValueView:
         return ValueView(value.replace("T", " "), "date")
     if _URL.match(value):
         return ValueView(value, "url")
+    if _EMAIL.match(value):  # kept on one line: an address broken mid-word reads as two
+        return ValueView(value, "email")
     if len(value) > LONG_TEXT:
         cut = value[:LONG_TEXT].rsplit(" ", 1)[0] or value[:LONG_TEXT]
         return ValueView(cut + "…", "long", value)
@@ -290,24 +350,81 @@ def conflict_json(conflict: MergeConflict, schema: Schema, names: list[str]) -> 
 
 
 @dataclass
+class ConflictCell:
+    """One column of a whole-row conflict: its three values, and whether yours and theirs differ there."""
+
+    label: str
+    base: str | None
+    theirs: str | None
+    yours: str | None
+    differs: bool
+
+
+@dataclass
 class ConflictView:
-    """A conflict as the review page shows it: a cell's three values, or a row's as `name: value; …`."""
+    """A conflict as the review page shows it: a cell's three values, or a row's as `name: value; …`
+    with `cells` (the columns where the three are not all equal, the differing ones marked), who
+    made theirs (`by`), and the words of the two buttons (what each does to the row)."""
 
     key: str
     column: str | None
     base: str | None
     theirs: str | None
     yours: str | None
+    cells: list[ConflictCell] = field(default_factory=list)
+    by: ChangeRequest | None = None
+    keep_yours: str = "Keep mine"
+    keep_theirs: str = "Keep theirs"
 
 
-def conflict_views(conflicts: Iterable[MergeConflict], names: list[str]) -> list[ConflictView]:
+def _buttons(c: MergeConflict) -> tuple[str, str]:
+    """The words that say what each choice does: a deleted row is deleted anyway or kept."""
+    if c.column is None and c.yours is None:  # you deleted a row others changed
+        return "Delete anyway", "Keep the row"
+    if c.column is None and c.theirs is None:  # you changed a row others deleted
+        return "Bring it back with my values", "Leave it deleted"
+    return "Keep mine", "Keep theirs"
+
+
+def conflict_views(
+    conflicts: Iterable[MergeConflict], names: list[str], by: Mapping[str, ChangeRequest] | None = None
+) -> list[ConflictView]:
+    """The review page's conflicts; `by`: {key: the request that made theirs} (changes.theirs_made_by)."""
+
     def shown(value: str | None, whole_row: bool) -> str | None:
         if value is None or not whole_row:
             return value
         return "; ".join(f"{n}: {v}" for n, v in as_dict(value, names).items() if v)
 
+    def cells(c: MergeConflict) -> list[ConflictCell]:
+        if c.column is not None:
+            return []
+        rows = [unpack(v) if v is not None else None for v in (c.base, c.theirs, c.yours)]
+        out = []
+        for i, name in enumerate(names):
+            base, theirs, yours = (r[i] if r is not None and i < len(r) else None for r in rows)
+            if base == theirs == yours:
+                continue
+            # a deleted side differs everywhere: mark instead what the other side changed
+            if yours is None:
+                differs = base != theirs
+            elif theirs is None:
+                differs = base != yours
+            else:
+                differs = theirs != yours
+            out.append(ConflictCell(name, base, theirs, yours, differs))
+        return out
+
     return [
-        ConflictView(c.key, c.column, *(shown(v, c.column is None) for v in (c.base, c.theirs, c.yours)))
+        ConflictView(
+            c.key,
+            c.column,
+            *(shown(v, c.column is None) for v in (c.base, c.theirs, c.yours)),
+            cells=cells(c),
+            by=(by or {}).get(c.key),
+            keep_yours=_buttons(c)[0],
+            keep_theirs=_buttons(c)[1],
+        )
         for c in conflicts
     ]
 
@@ -315,8 +432,8 @@ def conflict_views(conflicts: Iterable[MergeConflict], names: list[str]) -> list
 # --- versions --------------------------------------------------------------------------------
 
 
-def version_json(cr: ChangeRequest) -> dict[str, Any]:
-    """One version: the approved request that made it."""
+def version_json(cr: ChangeRequest, with_table: bool = False) -> dict[str, Any]:
+    """One version: the approved request that made it (`with_table`: and its table's name, for the list of every table)."""
     return {
         "version": cr.applied_version,
         "change_id": cr.id,
@@ -325,7 +442,7 @@ def version_json(cr: ChangeRequest) -> dict[str, Any]:
         "approver": cr.decided_by,
         "approved_at": iso(cr.decided_at),
         "summary": {"added": cr.added, "modified": cr.modified, "deleted": cr.deleted},
-    }
+    } | ({"table": tables.of_request(cr).name} if with_table else {})
 
 
 def version_diff_rows(schema: Schema, kind: str, rows: Iterable[tuple]) -> list[dict[str, Any]]:
@@ -364,6 +481,17 @@ def blame_json(key: str, blamed: dict[str, history.Version], schema: Schema) -> 
 
 
 # --- audit -----------------------------------------------------------------------------------
+
+
+def audit_dicts_all(entries: Sequence) -> list[dict[str, Any]]:
+    """Audit rows of every table → API objects, each with its `table` (its name)."""
+    of = tables.of_requests([e.change_id for e in entries if e.change_id])
+    out = []
+    for e in entries:
+        ref = of.get(e.change_id)
+        schema = ref.schema if ref is not None else tables.get().schema
+        out.extend(dict(d, table=ref.name if ref is not None else None) for d in audit_dicts([e], schema))
+    return out
 
 
 def audit_dicts(entries: Iterable, schema: Schema) -> list[dict[str, Any]]:
