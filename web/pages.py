@@ -60,7 +60,8 @@ def index():
     several tables in schema.json: the overview of the tables."""
     if table_urls.whole_database():
         items = access.overview()
-        first_load = tables.load_order() if not any(t.rows for t in items) else []
+        shown = {t.name for t in items}  # the tables the person may view
+        first_load = [t for t in tables.load_order() if t[0] in shown] if not any(t.rows for t in items) else []
         return render_template("tables.html", items=items, first_load=first_load)
     table = table_urls.current()
     q = request.args.get("q", "").strip()

@@ -42,6 +42,8 @@ ENDPOINT_ROLES: dict[str, str | None] = {
     "access_api.review": NONE,
     "access_api.review_csv": NONE,
     "pages.tokens": NONE,
+    "pages.guide": NONE,  # the user guide and its pictures
+    "pages.guide_screenshot": NONE,
     "account.account": NONE,  # one's own e-mail and notifications
     "account.webhooks": NONE,  # the admins' webhook list (checked by the view)
     "event_log.page": NONE,  # the event log: admins and AUDITORS (events.require_reader)
