@@ -40,8 +40,9 @@ from values import show
 
 
 def versions(offset: int, limit: int, table: tables.TableRef | None = None) -> tuple[list[ChangeRequest], int]:
-    """(approved requests newest version first, how many there are): those of one table (None: of every table)."""
-    tbl = table.id if table is not None else None
+    """(approved requests newest version first, how many there are): those of one table (None: of
+    every table the person may view)."""
+    tbl = table.id if table is not None else access.visible_ids()
     return store.history.approvals(offset, limit, tbl), store.history.approval_count(tbl)
 
 

@@ -157,6 +157,14 @@ def test_lists_leave_out_what_one_may_not_view(roles_app, name):
     assert workbook.sheetnames == (["open"] if name == "otto" else ["secret", "open"])
     same = load_workbook(io.BytesIO(api.get("/api/v1/export.xlsx?all=1").data), read_only=True)
     assert same.sheetnames == workbook.sheetnames
+    seen = {"open"} if name == "otto" else {"secret", "open"}
+    versions = api.get("/api/v1/tables/open/versions?all=1").json
+    assert {v["table"] for v in versions["items"]} <= seen and versions["total"] == len(versions["items"])
+    assert ("secret" in {v["table"] for v in versions["items"]}) == (name != "otto")
+    audit = api.get("/api/v1/tables/open/audit?all=1").json["items"]
+    assert {a["table"] for a in audit} <= seen and ("secret" in {a["table"] for a in audit}) == (name != "otto")
+    assert ("/t/secret/" in page.get("/t/open/audit?all=1").text) == (name != "otto")
+    assert b"secret" not in page.get("/t/open/audit.csv?all=1").data or name != "otto"
 
 
 def _zip(files: dict[str, str]) -> bytes:
