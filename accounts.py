@@ -63,6 +63,14 @@ class AccountDisabled(AuthError):
     """The password was right, but the account is disabled."""
 
 
+class TokenExpired(AuthError):
+    """An API token past its expiry date."""
+
+
+class SignInRefused(AuthError):
+    """The identity provider's answer cannot sign anyone in (the message says why)."""
+
+
 class TokensNotAllowed(AuthError):
     """This account may not create API tokens (made by the sign-in proxy, or disabled)."""
 
@@ -226,14 +234,55 @@ def expire_failures() -> int:
 
 
 def is_admin(user) -> bool:
-    """Is this (signed-in) user named in ADMIN_USER?"""
-    return bool(getattr(user, "is_authenticated", False)) and user.username in current_app.config["ADMIN_USERS"]
+    """Is this (signed-in) user named in ADMIN_USER, or in one of the OIDC_ADMIN_GROUPS?"""
+    return bool(getattr(user, "is_authenticated", False)) and is_admin_name(user.username)
+
+
+def is_admin_name(username: str) -> bool:
+    """Is the user called `username` an admin: named in ADMIN_USER, or a member of an OIDC_ADMIN_GROUPS group?"""
+    if username in current_app.config["ADMIN_USERS"]:
+        return True
+    admin_groups = current_app.config.get("OIDC_ADMIN_GROUPS") or []
+    return bool(admin_groups) and not set(admin_groups).isdisjoint(groups_of(username))
 
 
 def may_decide(username: str, approvers: Sequence[str]) -> bool:
-    """May this user approve or reject a request whose table names `approvers` in schema.json?
-    The admins (ADMIN_USER) may decide every request."""
-    return username in current_app.config["ADMIN_USERS"] or username in approvers
+    """May this user approve or reject a request whose table names `approvers` in schema.json
+    (user names and `group:NAME` entries)? The admins may decide every request."""
+    if username in approvers or is_admin_name(username):
+        return True
+    wanted = {a[6:].strip() for a in approvers if a.startswith("group:")}
+    return bool(wanted) and not wanted.isdisjoint(groups_of(username))
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+LOCAL, FROM_PROVIDER = "local", "oidc"
+
+
+def groups_of(username: str) -> list[str]:
+    """The groups of a user (added by admins, and from the identity provider at the last sign-in)."""
+    user = store.accounts.find_user(username)
+    return store.accounts.group_names(user.id) if user is not None else []
+
+
+def change_groups(username: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> list[str]:
+    """Add and remove a user's local groups (`flask users groups`); returns all their groups after."""
+    user = _existing(username)
+    for name in [*add, *remove]:
+        if not name.strip() or len(name.strip()) > 150 or name.strip().startswith("group:"):
+            raise AuthError(f"{name!r} is not a group name: write it without 'group:', 1–150 characters.")
+    for name in add:
+        store.accounts.add_group(user.id, name.strip(), LOCAL)
+    for name in remove:
+        store.accounts.remove_group(user.id, name.strip(), LOCAL)
+    if add or remove:
+        events.record(
+            "groups-changed",
+            details={"username": username, "added": [n.strip() for n in add], "removed": [n.strip() for n in remove]},
+        )
+    db.session.commit()
+    return store.accounts.group_names(user.id)
 
 
 def create_first_admins() -> list[tuple[str, str]]:
@@ -327,6 +376,60 @@ def user_for_proxy(username: str) -> User | None:
     return user if user.is_active else None
 
 
+def sign_in_with_provider(subject: str, username: str, email: str | None, groups: Sequence[str]) -> User:
+    """The account an identity provider's verified ID token names: found by its subject (`sub`),
+    else by name (an account made by hand or by the sign-in proxy is linked to the subject), else
+    made now. Its e-mail and its provider groups are refreshed at every sign-in.
+
+    Raises SignInRefused when the account is disabled, or when the name belongs to an account
+    already linked to another subject."""
+    try:
+        user, created = _provider_account(subject, username, email, groups)
+    except SignInRefused as exc:
+        db.session.rollback()
+        provider_sign_in_failed(str(exc), username)
+        raise
+    if created:
+        events.record(
+            "user-created", user=user.username, details={"username": user.username, "by": "identity provider"}
+        )
+    events.record("sign-in", user=user.username, details={"via": "oidc"})
+    db.session.commit()
+    return user
+
+
+def provider_sign_in_failed(reason: str, username: str | None = None) -> None:
+    """A sign-in through the identity provider that was refused, in the event log (its own commit)."""
+    name = (username or "").strip()[:150] or None
+    events.record("sign-in-failed", user=name, details={"via": "oidc", "reason": reason})
+    db.session.commit()
+
+
+def _provider_account(subject: str, username: str, email: str | None, groups: Sequence[str]) -> tuple[User, bool]:
+    """(the account, whether it was made now) with its e-mail and provider groups refreshed; not committed."""
+    created = False
+    user = store.accounts.find_user_by_subject(subject)
+    if user is None:
+        username = username.strip()
+        if not username or len(username) > 150 or "\x00" in username:
+            raise SignInRefused("The identity provider sent no usable user name (preferred_username or email).")
+        user = store.accounts.find_user(username)
+        if user is not None and user.oidc_subject not in (None, subject):
+            raise SignInRefused(
+                f"The account {username!r} belongs to another person of the identity provider; ask an admin."
+            )
+        if user is None:
+            user, created = store.accounts.add_user(username, "", created_by_proxy=True), True
+        user.oidc_subject = subject
+        db.session.flush()  # its id, for its groups
+    if not user.is_active:
+        raise SignInRefused("This account is disabled. Ask an admin to enable it.")
+    if email:
+        user.email = email[:320]
+    store.accounts.replace_groups(user.id, [g.strip()[:150] for g in groups if g.strip()], FROM_PROVIDER)
+    return user, created
+
+
 # --- API tokens ------------------------------------------------------------------------------
 
 
@@ -334,8 +437,18 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(username: str, *, self_service: bool = False) -> str:
+TOKEN_SCOPES = ("read", "submit", "decide")  # each allows what the ones before it allow
+MAX_TOKEN_DAYS = 3650
+
+
+def create_token(
+    username: str, *, self_service: bool = False, scope: str = "decide", expires_days: int | None = None
+) -> str:
     """A new API token for a user; only its hash is stored, so it is shown once.
+
+    `scope`: read (GET only), submit (also uploads, resolving, reverting, withdrawing) or decide
+    (also approving and rejecting, as far as the owner may). `expires_days`: it stops working
+    that many days from now (None: never).
 
     `self_service`: the person asks for it themselves (the tokens page). Accounts the sign-in
     proxy created may not, unless AUTH_HEADER_TOKENS allows it; disabled accounts never get one.
@@ -350,15 +463,34 @@ def create_token(username: str, *, self_service: bool = False) -> str:
             "Accounts created through the company sign-in cannot create API tokens here; ask an admin"
             " (`flask --app app tokens create NAME`)."
         )
+    if scope not in TOKEN_SCOPES:
+        raise AuthError(f"A token's scope is one of {', '.join(TOKEN_SCOPES)}, not {scope!r}.")
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise AuthError(f"A token expires in 1 to {MAX_TOKEN_DAYS} days, not {expires_days}.")
+    expires_at = utcnow() + dt.timedelta(days=expires_days) if expires_days is not None else None
     token = "dt_" + secrets.token_urlsafe(32)
-    store.accounts.add_token(user.id, _hash_token(token), token[:10])
-    events.record("token-created", details={"username": username, "prefix": token[:10]})
+    store.accounts.add_token(user.id, _hash_token(token), token[:10], scope, expires_at)
+    events.record(
+        "token-created",
+        details={
+            "username": username,
+            "prefix": token[:10],
+            "scope": scope,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     db.session.commit()
     return token
 
 
 def user_for_token(token: str) -> User | None:
-    """The owner of an active token (its last use noted), or None."""
+    """The owner of an active token (its last use noted), or None; TokenExpired past its expiry."""
+    found = token_owner_and_scope(token)
+    return found[0] if found else None
+
+
+def token_owner_and_scope(token: str) -> tuple[User, str] | None:
+    """(owner, scope) of an active token (its last use noted), or None; TokenExpired past its expiry."""
     row = store.accounts.active_token(_hash_token(token))
     if row is None:
         return None
@@ -366,10 +498,15 @@ def user_for_token(token: str) -> User | None:
     if user is None or not user.is_active:
         return None
     now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise TokenExpired(
+            f"This API token expired on {row.expires_at:%Y-%m-%d %H:%M} UTC; create a new one"
+            " (the tokens page, or `flask --app app tokens create NAME --expires DAYS`)."
+        )
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
         row.last_used_at = now
         db.session.commit()
-    return user
+    return user, row.scope
 
 
 def list_tokens(username: str | None = None) -> list[tuple[ApiToken, str]]:

@@ -27,7 +27,7 @@ import store.base
 from models import db
 from package import Package
 from schema import SchemaError
-from web import account, api, auth, body, error_pages, event_log, pages, table_urls
+from web import account, api, auth, body, error_pages, event_log, oidc, pages, roles, table_urls
 from web.params import IdConverter, query_args, refuse_nul_characters
 
 csrf = CSRFProtect()
@@ -66,11 +66,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(event_log.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(oidc.bp)
+    app.register_blueprint(roles.bp)
+    app.register_blueprint(roles.api_bp)
+    oidc.init_app(app)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, never cookies
+    csrf.exempt(roles.api_bp)
     # Sign-in first, before anything reads a body (CSRFProtect's check, registered by
     # csrf.init_app above, reads the form): an anonymous body is never read, only refused.
     app.before_request_funcs.setdefault(None, []).insert(0, auth.require_login)
     app.before_request(refuse_nul_characters)
+    # After the CSRF check (every form without its token is refused the same way, whatever it names):
+    # the role each page and API call needs on its table, and the token's scope.
+    app.before_request(roles.check_access)
     app.before_request(housekeeping.maybe_clean_up)
     app.before_request(sender.start_if_waiting)
     app.after_request(security_headers)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import access
 import store.audit
 import store.history
 import tables
@@ -36,6 +37,7 @@ class AuditPage:
 
 def page(filters: AuditFilter, before: Cursor | None, limit: int) -> AuditPage:
     """Row changes (from the approvals' staged rows) and decisions, newest first, after cursor `before`."""
+    filters = visible(filters)
     if filters.action and filters.action not in ROW_ACTIONS + EVENT_ACTIONS:
         raise Unprocessable(f"action must be one of {', '.join(ROW_ACTIONS + EVENT_ACTIONS)}, not {filters.action!r}")
     row_actions = ROW_ACTIONS if not filters.action else tuple(a for a in ROW_ACTIONS if a == filters.action)
@@ -108,9 +110,22 @@ AUDIT_CSV_COLUMNS = ("id", "created_at", "action", "key", "change_id", "version"
                      "changed", "before", "after", "note")  # fmt: skip
 
 
+def visible(filters: AuditFilter) -> AuditFilter:
+    """The filters of a log across tables (no `tbl`) narrowed to the tables the person may view."""
+    if filters.tbl is not None or filters.tbls is not None:
+        return filters
+    ids = access.visible_ids()
+    return filters if ids is None else replace(filters, tbls=tuple(ids))
+
+
 def csv_chunks(filters: AuditFilter, as_dicts) -> Iterator[bytes]:
     """The audit entries matching `filters` as CSV, streamed a page at a time; `as_dicts` turns
-    entries into API objects (web.present.audit_dicts)."""
+    entries into API objects (web.present.audit_dicts). Whose tables is decided now, while the
+    request is being served, not when the stream is read."""
+    return _csv_chunks(visible(filters), as_dicts)
+
+
+def _csv_chunks(filters: AuditFilter, as_dicts) -> Iterator[bytes]:
     sink = TextSink()
     writer = FormulaSafeWriter(sink)  # keys, reasons and user names are anyone's text
     writer.writerow(AUDIT_CSV_COLUMNS)

@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+import access
 import accounts
 import approvals
 import diff
@@ -107,8 +108,9 @@ def get_request(change_id: int) -> ChangeRequest:
 def list_requests(
     status: str | None, offset: int, limit: int, table: tables.TableRef | None = None
 ) -> tuple[list[ChangeRequest], int]:
-    """(requests newest first, how many there are in all) of one status, or of every status (None)."""
-    tbl = table.id if table is not None else None
+    """(requests newest first, how many there are in all) of one status, or of every status (None);
+    of one table, or of every table the person may view (None)."""
+    tbl = table.id if table is not None else access.visible_ids()
     return store.changes.list_requests(status, offset, limit, tbl), store.changes.count_requests(status, tbl)
 
 
@@ -687,6 +689,7 @@ def revert(change_id: int, user: str) -> StageResult:
     """
     check_pending_quota(user)  # a revert is a pending request like an upload's (and copies rows)
     undone = get_request(change_id)
+    access.require_edit_all((tables.of_request(m).name for m in batch_of(undone)), access.person(user))
     if undone.status == "approved" and undone.applied_version is None:
         raise Conflict(f"Change request #{change_id} changed nothing when it was approved: there is nothing to revert.")
     if undone.status != "approved" or undone.applied_version is None:

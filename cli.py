@@ -21,6 +21,7 @@ import messages
 import notifications
 import sender
 from errors import DomainError
+from models import utcnow
 
 users = AppGroup("users", help="Manage sign-in accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
@@ -117,18 +118,42 @@ def list_users() -> None:
             for mark, applies in (
                 ("admin", accounts.is_admin(user)),
                 ("disabled", not user.is_active),
-                ("from the sign-in proxy", user.created_by_proxy),
+                ("from the sign-in proxy", user.created_by_proxy and not user.oidc_subject),
+                ("from the identity provider", bool(user.oidc_subject)),
             )
             if applies
         ]
         click.echo(user.username + "".join(f"  ({mark})" for mark in marks))
 
 
+@users.command("groups")
+@click.argument("name")
+@click.option("--add", "add", multiple=True, metavar="GROUP", help="Add user NAME to GROUP (repeatable).")
+@click.option("--remove", "remove", multiple=True, metavar="GROUP", help="Remove user NAME from GROUP (repeatable).")
+def user_groups(name: str, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Show, add or remove the groups of user NAME (roles in schema.json name them as group:GROUP)."""
+    groups = _account_step(accounts.change_groups, name, add, remove)
+    click.echo(f"Groups of {name!r}: {', '.join(groups) if groups else '(none)'}")
+
+
 @tokens.command("create")
 @click.argument("name")
-def create_token(name: str) -> None:
+@click.option(
+    "--scope",
+    type=click.Choice(accounts.TOKEN_SCOPES),
+    default="decide",
+    show_default=True,
+    help="read: read only; submit: also upload, resolve, revert, withdraw; decide: also approve and reject.",
+)
+@click.option(
+    "--expires",
+    "days",
+    type=click.IntRange(1, accounts.MAX_TOKEN_DAYS),
+    help="Days until it stops working (default: never).",
+)
+def create_token(name: str, scope: str, days: int | None) -> None:
     """Create an API token for user NAME; the token is the last line printed."""
-    token = _account_step(accounts.create_token, name)
+    token = _account_step(lambda: accounts.create_token(name, scope=scope, expires_days=days))
     click.echo(f"API token for {name!r} (shown once; send it as 'Authorization: Bearer TOKEN'):", err=True)
     click.echo(token)
 
@@ -136,12 +161,17 @@ def create_token(name: str) -> None:
 @tokens.command("list")
 @click.argument("name", required=False)
 def list_tokens(name: str | None) -> None:
-    """List API tokens (of user NAME, or everyone's): id, user, prefix, created, last used, state."""
+    """List API tokens (of user NAME, or everyone's): id, user, prefix, scope, created, expiry, last used, state."""
+    now = utcnow()
     for token, username in accounts.list_tokens(name):
         state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        if not token.revoked_at and token.expires_at is not None and token.expires_at <= now:
+            state = "expired"
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+        expires = f"expires {token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else "never expires"
         click.echo(
-            f"{token.id}\t{username}\t{token.prefix}…\tcreated {token.created_at:%Y-%m-%d %H:%M}\tlast used {used}\t{state}"
+            f"{token.id}\t{username}\t{token.prefix}…\tscope {token.scope}\tcreated {token.created_at:%Y-%m-%d %H:%M}"
+            f"\t{expires}\tlast used {used}\t{state}"
         )
 
 

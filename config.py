@@ -115,6 +115,15 @@ def check(settings: Mapping[str, object]) -> None:
         raise ConfigError(
             f"PASSWORD_HASH_METHOD is {settings.get('PASSWORD_HASH_METHOD')!r}; production uses {STRONG_PASSWORD_HASH!r} only"
         )
+    if settings.get("OIDC_ISSUER") and not settings.get("OIDC_CLIENT_ID"):
+        raise ConfigError(
+            "OIDC_ISSUER is set but OIDC_CLIENT_ID is not: set the client id the identity provider gave the app."
+        )
+    if settings.get("PASSWORD_LOGIN") is False and not (settings.get("OIDC_ISSUER") or settings.get("AUTH_HEADER")):
+        raise ConfigError(
+            "PASSWORD_LOGIN=false but neither OIDC_ISSUER nor AUTH_HEADER is set: nobody could sign in."
+            " Set OIDC_ISSUER (and OIDC_CLIENT_ID), or PASSWORD_LOGIN=true."
+        )
     if settings.get("SMTP_URL"):
         smtp_server(str(settings["SMTP_URL"]))
     if not 0 <= int(settings.get("DIGEST_HOUR", 7)) <= 23:  # type: ignore[call-overload]
@@ -258,6 +267,20 @@ SETTINGS = (
             "only when the app can be reached through those proxies alone.", _int),
     Setting("AUTH_HEADER_TOKENS", "false", "`true` lets accounts created through AUTH_HEADER create their own API tokens.",
             _bool),
+    Setting("OIDC_ISSUER", "", "Sign in with an OpenID Connect identity provider: its issuer URL (discovery at "
+            "ISSUER/.well-known/openid-configuration); off when empty.", shown="(empty: off)"),
+    Setting("OIDC_CLIENT_ID", "", "The app's client id at the identity provider. Required with OIDC_ISSUER.",
+            shown="(empty)"),
+    Setting("OIDC_CLIENT_SECRET", "", "The app's client secret (empty: a public client, PKCE only).", shown="(empty)"),
+    Setting("OIDC_NAME", "company account", "The sign-in button's label: \"Sign in with …\"."),
+    Setting("OIDC_SCOPES", "openid email profile", "Scopes asked for (add the one that brings the groups claim, "
+            "if the provider needs one)."),
+    Setting("OIDC_GROUPS_CLAIM", "groups", "The ID token (or userinfo) claim listing the person's groups; roles name "
+            "them as `group:NAME`."),
+    Setting("OIDC_ADMIN_GROUPS", "", "Comma-separated groups whose members are admins (besides ADMIN_USER).",
+            _names, shown="(empty)"),
+    Setting("PASSWORD_LOGIN", "true", "`false` hides and refuses the password form (sign-in through OIDC_ISSUER or "
+            "AUTH_HEADER only; `flask` commands still work on the console).", _bool),
     Setting("SCHEMA_PATH", "schema.json", "The tables and their columns: a Frictionless Table Schema (one table) or "
             "Data Package (several tables, with references between them).", _path),
     Setting("DROP_REMOVED_TABLES", "false", "`true` for one start: delete the rows of tables schema.json no longer "

@@ -42,6 +42,7 @@ TYPES = (
     "user-disabled",
     "user-enabled",
     "password-changed",
+    "groups-changed",
     "account-changed",
     "token-created",
     "token-revoked",

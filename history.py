@@ -20,6 +20,7 @@ from itertools import islice
 from operator import itemgetter
 from typing import IO
 
+import access
 import files.diff_csv
 import store.audit
 import store.changes
@@ -39,8 +40,9 @@ from values import show
 
 
 def versions(offset: int, limit: int, table: tables.TableRef | None = None) -> tuple[list[ChangeRequest], int]:
-    """(approved requests newest version first, how many there are): those of one table (None: of every table)."""
-    tbl = table.id if table is not None else None
+    """(approved requests newest version first, how many there are): those of one table (None: of
+    every table the person may view)."""
+    tbl = table.id if table is not None else access.visible_ids()
     return store.history.approvals(offset, limit, tbl), store.history.approval_count(tbl)
 
 
@@ -211,7 +213,7 @@ def database_xlsx_download(version: int | None = None) -> XlsxDownload:
         version = tables.database().version
     else:
         check_version(version)
-    every = tables.every()
+    every = access.visible()  # the tables the person may not view are left out
     sheets = _sheets(every, version)
     try:
         file = xlsx_write.workbook_file([t.schema for t in every], sheets, [reference_choices(t) for t in every])

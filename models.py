@@ -318,6 +318,8 @@ class User(UserMixin, db.Model):
     disabled_at: Mapped[dt.datetime | None]
     created_by_proxy: Mapped[bool] = mapped_column(default=False, server_default=false())  # by AUTH_HEADER
     email: Mapped[str | None] = mapped_column(String(320))
+    # The identity provider's `sub` (OIDC_ISSUER): the account it signs in, whatever its name becomes.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # What the person hears about, as JSON (notifications.Preferences): kinds switched off, tables
     # watched, daily digest. Empty: the defaults.
     notify: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -343,6 +345,21 @@ class ApiToken(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    # read < submit < decide; tokens made before scopes existed keep full rights ("decide").
+    scope: Mapped[str] = mapped_column(String(10), default="decide", server_default=text("'decide'"))
+    expires_at: Mapped[dt.datetime | None]
+
+
+class UserGroup(db.Model):
+    """A group a person belongs to (roles name `group:NAME`): from the identity provider's claim
+    (`source` "oidc", replaced at every sign-in) or added by an admin (`source` "local")."""
+
+    __tablename__ = "user_groups"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    name: Mapped[str] = mapped_column(String(150), primary_key=True)
+    source: Mapped[str] = mapped_column(String(10), primary_key=True)
 
 
 class LoginFailure(db.Model):

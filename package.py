@@ -15,7 +15,7 @@ a Frictionless Data Package (several tables, with references between them). Pure
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class Table:
     approvers: tuple[str, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     approval: Policy = DEFAULT_POLICY  # who may approve, how many, with a reason or a signature ("approval")
+    # Who may read and who may change the table: user names and `group:NAME` entries. None (the key
+    # absent from schema.json): everyone signed in, as before roles existed.
+    viewers: tuple[str, ...] | None = None
+    editors: tuple[str, ...] | None = None
 
 
 class Package:
@@ -156,7 +160,26 @@ def _resource(position: int, data: Any) -> Table:
     approvers = data.get("approvers", [])
     if not isinstance(approvers, list) or not all(isinstance(a, str) and a.strip() for a in approvers):
         raise SchemaError(f'resource {name!r}: "approvers" must be a list of user names')
-    return _table(name, data.get("title"), data.get("description"), data["schema"], approvers, data.get("approval"))
+    table = _table(name, data.get("title"), data.get("description"), data["schema"], approvers, data.get("approval"))
+    return replace(table, viewers=_people(name, data, "viewers"), editors=_people(name, data, "editors"))
+
+
+def _people(table: str, data: dict, role: str) -> tuple[str, ...] | None:
+    """A role's list (`viewers`, `editors`): user names and `group:NAME` entries; None when absent.
+
+    >>> _people("t", {"editors": ["ann", " group:finance "]}, "editors"), _people("t", {}, "viewers")
+    (('ann', 'group:finance'), None)
+    """
+    if role not in data:
+        return None
+    entries = data[role]
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e.strip() for e in entries):
+        raise SchemaError(f'resource {table!r}: "{role}" must be a list of user names and "group:NAME" entries')
+    out = tuple(e.strip() for e in entries)
+    for entry in out:
+        if entry.startswith("group:") and not entry[6:].strip():
+            raise SchemaError(f'resource {table!r}: "{role}" has "group:" without a group name')
+    return out
 
 
 def _table(name: str, title: Any, description: Any, schema: dict, approvers: list[str], approval: Any = None) -> Table:

@@ -18,6 +18,7 @@ from typing import IO
 
 from flask import current_app
 
+import access
 import approvals
 import diff
 import events
@@ -165,6 +166,7 @@ def submit(table: tables.TableRef, stream: IO[bytes], options: UploadOptions) ->
     requests gets TooManyPending before the file is read. An `encoding` that names none is
     Unprocessable.
     """
+    access.require(table, access.EDIT, access.person(options.submitter))
     if options.encoding is not None and encodings.codec_name(options.encoding) is None:
         raise Unprocessable(encodings.unknown_encoding(options.encoding))
     check_pending_quota(options.submitter)
@@ -285,6 +287,8 @@ def _stage(ref: tables.TableRef, stream: IO[bytes], request: _Request) -> StageR
     if base is not None:
         _check_base(base)
     bundle = _bundle(ref, stream, options.sheet, options.encoding)
+    # a workbook or zip touching a table the person may not edit is refused, naming that table
+    access.require_edit_all((part.table for part in bundle.parts), access.person(options.submitter))
     several = len(bundle.parts) > 1
     if several:
         stagings, unread = _prepare_parts(bundle, options.mode, base)

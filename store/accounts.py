@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select
 
-from models import ApiToken, ErrorReport, HeldUpload, LoginFailure, User, db
+from models import ApiToken, ErrorReport, HeldUpload, LoginFailure, User, UserGroup, db
 
 # --- users -----------------------------------------------------------------------------------
 
@@ -38,11 +38,48 @@ def count_users() -> int:
     return db.session.scalar(select(func.count()).select_from(User)) or 0
 
 
+# --- groups ----------------------------------------------------------------------------------
+
+
+def find_user_by_subject(subject: str) -> User | None:
+    return db.session.scalar(select(User).where(User.oidc_subject == subject))
+
+
+def group_names(user_id: int) -> list[str]:
+    """A user's groups, from every source, sorted, each once."""
+    query = select(UserGroup.name).where(UserGroup.user_id == user_id).distinct().order_by(UserGroup.name)
+    return list(db.session.scalars(query))
+
+
+def groups_by_source(user_id: int, source: str) -> list[str]:
+    query = select(UserGroup.name).where(UserGroup.user_id == user_id, UserGroup.source == source)
+    return sorted(db.session.scalars(query))
+
+
+def add_group(user_id: int, name: str, source: str) -> None:
+    if db.session.get(UserGroup, (user_id, name, source)) is None:
+        db.session.add(UserGroup(user_id=user_id, name=name, source=source))
+
+
+def remove_group(user_id: int, name: str, source: str) -> None:
+    db.session.execute(
+        delete(UserGroup).where(UserGroup.user_id == user_id, UserGroup.name == name, UserGroup.source == source)
+    )
+
+
+def replace_groups(user_id: int, names: list[str], source: str) -> None:
+    """Set one source's groups of a user to exactly `names` (the identity provider's, at each sign-in)."""
+    db.session.execute(delete(UserGroup).where(UserGroup.user_id == user_id, UserGroup.source == source))
+    db.session.add_all(UserGroup(user_id=user_id, name=n, source=source) for n in dict.fromkeys(names))
+
+
 # --- API tokens ------------------------------------------------------------------------------
 
 
-def add_token(user_id: int, token_hash: str, prefix: str) -> ApiToken:
-    token = ApiToken(user_id=user_id, token_hash=token_hash, prefix=prefix)
+def add_token(
+    user_id: int, token_hash: str, prefix: str, scope: str = "decide", expires_at: dt.datetime | None = None
+) -> ApiToken:
+    token = ApiToken(user_id=user_id, token_hash=token_hash, prefix=prefix, scope=scope, expires_at=expires_at)
     db.session.add(token)
     return token
 

@@ -68,6 +68,7 @@ class AuditFilter:
     action: str | None = None
     key_prefix: bool = False  # `key` is the beginning of the keys, in any case (the audit page's filter)
     tbl: int | None = None  # entries of the requests of one table
+    tbls: tuple[int, ...] | None = None  # entries of the requests of these tables (those a person may view)
 
 
 def clauses(f: AuditFilter) -> tuple[list[str], dict]:
@@ -79,10 +80,13 @@ def clauses(f: AuditFilter) -> tuple[list[str], dict]:
         "change_id": (f.change_id, "a.change_id = :change_id"),
         "tbl": (f.tbl, "a.change_id IN (SELECT id FROM change_requests WHERE tbl = :tbl)"),
     }
-    return (
-        [clause for value, clause in conditions.values() if value],
-        {name: value for name, (value, _) in conditions.items() if value},
-    )
+    where = [clause for value, clause in conditions.values() if value]
+    params = {name: value for name, (value, _) in conditions.items() if value}
+    if f.tbls is not None:
+        marks = ", ".join(f":tbls{i}" for i in range(len(f.tbls))) or "NULL"
+        where.append(f"a.change_id IN (SELECT id FROM change_requests WHERE tbl IN ({marks}))")  # noqa: S608 - marks only
+        params |= {f"tbls{i}": tbl for i, tbl in enumerate(f.tbls)}
+    return where, params
 
 
 def events(f: AuditFilter, actions: tuple[str, ...], before_id: int | None, limit: int) -> list:

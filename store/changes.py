@@ -37,14 +37,21 @@ def get_request(change_id: int) -> ChangeRequest | None:
     return db.session.get(ChangeRequest, change_id)
 
 
-def list_requests(status: str | None, offset: int, limit: int, tbl: int | None = None) -> list[ChangeRequest]:
-    """Requests newest first, of one status (None: all), of one table (None: every table)."""
+def list_requests(
+    status: str | None, offset: int, limit: int, tbl: int | Sequence[int] | None = None
+) -> list[ChangeRequest]:
+    """Requests newest first, of one status (None: all), of one table or several (None: every table)."""
     query = select(ChangeRequest).order_by(ChangeRequest.id.desc())
     if status:
         query = query.where(ChangeRequest.status == status)
-    if tbl is not None:
-        query = query.where(ChangeRequest.tbl == tbl)
+    query = _of_tables(query, tbl)
     return list(db.session.scalars(query.offset(offset).limit(limit)))
+
+
+def _of_tables(query, tbl: int | Sequence[int] | None):
+    if tbl is None:
+        return query
+    return query.where(ChangeRequest.tbl == tbl if isinstance(tbl, int) else ChangeRequest.tbl.in_(list(tbl)))
 
 
 def batch_members(batch: int) -> list[ChangeRequest]:
@@ -102,13 +109,11 @@ def tables_of(change_ids: Sequence[int]) -> dict[int, int]:
     return dict(rows.all())
 
 
-def count_requests(status: str | None, tbl: int | None = None) -> int:
+def count_requests(status: str | None, tbl: int | Sequence[int] | None = None) -> int:
     query = select(func.count()).select_from(ChangeRequest)
     if status:
         query = query.where(ChangeRequest.status == status)
-    if tbl is not None:
-        query = query.where(ChangeRequest.tbl == tbl)
-    return db.session.scalar(query) or 0
+    return db.session.scalar(_of_tables(query, tbl)) or 0
 
 
 # --- staging ---------------------------------------------------------------------------------

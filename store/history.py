@@ -103,9 +103,12 @@ def of_staged(tbl: int, change_id: int) -> list[HistoryRow]:
     return [HistoryRow(*r) for r in rows]
 
 
-def _approved(tbl: int | None) -> list:
+def _approved(tbl: int | Sequence[int] | None) -> list:
+    """Approved requests of one table, of several (a list), or of every table (None)."""
     where = [ChangeRequest.status == "approved", ChangeRequest.applied_version.is_not(None)]
-    return where if tbl is None else [*where, ChangeRequest.tbl == tbl]
+    if tbl is None:
+        return where
+    return [*where, ChangeRequest.tbl.in_(tbl) if isinstance(tbl, Sequence) else ChangeRequest.tbl == tbl]
 
 
 def deleted_since(tbl: int, version: int) -> bool:
@@ -120,7 +123,7 @@ def deleted_since(tbl: int, version: int) -> bool:
     return found is not None
 
 
-def approvals(offset: int, limit: int, tbl: int | None = None) -> list[ChangeRequest]:
+def approvals(offset: int, limit: int, tbl: int | Sequence[int] | None = None) -> list[ChangeRequest]:
     """Approved requests (of one table; None: of every table), newest version first."""
     return list(
         db.session.scalars(
@@ -133,7 +136,7 @@ def approvals(offset: int, limit: int, tbl: int | None = None) -> list[ChangeReq
     )
 
 
-def approval_count(tbl: int | None = None) -> int:
+def approval_count(tbl: int | Sequence[int] | None = None) -> int:
     return db.session.scalar(db.select(db.func.count()).select_from(ChangeRequest).where(*_approved(tbl))) or 0
 
 

@@ -60,6 +60,7 @@ EVENTS_OF_COMMAND = {
     ("users", "set-password"): {"password-changed"},
     ("users", "disable"): {"user-disabled"},
     ("users", "enable"): {"user-enabled"},
+    ("users", "groups"): {"groups-changed"},
     ("tokens", "create"): {"token-created"},
     ("tokens", "revoke"): {"token-revoked"},
     ("changes", "approve"): {"override"},
@@ -150,6 +151,8 @@ def test_every_event_type_is_written_once_per_action(app):
     )
     step(["user-disabled"], lambda: runner.invoke(args=["users", "disable", "carol"]))
     step(["user-enabled"], lambda: runner.invoke(args=["users", "enable", "carol"]))
+    _, found = step(["groups-changed"], lambda: runner.invoke(args=["users", "groups", "carol", "--add", "hr"]))
+    assert found[0]["details"]["added"] == ["hr"] and found[0]["details"]["removed"] == []
     step(["token-created"], lambda: runner.invoke(args=["tokens", "create", "carol"]))
     _, found = step(["token-revoked"], lambda: runner.invoke(args=["tokens", "revoke", "carol"]))
     assert found[0]["details"]["username"] == "carol" and found[0]["details"]["via"] == "console"

@@ -342,6 +342,17 @@ def test_sign_in_page_passes_axe(browser, site, width):
     context.close()
 
 
+def test_access_review_page_passes_axe(sessions, width):
+    """The admins' access review (who may view, edit and approve each table) at both widths."""
+    page = sessions("boss", width)
+    page.goto("/access")
+    expect(page.locator("h1")).to_have_text("Access review")
+    expect(page.locator("table.list")).to_contain_text("approver")
+    assert page_overflow(page) <= 0 and axe_violations(page) == []
+    keys_unbroken(page)
+    no_console_errors(page)
+
+
 # --- the review page of 2,500 changes ---------------------------------------------------------
 
 

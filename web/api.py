@@ -11,6 +11,7 @@ import json
 from flask import Blueprint, abort, jsonify, request, url_for
 from flask_login import current_user
 
+import access
 import approvals
 import audit as audit_log
 import changes
@@ -47,7 +48,7 @@ def table_route(rule: str, **options):
 @bp.route("/tables")
 def table_list():
     """Every table of schema.json: name, title, rows, the version that last changed it, pending requests."""
-    return jsonify({"items": [present.table_json(t) for t in tables.overview()]})
+    return jsonify({"items": [present.table_json(t) for t in access.overview()]})
 
 
 @table_route("/export.csv")

@@ -7,7 +7,7 @@ import functools
 import ipaddress
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 import accounts
@@ -21,7 +21,7 @@ login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
-PUBLIC_ENDPOINTS = {"auth.login", "healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "oidc.start", "oidc.callback", "healthz", "static"}
 FILE_ENDPOINTS = {
     "pages.upload",
     "api.upload",
@@ -75,7 +75,14 @@ def load_user_from_request(req) -> User | None:
     header = req.headers.get("Authorization", "")
     if req.path.startswith("/api/"):
         if header.startswith("Bearer "):
-            return accounts.user_for_token(header[7:].strip())
+            try:
+                found = accounts.token_owner_and_scope(header[7:].strip())
+            except accounts.TokenExpired as exc:
+                abort(401, str(exc))
+            if found is None:
+                return None
+            g.token_scope = found[1]  # what the token may do: checked by web.roles for every call
+            return found[0]
         return None
     proxy_header = current_app.config.get("AUTH_HEADER")
     name = req.headers.get(proxy_header, "").strip() if proxy_header else ""
@@ -166,6 +173,10 @@ def login():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
+    if not current_app.config["PASSWORD_LOGIN"]:
+        if request.method == "POST":
+            abort(403, "Sign-in with a password is turned off here; sign in with the company account.")
+        return render_template("login.html", form=None)
     if form.validate_on_submit():
         try:
             user = accounts.sign_in(form.username.data.strip(), form.password.data, client_address())

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from markupsafe import Markup
 
+import access
 import accounts
 import approvals
 import audit as audit_log
@@ -60,8 +61,9 @@ def index():
     """A table, paged and searchable; ?version=N shows it as it was after version N. At `/`, with
     several tables in schema.json: the overview of the tables."""
     if table_urls.whole_database():
-        items = tables.overview()
-        first_load = tables.load_order() if not any(t.rows for t in items) else []
+        items = access.overview()
+        shown = {t.name for t in items}  # the tables the person may view
+        first_load = [t for t in tables.load_order() if t[0] in shown] if not any(t.rows for t in items) else []
         return render_template("tables.html", items=items, first_load=first_load)
     table = table_urls.current()
     q = request.args.get("q", "").strip()
@@ -550,8 +552,12 @@ def tokens():
             n = accounts.revoke_tokens(current_user.username, token_id)
             flash(f"Revoked {n} token(s).", "success")
             return redirect(url_for("pages.tokens"))
+        scope = request.form.get("scope") or "decide"
+        if scope not in accounts.TOKEN_SCOPES:
+            abort(400, f"A token's scope is one of {', '.join(accounts.TOKEN_SCOPES)}.")
+        days = int_arg("expires", None, low=1, high=accounts.MAX_TOKEN_DAYS, source=request.form)
         try:
-            new_token = accounts.create_token(current_user.username, self_service=True)
+            new_token = accounts.create_token(current_user.username, self_service=True, scope=scope, expires_days=days)
         except accounts.TokensNotAllowed as exc:
             flash(str(exc), "error")
             status = 403

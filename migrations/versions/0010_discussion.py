@@ -7,8 +7,8 @@ corrected files as revisions of the same request.
 - request_revisions: who uploaded each corrected file, when, its base version and counts.
 - revision_rows: the staged rows of a revision a later one replaced ("changed since revision N").
 
-Revision ID: 0012
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 07:40:00.000000
 """
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0012'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
