@@ -40,6 +40,7 @@ from records import pack, unpack
 from uploads import ERROR_FILE_DAYS, SUMMARY_KEYS, StageResult, check_pending_quota, check_unique, summary_of
 
 log = logging.getLogger(__name__)
+OPEN_STATUSES = ("pending", "changes_requested")  # changes_requested: sent back to its submitter, not approvable
 CONFIRM_APPROVAL_OVER = 1000  # the review page asks to confirm approving more changes than this
 
 
@@ -121,7 +122,8 @@ def staged_rows(change_id: int, action: str, offset: int = 0, limit: int | None 
     return iter(store.changes.pending_page(change_id, action, offset, limit))
 
 
-REVIEW_SHOWS = {**diff.ROW_KINDS, "flagged": None}  # ?show= → the action it shows (flagged: any)
+# ?show= → the action it shows (flagged, commented: any)
+REVIEW_SHOWS = {**diff.ROW_KINDS, "flagged": None, "commented": None}
 
 
 @dataclass
@@ -137,17 +139,22 @@ class ReviewPage:
 def review_rows(
     change: ChangeRequest, show: str, offset: int, limit: int, column: str | None = None, q: str | None = None
 ) -> ReviewPage:
-    """Staged rows of one kind (`show`: modified, added, deleted, or flagged: those with a warning),
+    """Staged rows of one kind (`show`: modified, added, deleted, flagged: those with a warning, or
+    commented: those with comments),
     those changing `column` (modifications), whose key contains `q` (any case), in upload order.
 
     The total comes from the request's stored counts where they answer it (column_counts, kept
     when the rows change), else from a count of the request's rows.
     """
     action = REVIEW_SHOWS[show]
-    flagged = show == "flagged"
+    flagged, commented = show == "flagged", show == "commented"
     column = column if action == "modify" else None
-    rows = store.changes.pending_page(change.id, action, offset, limit, column=column, q=q, flagged=flagged)
-    if not q and not flagged and column is None:
+    rows = store.changes.pending_page(
+        change.id, action, offset, limit, column=column, q=q, flagged=flagged, commented=commented
+    )
+    if commented:  # rows with comments (discussion.py): counted among the request's rows
+        total = store.changes.pending_count(change.id, None, q=q, commented=True)
+    elif not q and not flagged and column is None:
         total = getattr(change, show)  # the request counts each kind of row change
     elif not q and not flagged:
         total = change.column_count_map.get(column or "", 0)
@@ -624,9 +631,10 @@ def _close(change_id: int, status: str, user: str, reason: str | None, action: s
     entry each, in one commit."""
     members = batch_of(get_request(change_id))
     for member in members:
-        _require_pending(member)
+        if member.status != "changes_requested":  # sent back: still open, so it may be rejected or withdrawn
+            _require_pending(member)
     for member in members:
-        if not store.changes.claim_pending(member.id, status, user, reason):
+        if not store.changes.claim_pending(member.id, status, user, reason, OPEN_STATUSES):
             db.session.rollback()
             raise NotPending(f"Change request #{member.id} was decided by someone else a moment ago.")
         approver = user if action == "reject" else None
@@ -655,6 +663,11 @@ def _require_decider(change: ChangeRequest, user: str) -> None:
 
 
 def _require_pending(change: ChangeRequest) -> None:
+    if change.status == "changes_requested":
+        raise NotPending(
+            f"Change request #{change.id} has changes requested: its submitter uploads a corrected file (a revision)"
+            " first, or withdraws it; nothing was done."
+        )
     if change.status != "pending":
         raise NotPending(f"Change request #{change.id} is {change.status}, not pending; nothing was done.")
 

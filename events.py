@@ -57,6 +57,11 @@ TYPES = (
     "reject",
     "withdraw",
     "revert",
+    "comment",  # discussion.py: a comment on a request, a row or a cell
+    "comment-edited",  # with the text it replaced: the log keeps a comment's history
+    "comment-deleted",
+    "changes-requested",
+    "revise",  # a corrected file replaced a request's staged rows (revision N)
     "override",
     "signature",
     "schema-change",

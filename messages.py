@@ -24,6 +24,9 @@ EVENT_TYPES = (
     "request.rejected",
     "request.withdrawn",
     "request.reverted",
+    "request.comment",  # discussion.py (issue 25)
+    "request.changes_requested",
+    "request.revised",
 )
 ROWS_IN_BODY = 20  # the first changes a webhook body carries, with before and after
 SECRET_PREFIX = "whsec_"  # a Standard Webhooks secret: the key is the base64 after it
@@ -39,6 +42,9 @@ HAPPENED = {
     "request.rejected": "was rejected",
     "request.withdrawn": "was withdrawn",
     "request.reverted": "was reverted",
+    "request.comment": "has a new comment",
+    "request.changes_requested": "was sent back: changes requested",
+    "request.revised": "has a corrected file and is waiting for a decision again",
 }
 
 

@@ -107,7 +107,8 @@ class ChangeRequest(db.Model):
     tbl: Mapped[int] = mapped_column(default=1, server_default=text("1"))  # the table_state row of its table
     # An upload spanning tables is a request per table, decided together: each holds the id of the first.
     batch: Mapped[int | None] = mapped_column(index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # pending | changes_requested (still open, not approvable) | approved | rejected | withdrawn
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     mode: Mapped[str] = mapped_column(String(16), default="full")
     submitter: Mapped[str] = mapped_column(String(150), index=True)
     comment: Mapped[str] = mapped_column(Text, default="")
@@ -137,6 +138,7 @@ class ChangeRequest(db.Model):
     rows_purged_at: Mapped[dt.datetime | None]
     # {field: number of modified rows that change it}, kept by store.changes whenever staged rows change
     column_counts: Mapped[str] = mapped_column(Text, default="{}")
+    revision: Mapped[int] = mapped_column(default=1, server_default=text("1"))  # corrected files make 2, 3, …
 
     @property
     def field_names(self) -> list[str]:
@@ -233,6 +235,58 @@ class AuditEntry(db.Model):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_audit_log_key_id", "key", "id"),)
+
+
+class Comment(db.Model):
+    """A comment on a change request: on the whole request, on one row (`key`) or one cell (`key`
+    and `column`). `kind` "changes_requested" is a decider's reason for sending the request back.
+    An edit keeps the text it replaced in `previous` (a JSON list), a deletion keeps the row."""
+
+    __tablename__ = "request_comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
+    user: Mapped[str] = mapped_column(String(150))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20), default="comment")  # comment | changes_requested
+    text: Mapped[str] = mapped_column(Text)
+    key: Mapped[str | None] = mapped_column(KeyText)
+    column: Mapped[str | None] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(default=1)  # the request's revision when it was written
+    edited_at: Mapped[dt.datetime | None]
+    deleted_at: Mapped[dt.datetime | None]
+    previous: Mapped[str] = mapped_column(Text, default="[]")
+
+    __table_args__ = (Index("ix_request_comments_change_key", "change_id", "key"),)
+
+
+class Revision(db.Model):
+    """A corrected file uploaded to a change request (revision 2, 3, …; revision 1 is the request
+    as first uploaded): who, when, the file, its base version and counts."""
+
+    __tablename__ = "request_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    user: Mapped[str] = mapped_column(String(150))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    base_version: Mapped[int]
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: added, modified, deleted, unchanged, conflicts
+
+
+class RevisionRow(db.Model):
+    """A staged row of a revision a later one replaced (what "changed since revision N" compares)."""
+
+    __tablename__ = "revision_rows"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
+    revision: Mapped[int]
+    action: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(KeyText)
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_revision_rows_change_revision", "change_id", "revision"),)
 
 
 class HeldUpload(db.Model):

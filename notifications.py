@@ -50,6 +50,9 @@ KINDS = {
     "request.rejected": "My request was rejected (with the reason)",
     "request.withdrawn": "My request was withdrawn",
     "request.reverted": "My request was reverted",
+    "request.comment": "A comment on my request, or on one I commented on or may decide",
+    "request.changes_requested": "Changes were requested on my request (with what to fix)",
+    "request.revised": "A corrected file was uploaded to a request I may decide or commented on",
 }
 WATCHED = ("request.approved", "request.rejected", "request.withdrawn", "request.reverted")  # decisions
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -191,6 +194,39 @@ def closed(change: ChangeRequest, status: str, by: str, reason: str | None) -> N
         return
     event = _event(f"request.{status}", change, status=status, decided_by=by, reason=reason)
     _emit(event, _people([change.submitter], event.type) | _watchers(event.table), change)
+
+
+def commented(change: ChangeRequest, author: str, text: str, others: Sequence[str]) -> None:
+    """A comment on a request (discussion.py): its submitter, the people who may decide it and
+    those who commented before hear (not the author), by e-mail and webhook."""
+    if not _anyone_listens():
+        return
+    event = _event("request.comment", change, decided_by=author, reason=text)
+    people = _people([change.submitter, *others], event.type) | _deciders_wanting(change, event.table, event.type)
+    _emit(event, {name: user for name, user in people.items() if name != author}, change)
+
+
+def changes_requested(change: ChangeRequest, by: str, reason: str) -> None:
+    """A decider sent the request back with what to fix: its submitter hears."""
+    if not _anyone_listens():
+        return
+    event = _event("request.changes_requested", change, decided_by=by, reason=reason)
+    _emit(event, _people([change.submitter], event.type), change)
+
+
+def revised(change: ChangeRequest, others: Sequence[str]) -> None:
+    """A corrected file replaced the request's changes: the people who may decide it and those who
+    commented hear (not its submitter)."""
+    if not _anyone_listens():
+        return
+    event = _event("request.revised", change)
+    people = _people(list(others), event.type) | _deciders_wanting(change, event.table, event.type)
+    _emit(event, {name: user for name, user in people.items() if name != change.submitter}, change)
+
+
+def _deciders_wanting(change: ChangeRequest, table: str, kind: str) -> dict[str, User]:
+    """The people who may decide the request's table and did not switch `kind` off."""
+    return {name: user for name, user in _deciders(change, table).items() if Preferences.of(user).wants(kind)}
 
 
 def _anyone_listens() -> bool:

@@ -62,10 +62,11 @@ def batch_members(batch: int) -> list[ChangeRequest]:
 
 
 def pending_ids(submitter: str, limit: int) -> list[int]:
-    """Ids of one person's pending requests, oldest first (at most `limit`)."""
+    """Ids of one person's open requests (pending or changes requested), oldest first (at most `limit`)."""
     query = (
         select(ChangeRequest.id)
-        .where(ChangeRequest.submitter == submitter, ChangeRequest.status == "pending")
+        # a request sent back with changes requested is still open: it counts too
+        .where(ChangeRequest.submitter == submitter, ChangeRequest.status.in_(("pending", "changes_requested")))
         .order_by(ChangeRequest.id)
         .limit(limit)
     )
@@ -83,6 +84,8 @@ def purge_decided_rows(decided_before: dt.datetime, now: dt.datetime) -> int:
     )
     params = {"before": decided_before}
     db.session.execute(text(f"DELETE FROM pending_changes WHERE change_id IN ({old})"), params)  # noqa: S608 - constant
+    # and the staged rows of their earlier revisions (discussion.py), kept no longer than the rows
+    db.session.execute(text(f"DELETE FROM revision_rows WHERE change_id IN ({old})"), params)  # noqa: S608 - constant
     result = db.session.execute(
         text(f"UPDATE change_requests SET rows_purged_at = :now WHERE id IN ({old})"),  # noqa: S608 - constant
         params | {"now": now},
@@ -240,14 +243,15 @@ def repack_pending(tbl: int, rewrite: Callable[[str, Sequence[str]], str], new_f
 # --- approval --------------------------------------------------------------------------------
 
 
-def claim_pending(change_id: int, status: str, user: str, reason: str | None = None) -> bool:
-    """Move a pending request to `status`; False when it was no longer pending (someone was first)."""
+def claim_pending(
+    change_id: int, status: str, user: str, reason: str | None = None, open_statuses: Sequence[str] = ("pending",)
+) -> bool:
+    """Move a pending request (or one of `open_statuses`) to `status`; False when it was no longer
+    in one of them (someone was first)."""
     result = db.session.execute(
-        text(
-            "UPDATE change_requests SET status = :status, decided_by = :user, decided_at = :now, reason = :reason"
-            " WHERE id = :id AND status = 'pending'"
-        ),
-        {"status": status, "user": user, "now": utcnow(), "reason": reason, "id": change_id},
+        db.update(ChangeRequest)
+        .where(ChangeRequest.id == change_id, ChangeRequest.status.in_(open_statuses))
+        .values(status=status, decided_by=user, decided_at=utcnow(), reason=reason)
     )
     return result.rowcount == 1
 
@@ -489,7 +493,9 @@ def recount(change_id: int, merged_version: int | None = None) -> None:
 # --- reading staged rows ---------------------------------------------------------------------
 
 
-def _filtered(change_id: int, action: str | None, column: str | None, q: str | None, flagged: bool) -> tuple[str, dict]:
+def _filtered(
+    change_id: int, action: str | None, column: str | None, q: str | None, flagged: bool, commented: bool = False
+) -> tuple[str, dict]:
     """WHERE clause and parameters for the review page's filters, within one request's rows."""
     where, params = ["change_id = :id"], {"id": change_id}
     if action:
@@ -503,6 +509,11 @@ def _filtered(change_id: int, action: str | None, column: str | None, q: str | N
         params["q"] = "%" + like_pattern(q) + "%"
     if flagged:
         where.append("warning IS NOT NULL")
+    if commented:  # rows with comments on them or their cells (request_comments, discussion.py)
+        where.append(
+            "key IN (SELECT key FROM request_comments c WHERE c.change_id = :id AND c.key IS NOT NULL"
+            " AND c.deleted_at IS NULL)"
+        )
     return " AND ".join(where), params
 
 
@@ -515,10 +526,12 @@ def pending_page(
     column: str | None = None,
     q: str | None = None,
     flagged: bool = False,
+    commented: bool = False,
 ) -> list[tuple]:
     """(key, line, before, after, warning, action) of the staged changes in upload order, of one
-    action (None: any), those changing `column`, whose key contains `q` (any case), or `flagged`."""
-    where, params = _filtered(change_id, action, column, q, flagged)
+    action (None: any), those changing `column`, whose key contains `q` (any case), `flagged`, or
+    `commented` (with comments)."""
+    where, params = _filtered(change_id, action, column, q, flagged, commented)
     rows = db.session.execute(
         text(
             f"SELECT key, line, before, after, warning, action FROM pending_changes WHERE {where}"  # noqa: S608 - constant clauses
@@ -530,10 +543,16 @@ def pending_page(
 
 
 def pending_count(
-    change_id: int, action: str | None, *, column: str | None = None, q: str | None = None, flagged: bool = False
+    change_id: int,
+    action: str | None,
+    *,
+    column: str | None = None,
+    q: str | None = None,
+    flagged: bool = False,
+    commented: bool = False,
 ) -> int:
     """How many staged changes pending_page's filters match (a scan of the request's rows)."""
-    where, params = _filtered(change_id, action, column, q, flagged)
+    where, params = _filtered(change_id, action, column, q, flagged, commented)
     sql = f"SELECT count(*) FROM pending_changes WHERE {where}"  # noqa: S608 - constant clauses
     return db.session.execute(text(sql), params).scalar_one()
 

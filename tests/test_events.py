@@ -43,6 +43,17 @@ EVENTS_OF_ENDPOINT = {
     "api.revert": {"revert"},
     "pages.tokens": {"token-created", "token-revoked"},
     "account.account": {"account-changed"},
+    # the discussion on a request (issue 25)
+    "pages.add_comment": {"comment"},
+    "api.add_comment": {"comment"},
+    "pages.edit_comment": {"comment-edited"},
+    "api.edit_comment": {"comment-edited"},
+    "pages.delete_comment": {"comment-deleted"},
+    "api.delete_comment": {"comment-deleted"},
+    "pages.request_changes": {"changes-requested"},
+    "api.request_changes": {"changes-requested"},
+    "pages.revise": {"revise"},
+    "api.revise": {"revise"},
 }
 EVENTS_OF_COMMAND = {
     ("users", "create"): {"user-created"},

@@ -905,3 +905,32 @@ def test_approvers_hear_when_their_approval_is_dismissed(make_app, mailbox, tmp_
     assert Api(app, "chief").post(f"/api/v1/changes/{mine}/approve").status_code == 409  # stale: sent back
     deliver(app)
     assert ("boss@example.org", subject(mine, "request.approvals_dismissed")) in mailbox.take()
+
+
+def test_the_discussion_is_heard_by_the_submitter_deciders_and_commenters(make_app, mailbox):
+    """Issue 25: request.comment, request.changes_requested and request.revised, each to whom it concerns."""
+    app = notify_app(make_app, mailbox)
+    alice, bob, boss = Api(app, "alice"), Api(app, "bob"), Api(app, "boss")
+    change = stage(alice, row("DS-1", "Sales"), row("DS-2", "HR"))
+    deliver(app)
+    mailbox.take()
+    assert bob.post(f"/api/v1/changes/{change}/comments", json={"text": "Why HR?", "key": "DS-2"}).status_code == 201
+    deliver(app)
+    assert mailbox.take() == [
+        ("alice@example.org", subject(change, "request.comment")),
+        ("boss@example.org", subject(change, "request.comment")),
+    ]
+    assert boss.post(f"/api/v1/changes/{change}/request-changes", json={"reason": "Drop DS-2"}).status_code == 200
+    deliver(app)
+    assert mailbox.take() == [("alice@example.org", subject(change, "request.changes_requested"))]
+    r = alice.post(
+        f"/api/v1/changes/{change}/revisions",
+        data={"file": (io.BytesIO(table(row("DS-1", "Sales")).encode()), "t.csv"), "mode": "partial"},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 201, r.text
+    deliver(app)
+    assert mailbox.take() == [
+        ("bob@example.org", subject(change, "request.revised")),
+        ("boss@example.org", subject(change, "request.revised")),
+    ]

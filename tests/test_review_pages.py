@@ -437,7 +437,8 @@ def test_modified_rows_show_only_changed_cells_with_a_sticky_header(sessions, si
     page.evaluate("window.scrollTo(0, 0)")
     page.get_by_role("link", name="Show all columns").click()
     expect(page).to_have_url(re.compile(r"cells=all"))
-    expect(page.locator("table.diff-modified thead th")).to_have_count(12)  # line + 11 columns
+    # line + 11 columns + the comments (issue 25)
+    expect(page.locator("table.diff-modified thead th")).to_have_count(13)
     expect(page.locator("table.diff-modified td.changed").first).to_contain_text("Since March")
     no_console_errors(page)
 

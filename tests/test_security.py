@@ -368,7 +368,9 @@ def csrf_sign_in(app, username: str):
 
 
 def example_url(rule, change_id: int) -> str:
-    values = {name: change_id if name == "change_id" else "DS-1" for name in rule.arguments}
+    values = {
+        name: change_id if name == "change_id" else 1 if name.endswith("_id") else "DS-1" for name in rule.arguments
+    }
     return rule.build(values, append_unknown=False)[1]
 
 

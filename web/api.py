@@ -6,6 +6,8 @@ shapes it). Domain errors become `{"error": …}` with their status (web/error_p
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, jsonify, request, url_for
 from flask_login import current_user
 
@@ -13,6 +15,7 @@ import access
 import approvals
 import audit as audit_log
 import changes
+import discussion
 import history
 import tables
 import uploads
@@ -140,7 +143,7 @@ def upload():
 @table_route("/changes")
 def change_list():
     """Change requests, newest first (of every table; under /tables/NAME: of that table);
-    ?status=pending|approved|rejected|withdrawn, ?limit, ?offset."""
+    ?status=pending|changes_requested|approved|rejected|withdrawn, ?limit, ?offset."""
     limit, offset = limit_arg(100, 1000), offset_arg()
     table = table_urls.named_table()
     items, total = changes.list_requests(request.args.get("status") or None, offset, limit, table)
@@ -327,3 +330,120 @@ def version_diff():
 def version_diff_csv():
     """The diff between versions ?from=A and ?to=B in the tabular diff format of daff."""
     return downloads.csv_stream(*history.diff_csv(table_urls.current(), required_int("from"), required_int("to")))
+
+
+# --- discussion: comments, changes requested, revisions (discussion.py) -----------------------
+
+
+def _json_object() -> dict:
+    """The request's JSON object; 400 when the body is not one."""
+    data = json_body()
+    if not isinstance(data, dict):
+        abort(400, "Send a JSON object as the body (Content-Type: application/json).")
+    return data
+
+
+@bp.route("/changes/<id:change_id>/comments")
+def comments(change_id: int):
+    """A request's comments in order: {"items": [{"id", "user", "at", "text", "key", "column"}, …]}."""
+    return jsonify({"items": [present.comment_json(c) for c in discussion.comments(change_id)]})
+
+
+@bp.route("/changes/<id:change_id>/comments", methods=["POST"])
+def add_comment(change_id: int):
+    """Comment on a request (JSON {"text"}), one of its rows ({"text", "key"}) or a cell ({"text", "key", "column"})."""
+    data = _json_object()
+    comment = discussion.add_comment(change_id, current_user.username, data.get("text"), data.get("key"),
+                                     data.get("column"))  # fmt: skip
+    return jsonify(present.comment_json(comment)), 201
+
+
+@bp.route("/changes/<id:change_id>/comments/<id:comment_id>", methods=["PATCH"])
+def edit_comment(change_id: int, comment_id: int):
+    """The author changes their comment's text (JSON {"text"}) while the request is open."""
+    comment = discussion.edit_comment(change_id, comment_id, current_user.username, _json_object().get("text"))
+    return jsonify(present.comment_json(comment))
+
+
+@bp.route("/changes/<id:change_id>/comments/<id:comment_id>", methods=["DELETE"])
+def delete_comment(change_id: int, comment_id: int):
+    """The author deletes their comment while the request is open."""
+    discussion.delete_comment(change_id, comment_id, current_user.username)
+    return "", 204
+
+
+@bp.route("/changes/<id:change_id>/request-changes", methods=["POST"])
+@approver_required
+def request_changes(change_id: int):
+    """Send a pending request back to its submitter (deciders only); JSON {"reason"} required."""
+    comment = discussion.request_changes(change_id, current_user.username, _json_object().get("reason"))
+    return jsonify({"id": change_id, "status": "changes_requested", "comment": present.comment_json(comment)})
+
+
+@bp.route("/changes/<id:change_id>/revisions", methods=["POST"])
+def revise(change_id: int):
+    """The submitter's corrected file for their open request, with the same fields and body options
+    as an upload (POST /changes); 201 the new revision, 200 when it changes nothing."""
+    discussion.check_reviser(change_id, current_user.username)  # before the body is read
+    if request.mimetype in RAW_UPLOAD_TYPES:
+        options, stream, filename = request.args, None, request.args.get("filename", "")
+    else:
+        file = request.files.get("file")
+        if file is None:
+            return json_error(400, "Send the corrected file as a multipart form field named 'file', or as the body.")
+        options, stream, filename = request.form, file.stream, file.filename or ""
+    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=options)
+    base = int_arg("base_version", None, high=10**9, source=options)
+    if stream is None:
+        stream = request.body_file()
+    try:
+        result = discussion.revise(
+            change_id,
+            stream,
+            uploads.UploadOptions(
+                submitter=current_user.username,
+                filename=filename,
+                mode=options.get("mode", "full") or "full",
+                comment=options.get("comment", ""),
+                confirm_deletions=confirm,
+                sheet=options.get("sheet", "").strip() or None,
+                base_version=base,
+                encoding=options.get("encoding", "").strip() or None,
+            ),
+        )
+    except uploads.Refused as exc:
+        return json_error(
+            exc.status,
+            exc.message,
+            errors=[p.as_dict() for p in exc.problems],
+            total_errors=exc.total,
+            error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
+        )
+    except uploads.ConfirmDeletions as exc:
+        return json_error(
+            422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
+        )
+    body, status = present.revision_json(result)
+    return jsonify(body), status
+
+
+@bp.route("/changes/<id:change_id>/revisions")
+def revisions(change_id: int):
+    """A request's revisions: {"revision": N now, "items": [{"revision", "user", "at", "filename", "base_version", "summary"}]}."""
+    cr = changes.get_request(change_id)
+    items = [
+        {"revision": 1, "user": cr.submitter, "at": present.iso(cr.created_at), "filename": None}
+    ] + [
+        {"revision": r.number, "user": r.user, "at": present.iso(r.created_at), "filename": r.filename,
+         "base_version": r.base_version, "summary": json.loads(r.summary)}
+        for r in discussion.revisions(change_id)
+    ]  # fmt: skip
+    return jsonify({"revision": cr.revision, "items": items})
+
+
+@bp.route("/changes/<id:change_id>/revisions/diff")
+def revision_diff(change_id: int):
+    """Staged rows added, removed and changed between revisions ?since=A and ?until=B (default: now)."""
+    cr = changes.get_request(change_id)
+    found = discussion.revision_diff(cr, required_int("since"), int_arg("until"))
+    return jsonify(present.revision_diff_json(found, tables.of_request(cr).schema, cr.field_names))

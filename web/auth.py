@@ -22,7 +22,12 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 PUBLIC_ENDPOINTS = {"auth.login", "oidc.start", "oidc.callback", "healthz", "static"}
-FILE_ENDPOINTS = {"pages.upload", "api.upload"}  # the only ones whose body may be as large as MAX_UPLOAD_MB
+FILE_ENDPOINTS = {
+    "pages.upload",
+    "api.upload",
+    "pages.revise",
+    "api.revise",
+}  # the only ones whose body may be as large as MAX_UPLOAD_MB
 SMALL_BODY_BYTES = 1024 * 1024  # every other body: a form or a JSON object
 SMALL_BODY_PARTS = 100  # form fields of a request that takes no file
 

@@ -69,6 +69,42 @@ class ActionForm(FlaskForm):
     """A form with nothing but its CSRF token (approve, withdraw, revoke, create token)."""
 
 
+class CommentForm(FlaskForm):
+    """A comment on a request, or (key, and column) on one of its rows or cells."""
+
+    text = TextAreaField("Comment", validators=[DataRequired("Write the comment first."), Length(max=10_000)])
+    key = HiddenField(validators=[Optional(), Length(max=2000)])
+    column = HiddenField(validators=[Optional(), Length(max=200)])
+
+
+class RequestChangesForm(FlaskForm):
+    """A decider sends the request back to its submitter with what to fix."""
+
+    changes_reason = TextAreaField(
+        "What should change", validators=[DataRequired("Say what should change."), Length(max=10_000)]
+    )
+
+
+class RevisionForm(FlaskForm):
+    """A corrected file for the same request (the upload's fields that apply to one table)."""
+
+    file = FileField("Corrected CSV or Excel file", validators=[DataRequired("Choose the corrected file.")])
+    revision_comment = TextAreaField("What did you correct?", validators=[Optional(), Length(max=2000)])
+    mode = RadioField(
+        "The file holds",
+        choices=[
+            SelectChoice("full", "the whole table: rows missing from it are deleted"),
+            SelectChoice("partial", "only some rows: add and update them, delete nothing"),
+        ],
+        default="full",
+    )
+    confirm_deletions = IntegerField("Confirm the number of deletions", validators=[Optional()])
+    base_version = IntegerField(
+        "Based on version",
+        validators=[Optional(), NumberRange(min=0, max=10**9, message="Give the version as a whole number, e.g. 12.")],
+    )
+
+
 class CheckboxesField(SelectMultipleField):
     """A choice of several, shown as a list of checkboxes."""
 

@@ -18,6 +18,7 @@ import accounts
 import approvals
 import audit as audit_log
 import changes
+import discussion
 import history
 import tables
 import uploads
@@ -28,7 +29,7 @@ from models import ChangeRequest
 from web import downloads, present, table_urls
 from web.auth import approver_required, may_decide
 from web.event_log import downloaded
-from web.forms import ActionForm, RejectForm, UploadForm
+from web.forms import ActionForm, CommentForm, RejectForm, RequestChangesForm, RevisionForm, UploadForm
 from web.params import (
     audit_cursor,
     audit_filter,
@@ -42,6 +43,7 @@ from web.params import (
 )
 
 bp = Blueprint("pages", __name__)
+bp.add_app_template_filter(present.linked, "linked")  # plain text escaped, links clickable (comments)
 table_urls.register(bp)
 TABLE = "/t/<table>"
 
@@ -330,7 +332,7 @@ def change_list():
     )
 
 
-REVIEW_SHOWS = ("modified", "added", "deleted", "flagged", "conflicts")
+REVIEW_SHOWS = ("modified", "added", "deleted", "flagged", "conflicts", "commented")
 CONFLICTS_ON_TOP = 20  # the first conflicts shown above the changes; ?show=conflicts pages through all
 
 
@@ -379,6 +381,7 @@ def change(change_id: int):
         reject_form=RejectForm(),
         action_form=ActionForm(),
         keep_days=current_app.config["KEEP_DECIDED_DAYS"],
+        **discussion_context(cr),
     )
 
 
@@ -562,3 +565,134 @@ def tokens():
         "tokens.html", form=form, tokens=accounts.list_tokens(current_user.username), new_token=new_token
     )
     return page, status
+
+
+# --- discussion: comments, changes requested, revisions (discussion.py) -----------------------
+
+
+def discussion_context(cr: ChangeRequest) -> dict:
+    """What templates/_discussion.html and the rows' comment boxes show: the thread, the anchored
+    comments by row, the revisions and what changed since the one before."""
+    thread = discussion.comments(cr.id)
+    by_key: dict[str, list] = {}
+    for c in thread:
+        if c.key is not None:
+            by_key.setdefault(c.key, []).append(c)
+    since = None
+    if cr.revision > 1:
+        asked = request.args.get("since", cr.revision - 1, type=int) or 1
+        since = discussion.revision_diff(cr, min(max(asked, 1), cr.revision - 1))
+    return {
+        "thread": thread,
+        "row_comments": by_key,
+        "timeline": discussion.timeline(cr),
+        "revisions": discussion.revisions(cr.id),
+        "since": since,
+        "comment_form": CommentForm(),
+        "changes_form": RequestChangesForm(),
+        "revision_form": RevisionForm(),
+        "is_open": cr.status in discussion.OPEN,
+        "me": current_user.username,
+    }
+
+
+@bp.route("/changes/<id:change_id>/comments", methods=["POST"])
+def add_comment(change_id: int):
+    """A comment on the request, or on one of its rows or cells (the box anchored there)."""
+    form = CommentForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errors in form.errors.values() for e in errors) or "The form expired.", "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    try:
+        comment = discussion.add_comment(change_id, current_user.username, form.text.data, form.key.data or None,
+                                         form.column.data or None)  # fmt: skip
+    except Unprocessable as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    flash("Comment added.", "success")
+    return redirect(url_for("pages.change", change_id=change_id, **request.args) + f"#comment-{comment.id}")
+
+
+@bp.route("/changes/<id:change_id>/comments/<id:comment_id>/edit", methods=["POST"])
+def edit_comment(change_id: int, comment_id: int):
+    """The author changes their comment while the request is open."""
+    form = CommentForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errors in form.errors.values() for e in errors) or "The form expired.", "error")
+    else:
+        try:
+            discussion.edit_comment(change_id, comment_id, current_user.username, form.text.data)
+        except (Unprocessable, discussion.Closed) as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Comment changed.", "success")
+    return redirect(url_for("pages.change", change_id=change_id) + f"#comment-{comment_id}")
+
+
+@bp.route("/changes/<id:change_id>/comments/<id:comment_id>/delete", methods=["POST"])
+def delete_comment(change_id: int, comment_id: int):
+    """The author deletes their comment while the request is open."""
+    require_action_form()
+    try:
+        discussion.delete_comment(change_id, comment_id, current_user.username)
+    except discussion.Closed as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Comment deleted.", "success")
+    return redirect(url_for("pages.change", change_id=change_id) + "#discussion")
+
+
+@bp.route("/changes/<id:change_id>/request-changes", methods=["POST"])
+@approver_required
+def request_changes(change_id: int):
+    """A decider sends the request back to its submitter with what to fix."""
+    form = RequestChangesForm()
+    if not form.validate_on_submit():
+        flash("Say what should change, so the submitter knows what to fix.", "error")
+        return redirect(url_for("pages.change", change_id=change_id))
+    try:
+        discussion.request_changes(change_id, current_user.username, form.changes_reason.data)
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(
+            f"Changes requested: #{change_id} is back with its submitter until they upload a corrected file.", "success"
+        )
+    return redirect(url_for("pages.change", change_id=change_id))
+
+
+@bp.route("/changes/<id:change_id>/revisions", methods=["POST"])
+def revise(change_id: int):
+    """The submitter uploads a corrected file to their open request."""
+    discussion.check_reviser(change_id, current_user.username)
+    form = RevisionForm()
+    back = redirect(url_for("pages.change", change_id=change_id) + "#revise")
+    if not form.validate_on_submit():
+        flash(" ".join(e for errors in form.errors.values() for e in errors) or "The form expired.", "error")
+        return back
+    file = form.file.data
+    try:
+        result = discussion.revise(
+            change_id,
+            file.stream,
+            uploads.UploadOptions(
+                submitter=current_user.username,
+                filename=file.filename or "",
+                mode=form.mode.data,
+                comment=form.revision_comment.data or "",
+                confirm_deletions=form.confirm_deletions.data,
+                base_version=form.base_version.data,
+            ),
+        )
+    except uploads.Refused as exc:
+        shown = "; ".join(f"line {p.line}, {p.column}: {p.message}" if p.line else p.message for p in exc.problems[:5])
+        flash(f"{exc.message} {shown}", "error")
+        return back
+    except (uploads.ConfirmDeletions, Unprocessable) as exc:
+        flash(exc.message, "error")
+        return back
+    if not result.changed:
+        flash("Your corrected file stages exactly what this request stages already: nothing changed.", "info")
+    else:
+        flash(f"Revision {result.change.revision} uploaded: the request waits for a decision again.", "success")
+    return redirect(url_for("pages.change", change_id=change_id))

@@ -14,11 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
+
 import history
 import tables
 from diff import KIND_OF, ROW_KINDS, changed_fields
 from files.damage import invisible_only, visible
-from models import ChangeRequest, MergeConflict, WarningKind
+from models import ChangeRequest, Comment, MergeConflict, WarningKind
 from records import as_dict, unpack
 from schema import Schema
 from values import Field
@@ -81,6 +83,7 @@ def change_json(cr: ChangeRequest) -> dict[str, Any]:
         "reverts": cr.reverts,
         "rows_purged": cr.rows_purged_at is not None,
         "rows_purged_at": iso(cr.rows_purged_at),
+        "revision": cr.revision,  # 2, 3, … after corrected files (discussion.revise)
     }
 
 
@@ -530,3 +533,75 @@ def table_json(line: tables.Overview) -> dict:
         "version": line.version,
         "pending": line.pending,
     }
+
+
+# --- discussion (discussion.py) ----------------------------------------------------------------
+
+
+def comment_json(comment: Comment) -> dict[str, Any]:
+    """A comment for the API: {"id", "user", "at", "text", "key", "column"} (key and column null
+    for a comment on the whole request), and its kind, revision and edit time."""
+    return {
+        "id": comment.id,
+        "user": comment.user,
+        "at": iso(comment.created_at),
+        "text": comment.text,
+        "key": comment.key,
+        "column": comment.column,
+        "kind": comment.kind,
+        "revision": comment.revision,
+        "edited_at": iso(comment.edited_at),
+    }
+
+
+def revision_json(result) -> tuple[dict[str, Any], int]:
+    """The answer to a corrected file (discussion.RevisionResult): 201 a new revision, 200 nothing changed."""
+    cr = result.change
+    body = {
+        "id": cr.id,
+        "revision": cr.revision,
+        "status": cr.status,
+        "changed": result.changed,
+        "summary": result.summary,
+        "base_version": cr.base_version,
+        "encoding": result.encoding,
+        "warnings": result.warnings,
+    }
+    return body, 201 if result.changed else 200
+
+
+def revision_diff_json(found, schema: Schema, names: list[str]) -> dict[str, Any]:
+    """The staged rows that differ between two revisions (discussion.RevisionDiff), each with its
+    action and values in the two revisions."""
+
+    def staged(value: tuple[str, str | None]) -> dict[str, Any]:
+        action, after = value
+        return {"action": action, "after": None if after is None else dict(zip(names, unpack(after), strict=False))}
+
+    return {
+        "since": found.since,
+        "until": found.until,
+        "summary": found.summary,
+        "added": [{"key": k, "now": staged(v)} for k, v in found.added],
+        "removed": [{"key": k, "was": staged(v)} for k, v in found.removed],
+        "changed": [{"key": k, "was": staged(a), "now": staged(b)} for k, a, b in found.changed],
+    }
+
+
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def linked(text: str) -> Markup:
+    """Plain text for a page: escaped, with http(s) links made clickable (nothing else is markup).
+
+    >>> str(linked('<b>see</b> https://example.com/a?b=1&c=2.'))
+    '&lt;b&gt;see&lt;/b&gt; <a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer nofollow">https://example.com/a?b=1&amp;c=2</a>.'
+    """
+    out, last = [], 0
+    for found in URL.finditer(text):
+        out.append(escape(text[last : found.start()]))
+        url = escape(found.group(0))
+        out.append(Markup('<a href="{0}" rel="noopener noreferrer nofollow">{0}</a>').format(url))
+        last = found.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)

@@ -89,6 +89,20 @@ ENDPOINT_ROLES: dict[str, str | None] = {
     "api.withdraw": EDIT,
     "api.approve": DECIDE,
     "api.reject": DECIDE,
+    # the discussion: anyone who may view the table comments; the submitter (an editor) revises
+    "pages.add_comment": VIEW,
+    "pages.edit_comment": VIEW,
+    "pages.delete_comment": VIEW,
+    "pages.request_changes": DECIDE,
+    "pages.revise": EDIT,
+    "api.comments": VIEW,
+    "api.add_comment": VIEW,
+    "api.edit_comment": VIEW,
+    "api.delete_comment": VIEW,
+    "api.request_changes": DECIDE,
+    "api.revise": EDIT,
+    "api.revisions": VIEW,
+    "api.revision_diff": VIEW,
 }
 # Endpoints that, at a plain path of a deployment of several tables, serve every table the person
 # may view (the overview, the whole database's workbook, the change lists): no one table to check.
