@@ -91,24 +91,35 @@ def upload():
     """Stage an upload: multipart (file, mode, comment, confirm_deletions, sheet for workbooks,
     base_version, encoding for CSV files), or the file itself as the body (Content-Type text/csv or
     the xlsx type) with the same options, and `filename`, in the query string."""
+    result, refused = _staged(
+        lambda stream, options: uploads.submit(table_urls.current(), stream, options),
+        "Send the table as a multipart form field named 'file', or as the request body with"
+        " Content-Type text/csv (or the xlsx type) and the options in the query string.",
+    )
+    if refused is not None:
+        return refused
+    body, status = present.stage_json(result)
+    return jsonify(body), status
+
+
+def _staged(stage, missing: str):
+    """(what `stage(stream, options)` returns, None), or (None, the JSON answer of a refusal), for
+    an upload or a revision: multipart fields and file, or the file as the body with the options in
+    the query string; the options are checked before the body is read. `missing`: the answer to a
+    multipart request without its file."""
     if request.mimetype in RAW_UPLOAD_TYPES:
         options, stream, filename = request.args, None, request.args.get("filename", "")
     else:
         file = request.files.get("file")
         if file is None:
-            return json_error(
-                400,
-                "Send the table as a multipart form field named 'file', or as the request body with"
-                " Content-Type text/csv (or the xlsx type) and the options in the query string.",
-            )
+            return None, json_error(400, missing)
         options, stream, filename = request.form, file.stream, file.filename or ""
     confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=options)
     base = int_arg("base_version", None, high=10**9, source=options)
-    if stream is None:  # the options are checked before the body is read
+    if stream is None:
         stream = request.body_file()
     try:
-        result = uploads.submit(
-            table_urls.current(),
+        return stage(
             stream,
             uploads.UploadOptions(
                 submitter=current_user.username,
@@ -120,9 +131,9 @@ def upload():
                 base_version=base,
                 encoding=options.get("encoding", "").strip() or None,
             ),
-        )
+        ), None
     except uploads.Refused as exc:
-        return json_error(
+        return None, json_error(
             exc.status,
             exc.message,
             errors=[p.as_dict() for p in exc.problems],
@@ -131,13 +142,11 @@ def upload():
             error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
         )
     except uploads.ConfirmDeletions as exc:
-        return json_error(
+        return None, json_error(
             422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
         )
     except uploads.TooManyPending as exc:
-        return json_error(exc.status, exc.message, pending=exc.pending)
-    body, status = present.stage_json(result)
-    return jsonify(body), status
+        return None, json_error(exc.status, exc.message, pending=exc.pending)
 
 
 @table_route("/changes")
@@ -385,44 +394,12 @@ def revise(change_id: int):
     """The submitter's corrected file for their open request, with the same fields and body options
     as an upload (POST /changes); 201 the new revision, 200 when it changes nothing."""
     discussion.check_reviser(change_id, current_user.username)  # before the body is read
-    if request.mimetype in RAW_UPLOAD_TYPES:
-        options, stream, filename = request.args, None, request.args.get("filename", "")
-    else:
-        file = request.files.get("file")
-        if file is None:
-            return json_error(400, "Send the corrected file as a multipart form field named 'file', or as the body.")
-        options, stream, filename = request.form, file.stream, file.filename or ""
-    confirm = int_arg("confirm_deletions", None, high=MAX_OFFSET, source=options)
-    base = int_arg("base_version", None, high=10**9, source=options)
-    if stream is None:
-        stream = request.body_file()
-    try:
-        result = discussion.revise(
-            change_id,
-            stream,
-            uploads.UploadOptions(
-                submitter=current_user.username,
-                filename=filename,
-                mode=options.get("mode", "full") or "full",
-                comment=options.get("comment", ""),
-                confirm_deletions=confirm,
-                sheet=options.get("sheet", "").strip() or None,
-                base_version=base,
-                encoding=options.get("encoding", "").strip() or None,
-            ),
-        )
-    except uploads.Refused as exc:
-        return json_error(
-            exc.status,
-            exc.message,
-            errors=[p.as_dict() for p in exc.problems],
-            total_errors=exc.total,
-            error_file=url_for("pages.error_file", report_id=exc.error_file) if exc.error_file else None,
-        )
-    except uploads.ConfirmDeletions as exc:
-        return json_error(
-            422, exc.message, deletions=exc.deletions, errors=[], first_deleted=[key for key, _ in exc.sample]
-        )
+    result, refused = _staged(
+        lambda stream, options: discussion.revise(change_id, stream, options),
+        "Send the corrected file as a multipart form field named 'file', or as the body.",
+    )
+    if refused is not None:
+        return refused
     body, status = present.revision_json(result)
     return jsonify(body), status
 
